@@ -1,0 +1,79 @@
+"""Plain frozen types passed between the pipeline steps (no behaviour beyond small helpers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One archive file, decoded: `path` is relative to the archive folder, POSIX-style."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article of a file after cleaning: an optional headline and its body paragraphs.
+
+    `first_paragraph` is the index (0-based, within the file's cleaned paragraphs) of the first
+    body paragraph, so a passage can say where in the file it came from.
+    """
+
+    number: int
+    title: str | None
+    paragraphs: tuple[str, ...]
+    first_paragraph: int
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a passage came from.
+
+    `paragraph` is the 0-based index of the cleaned paragraph the passage starts in; `start` and
+    `end` are character offsets of the passage inside that article's body text (its paragraphs
+    joined by "\\n").
+    """
+
+    file: str
+    title: str | None
+    paragraph: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A window of whole sentences from one article: what is indexed and shown to users."""
+
+    passage_id: str  # stable: "<file>#<article>.<n>"
+    text: str
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A ranked passage: 1-based `rank` and the fused BM25 `score`."""
+
+    rank: int
+    score: float
+    passage: Passage
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The best answering sentence, with the character spans to highlight (numbers, names)."""
+
+    sentence: str
+    highlights: tuple[tuple[int, int], ...]
+    passage_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a front end renders for one question: the answer sentence and the ranked hits."""
+
+    question: str
+    answer: Answer | None
+    hits: tuple[Hit, ...]
