@@ -1,0 +1,211 @@
+"""The `archive-bot` command: ask, index, repl, eval and telegram.
+
+The entry point loads settings once, sets up logging, and turns every error this project raises
+on purpose into one line on stderr that says what to do next, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from bot import format as fmt
+from bot.engine import build, open_searcher
+from bot.errors import BotError
+from bot.settings import Settings
+from retrieval.errors import RetrievalError
+from retrieval.evaluate import evaluate, load_questions
+from retrieval.models import Result
+
+EXAMPLE = "溧阳暑托班有多少家"
+
+
+def result_json(result: Result) -> dict[str, object]:
+    """The `ask --json` object (the contract in README)."""
+    return {
+        "question": result.question,
+        "answer": result.answer.sentence if result.answer else None,
+        "passages": [
+            {
+                "rank": hit.rank,
+                "score": round(hit.score, 6),
+                "text": hit.passage.text,
+                "source": {
+                    "file": hit.passage.source.file,
+                    "title": hit.passage.source.title,
+                    "paragraph": hit.passage.source.paragraph,
+                    "start": hit.passage.source.start,
+                    "end": hit.passage.source.end,
+                },
+            }
+            for hit in result.hits
+        ],
+    }
+
+
+def _questions(args: argparse.Namespace) -> Iterator[str]:
+    if args.question == "-":
+        yield from (line.strip() for line in sys.stdin if line.strip())
+    else:
+        yield args.question
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Answer one question (or one a line from stdin with `-`)."""
+    searcher = open_searcher(settings)
+    top = args.top or settings.top_k
+    for question in _questions(args):
+        try:
+            result = searcher.ask(question, top_k=top)
+        except RetrievalError as error:
+            if not args.json:
+                raise
+            print(json.dumps({"question": question, "error": str(error)}), file=out)
+            continue
+        if args.json:
+            print(json.dumps(result_json(result), ensure_ascii=False), file=out, flush=True)
+        else:
+            print(fmt.render_plain(result), file=out)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Rebuild the index of the configured archive with a progress bar."""
+    from tqdm import tqdm
+
+    total = sum(p.stat().st_size for p in settings.archive_dir.rglob("*.txt") if p.is_file())
+    with tqdm(total=total, unit="B", unit_scale=True, desc="indexing", file=sys.stderr) as bar:
+        stats = build(settings, progress=bar.update)
+    print(
+        f"Indexed {settings.archive_dir}: {stats.files} files, {stats.articles} articles, "
+        f"{stats.passages} passages, {stats.tokens} tokens in {stats.seconds:.1f} s "
+        f"→ {settings.resolved_index_dir}",
+        file=out,
+    )
+    for name in stats.skipped:
+        print(f"skipped: {name}", file=out)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Recall@1/3/5, MRR and answer-hit rate over a questions file."""
+    questions = load_questions(args.questions)
+    searcher = open_searcher(settings)
+    report = evaluate(questions, lambda q: searcher.ask(q, top_k=5)).as_dict()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False), file=out)
+        return 0
+    n = report["questions"]
+    print(f"questions   {n}", file=out)
+    for k in (1, 3, 5):
+        print(f"recall@{k}    {report[f'recall@{k}']:.3f}  ({report[f'hits@{k}']}/{n})", file=out)
+    print(f"MRR         {report['mrr']:.3f}", file=out)
+    print(f"answer-hit  {report['answer_hit']:.3f}  ({report['answer_hits']}/{n})", file=out)
+    print(f"missed (not in top 5): {' '.join(report['missed']) or '-'}", file=out)  # type: ignore[arg-type]
+    print(f"not first: {' '.join(report['not_first']) or '-'}", file=out)  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_repl(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Interactive loop for testing."""
+    from bot.repl import run_repl
+
+    return run_repl(open_searcher(settings), top_k=args.top or settings.top_k, out=out)
+
+
+def cmd_telegram(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
+    from bot.telegram import run
+
+    run(
+        settings,
+        webhook_url=args.webhook_url,
+        listen=args.listen,
+        port=args.port,
+        drop_pending_updates=args.drop_pending_updates,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    root = argparse.ArgumentParser(
+        prog="archive-bot", description="Ask questions about a Chinese newspaper archive."
+    )
+    root.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = root.add_subparsers(dest="command", required=True)
+    ask = sub.add_parser("ask", help="answer a question", description=cmd_ask.__doc__)
+    ask.add_argument("question", help=f'the question, e.g. "{EXAMPLE}"; "-" reads stdin')
+    ask.add_argument("--json", action="store_true", help="print JSON (JSONL with -)")
+    ask.add_argument("--top", type=_positive, help="how many passages (default 3)")
+    ask.set_defaults(run=cmd_ask)
+    sub.add_parser("index", help="(re)build the index").set_defaults(run=cmd_index)
+    repl = sub.add_parser("repl", help="interactive loop for testing")
+    repl.add_argument("--top", type=_positive, help="passages per page")
+    repl.set_defaults(run=cmd_repl)
+    ev = sub.add_parser("eval", help="measure recall on a questions file")
+    ev.add_argument("questions", type=Path, help="JSONL file like shared/eval/seed_qa.jsonl")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.set_defaults(run=cmd_eval)
+    tg = sub.add_parser("telegram", help="run the Telegram bot")
+    tg.add_argument("--webhook-url", help="serve a webhook at this public URL instead of polling")
+    tg.add_argument("--listen", default="0.0.0.0", help="webhook listen address")
+    tg.add_argument("--port", type=int, default=8443, help="webhook port")
+    tg.add_argument("--drop-pending-updates", action="store_true", help="skip queued messages")
+    tg.set_defaults(run=cmd_telegram)
+    return root
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 50:
+        raise argparse.ArgumentTypeError("must be between 1 and 50")
+    return value
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"ARCHIVE_BOT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise BotError(f"Invalid settings: {problems}.") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `archive-bot` console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines hold the token
+    try:
+        settings = _load_settings()
+        if not settings.archive_dir.is_dir():
+            raise BotError(
+                f"Archive folder {settings.archive_dir} does not exist. "
+                "Set ARCHIVE_BOT_ARCHIVE_DIR to a folder of .txt files."
+            )
+        return args.run(args, settings, sys.stdout)
+    except (RetrievalError, BotError) as error:
+        print(f"archive-bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`archive-bot repl`: an interactive loop for maintainers to try questions.
+
+Line editing and history come from `readline` (history kept in the per-user cache folder);
+`:more` shows the next passages of the last question, `:quit` (or Ctrl-D / Ctrl-C) leaves.
+Rendering is the same pure formatting the CLI and the Telegram bot use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TextIO
+
+from platformdirs import user_cache_dir
+
+from bot import format as fmt
+from retrieval.errors import RetrievalError
+from retrieval.search import Searcher
+
+PROMPT = "问> "
+HELP = "Type a question in Chinese. :more shows more passages, :help this text, :quit leaves."
+
+
+def _setup_history() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # no readline on this platform: plain input() still works
+        return None
+    path = Path(user_cache_dir("archive-bot")) / "repl_history"
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    return path
+
+
+def _save_history(path: Path | None) -> None:
+    if path is None:
+        return
+    import readline
+
+    with contextlib.suppress(OSError):
+        readline.write_history_file(path)
+
+
+def answer_line(line: str, state: dict[str, object], searcher: Searcher, top_k: int) -> str:
+    """The REPL's reply to one input line (a question or a command)."""
+    if line in (":help", ":h", "?"):
+        return HELP
+    if line == ":more":
+        question = state.get("question")
+        if not isinstance(question, str):
+            return "Ask a question first."
+        offset = int(state.get("offset", 0)) + top_k  # type: ignore[call-overload]
+        state["offset"] = offset
+        result = searcher.ask(question, top_k=top_k, offset=offset)
+        return fmt.render_plain(result) if result.hits else "No more passages."
+    state["question"], state["offset"] = line, 0
+    return fmt.render_plain(searcher.ask(line, top_k=top_k))
+
+
+def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
+    """Read questions until :quit, Ctrl-D or Ctrl-C; one bad question never ends the loop."""
+    info = searcher.info
+    print(f"archive-bot: {info.archive}, {info.articles} articles. {HELP}", file=out)
+    history = _setup_history()
+    state: dict[str, object] = {}
+    try:
+        while True:
+            try:
+                line = input(PROMPT).strip()
+            except (EOFError, KeyboardInterrupt):
+                print(file=out)
+                return 0
+            if line in (":quit", ":q", ":exit"):
+                return 0
+            if not line:
+                continue
+            try:
+                print(answer_line(line, state, searcher, top_k), file=out, flush=True)
+            except RetrievalError as error:
+                print(f"! {error}", file=out)
+    finally:
+        _save_history(history)

@@ -1,0 +1,65 @@
+"""Pipeline step "articles → passages": windows of whole sentences within one article.
+
+An article's body is its paragraphs joined by "\\n"; every passage is a contiguous slice of that
+body (`passage.text == body[source.start:source.end]`), made of whole sentences, packed up to
+`max_chars`. A sentence longer than `max_chars` stands alone rather than being cut.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from retrieval.models import Article, Passage, Source
+
+DEFAULT_MAX_CHARS = 300
+
+# A sentence ends after 。！？!?；; or … (with closing quotes/brackets that follow), or at a
+# paragraph break.
+_SENTENCE_END = re.compile(r"[。！？!?；;…]+[”’」』）)\]】》\"']*|\n")
+
+
+def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Character spans of the sentences of a text (newlines never inside a span)."""
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start() if match.group() == "\n" else match.end()
+        if text[start:end].strip():
+            yield start, end
+        start = match.end()
+    if text[start:].strip():
+        yield start, len(text)
+
+
+def article_body(article: Article) -> str:
+    """The text passages of an article are sliced from."""
+    return "\n".join(article.paragraphs)
+
+
+def split_passages(
+    article: Article, *, file: str, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[Passage]:
+    """Pack an article's sentences into passages of at most `max_chars` characters."""
+    body = article_body(article)
+    windows: list[tuple[int, int]] = []
+    for start, end in sentence_spans(body):
+        if windows and end - windows[-1][0] <= max_chars:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    breaks = [i for i, char in enumerate(body) if char == "\n"]
+    return [
+        Passage(
+            passage_id=f"{file}#{article.number}.{n}",
+            text=body[start:end],
+            source=Source(
+                file=file,
+                title=article.title,
+                paragraph=article.first_paragraph + bisect_left(breaks, start),
+                start=start,
+                end=end,
+            ),
+        )
+        for n, (start, end) in enumerate(windows)
+    ]

@@ -1,0 +1,68 @@
+"""archive-bot's BM25 scores equal rank-bm25's `BM25Okapi` on the same tokens (to 1e-6)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval.index import BM25Params, Field, build_field
+from retrieval.search import Searcher
+
+
+def _field(corpus: list[list[str]], params: BM25Params | None = None) -> Field:
+    params = params or BM25Params()
+    return Field(build_field(corpus, params), params)
+
+
+def _random_corpus(rng: random.Random, n_docs: int, vocab: int) -> list[list[str]]:
+    words = [f"w{i}" for i in range(vocab)]
+    # Zipf-like draw so that some terms are in more than half the documents (negative idf).
+    weights = [1 / (i + 1) for i in range(vocab)]
+    return [rng.choices(words, weights, k=rng.randint(0, 40)) for _ in range(n_docs)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scores_equal_rank_bm25_on_random_corpora(seed: int) -> None:
+    rng = random.Random(seed)
+    corpus = _random_corpus(rng, n_docs=rng.randint(1, 300), vocab=rng.randint(2, 200))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(250)], k=rng.randint(1, 6))  # repeats, OOV
+        np.testing.assert_allclose(field.get_scores(query), oracle.get_scores(query), atol=1e-6)
+
+
+def test_negative_idf_uses_epsilon_times_mean_idf() -> None:
+    corpus = [["common", "a"], ["common", "b"], ["common"], ["rare"]]
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    assert oracle.idf["common"] > 0  # replaced by epsilon × mean, as rank-bm25 does
+    np.testing.assert_allclose(field.get_scores(["common"]), oracle.get_scores(["common"]))
+
+
+def test_other_parameters_match_too() -> None:
+    corpus = _random_corpus(random.Random(7), 120, 50)
+    params = BM25Params(k1=0.9, b=0.4, epsilon=0.1)
+    oracle = BM25Okapi(corpus, k1=0.9, b=0.4, epsilon=0.1)
+    query = ["w1", "w3", "w3", "w40"]
+    np.testing.assert_allclose(_field(corpus, params).get_scores(query), oracle.get_scores(query))
+
+
+def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> None:
+    index, tokenizer = seed_searcher.index, seed_searcher.tokenizer
+    from retrieval.store import index_text
+
+    corpus = [
+        tokenizer.tokens(index_text(index.passages[i])).words for i in range(len(index.passages))
+    ]
+    oracle = BM25Okapi(corpus)
+    for question in ("溧阳暑托班有多少家", "古雷开发区反诈宣传", "常州 工人文化宫 1957年"):
+        query = tokenizer.tokens(question).words
+        expected = oracle.get_scores(query)
+        field = index.fields["words"]
+        np.testing.assert_allclose(field.get_scores(query), expected, atol=1e-6)
+        ids, scores = field.top(query, 10)
+        expected_top = np.lexsort((np.arange(len(expected)), -expected))[: len(ids)]
+        assert list(ids) == list(expected_top)
+        np.testing.assert_allclose(scores, expected[expected_top], atol=1e-6)

@@ -1,0 +1,111 @@
+"""The command-line contract, through the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+from tests.conftest import SHARED
+
+EXAMPLE = "溧阳暑托班有多少家"
+SOURCE = "000_f1c283b55319c401.txt"
+
+
+def _command() -> list[str]:
+    script = shutil.which("archive-bot", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "bot.cli"]
+
+
+def run(args: list[str], settings: Settings, stdin: str | None = None, **env: str):
+    environ = {
+        **os.environ,
+        "ARCHIVE_BOT_INDEX_DIR": str(settings.resolved_index_dir),
+        "ARCHIVE_BOT_ARCHIVE_DIR": str(settings.archive_dir),
+        **env,
+    }
+    return subprocess.run(
+        [*_command(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_ask_prints_answer_then_passages_with_sources(seed_settings: Settings) -> None:
+    done = run(["ask", EXAMPLE], seed_settings)
+    assert done.returncode == 0, done.stderr
+    first_line = done.stdout.splitlines()[0]
+    assert "40多家" in first_line
+    assert SOURCE in done.stdout and "溧阳工会爱心暑托班点亮多彩假期" in done.stdout
+
+
+def test_ask_json_follows_the_contract(seed_settings: Settings) -> None:
+    done = run(["ask", "--json", "--top", "4", EXAMPLE], seed_settings)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"question", "answer", "passages"}
+    assert result["question"] == EXAMPLE and "40多家" in result["answer"]
+    assert [p["rank"] for p in result["passages"]] == [1, 2, 3, 4]
+    scores = [p["score"] for p in result["passages"]]
+    assert scores == sorted(scores, reverse=True)
+    for passage in result["passages"]:
+        assert set(passage) == {"rank", "score", "text", "source"}
+        assert set(passage["source"]) == {"file", "title", "paragraph", "start", "end"}
+        assert isinstance(passage["source"]["paragraph"], int)
+        assert "<" not in passage["text"]
+    assert result["passages"][0]["source"]["file"] == SOURCE
+
+
+def test_ask_json_stdin_is_jsonl_in_order(seed_settings: Settings) -> None:
+    questions = [EXAMPLE, "古雷开发区开展了多少场次反诈宣传", "溧陽暑託班有多少家"]
+    done = run(["ask", "--json", "-"], seed_settings, stdin="\n".join(questions) + "\n")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["question"] for line in lines] == questions
+    assert "127余场次" in lines[1]["answer"] and "40多家" in lines[2]["answer"]
+
+
+def test_missing_archive_is_a_clear_error(seed_settings: Settings, tmp_path: Path) -> None:
+    done = run(["ask", EXAMPLE], seed_settings, ARCHIVE_BOT_ARCHIVE_DIR=str(tmp_path / "none"))
+    assert done.returncode != 0 and done.stdout == ""
+    assert "ARCHIVE_BOT_ARCHIVE_DIR" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_index_prints_what_it_built(seed_settings: Settings, tmp_path: Path) -> None:
+    done = run(["index"], seed_settings, ARCHIVE_BOT_INDEX_DIR=str(tmp_path / "idx"))
+    assert done.returncode == 0, done.stderr
+    assert "5 files" in done.stdout and "passages" in done.stdout and "tokens" in done.stdout
+
+
+@pytest.mark.parametrize("top", ["0", "abc"])
+def test_bad_top_is_refused(seed_settings: Settings, top: str) -> None:
+    done = run(["ask", "--top", top, EXAMPLE], seed_settings)
+    assert done.returncode == 2 and "--top" in done.stderr
+
+
+def test_eval_prints_figures(seed_settings: Settings) -> None:
+    done = run(["eval", "--json", str(SHARED / "eval" / "seed_qa.jsonl")], seed_settings)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["questions"] == 22
+    assert {"recall@1", "recall@3", "recall@5", "mrr", "answer_hit", "missed"} <= set(figures)
+    text = run(["eval", str(SHARED / "eval" / "seed_qa.jsonl")], seed_settings)
+    assert "recall@3" in text.stdout and "MRR" in text.stdout
+
+
+def test_repl_answers_pages_and_quits(seed_settings: Settings) -> None:
+    done = run(["repl"], seed_settings, stdin=f"{EXAMPLE}\n:more\n\n:quit\n")
+    assert done.returncode == 0, done.stderr
+    assert "40多家" in done.stdout and done.stdout.count(SOURCE) >= 1
+    eof = run(["repl"], seed_settings, stdin=f"{EXAMPLE}\n")  # Ctrl-D ends cleanly
+    assert eof.returncode == 0 and "Traceback" not in eof.stderr

@@ -1,0 +1,108 @@
+"""Build → save → open → search round trip, atomic generations, and damaged indexes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.engine import open_searcher
+from bot.settings import Settings
+from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
+from retrieval.index import FORMAT_VERSION
+from retrieval.search import Searcher
+from retrieval.store import build_index, current_generation, open_index
+from retrieval.tokenize import Tokenizer
+
+ARTICLE = """长江大桥通车
+
+本报讯 昨日,新建的长江大桥正式通车,全长1200米,双向六车道。大桥历时三年建成。
+
+市民王先生说,过江时间从四十分钟缩短到十分钟。
+
+茶叶节开幕
+
+第十届茶叶节在龙井村开幕,吸引游客3万人次。
+"""
+
+
+@pytest.fixture()
+def archive(tmp_path: Path) -> Path:
+    folder = tmp_path / "archive"
+    (folder / "2023").mkdir(parents=True)
+    (folder / "2023" / "page1.txt").write_text(ARTICLE, encoding="utf-8")
+    sport = "体育新闻\n\n女排夺得世界杯冠军,这是第十一次夺冠。\n"
+    (folder / "page2.txt").write_text(sport, "utf-8")
+    return folder
+
+
+def test_round_trip(archive: Path, tmp_path: Path) -> None:
+    tokenizer = Tokenizer()
+    stats = build_index(archive, tmp_path / "index", tokenizer)
+    assert stats.files == 2 and stats.passages >= 3 and stats.tokens > 10
+    searcher = Searcher(open_index(tmp_path / "index"), tokenizer)
+    hits = searcher.search("长江大桥全长多少米", top_k=2)
+    assert hits[0].passage.source.file == "2023/page1.txt"
+    assert hits[0].passage.source.title == "长江大桥通车"
+    assert "1200米" in hits[0].passage.text
+    result = searcher.ask("长江大桥全长多少米")
+    assert result.answer is not None and "1200米" in result.answer.sentence
+    assert searcher.search("女排", top_k=1)[0].passage.source.file == "page2.txt"
+
+
+def test_unknown_words_give_no_hits(archive: Path, tmp_path: Path) -> None:
+    tokenizer = Tokenizer()
+    build_index(archive, tmp_path / "index", tokenizer)
+    searcher = Searcher(open_index(tmp_path / "index"), tokenizer)
+    assert searcher.search("量子计算机", top_k=3) == []
+    assert searcher.ask("？？？").hits == ()
+
+
+def test_rebuild_switches_generation_and_removes_the_old(archive: Path, tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    build_index(archive, root, Tokenizer())
+    first = current_generation(root)
+    build_index(archive, root, Tokenizer())
+    assert current_generation(root) != first and not first.exists()
+
+
+def test_missing_and_empty(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError, match="archive-bot index"):
+        open_index(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArchiveError, match="ARCHIVE_BOT_ARCHIVE_DIR"):
+        build_index(tmp_path / "empty", tmp_path / "index", Tokenizer())
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing_npy", "bad_meta", "old_format", "truncated_npy"])
+def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -> None:
+    root = tmp_path / "index"
+    build_index(archive, root, Tokenizer())
+    generation = current_generation(root)
+    if damage == "missing_npy":
+        (generation / "words.docs.npy").unlink()
+    elif damage == "bad_meta":
+        (generation / "meta.json").write_text("{not json", "utf-8")
+    elif damage == "old_format":
+        meta = json.loads((generation / "meta.json").read_text("utf-8"))
+        meta["format_version"] = FORMAT_VERSION - 1
+        (generation / "meta.json").write_text(json.dumps(meta), "utf-8")
+    else:
+        path = generation / "bigrams.offsets.npy"
+        path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        open_index(root)
+
+
+def test_engine_rebuilds_damaged_or_stale_index(archive: Path, tmp_path: Path) -> None:
+    settings = Settings(archive_dir=archive, index_dir=tmp_path / "index")
+    open_searcher(settings)
+    (current_generation(tmp_path / "index") / "meta.json").unlink()
+    assert open_searcher(settings).search("茶叶节", top_k=1)  # rebuilt, not crashed
+    page = archive / "page2.txt"
+    page.write_text("科技新闻\n\n首颗量子卫星发射成功。\n", "utf-8")
+    os.utime(page, ns=(1, 1))
+    assert open_searcher(settings).search("量子卫星", top_k=1)  # archive changed → rebuilt

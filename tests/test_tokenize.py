@@ -1,0 +1,92 @@
+"""The tokenizer: folding, punctuation, stopwords, user words, and equality with jieba."""
+
+from __future__ import annotations
+
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from retrieval.tokenize import Tokenizer, UserWord, fold, read_userdict
+from tests.conftest import REPO, SEEDS, SHARED
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer.from_config(REPO / "config")
+
+
+def test_punctuation_and_spaces_are_never_tokens(tokenizer: Tokenizer) -> None:
+    tokens = tokenizer.tokens("溧阳暑托班有多少家？！ ，。、“” ( ) ... --- ")
+    assert tokens.words and all(any(c.isalnum() for c in t) for t in tokens.words)
+    assert tokenizer.tokens("溧阳暑托班有多少家？") == tokenizer.tokens("溧阳暑托班有多少家")
+
+
+def test_question_words_are_stopwords(tokenizer: Tokenizer) -> None:
+    words = tokenizer.words("请问溧阳暑托班有多少家呢")
+    assert "多少" not in words and "请问" not in words and "呢" not in words
+    assert "溧阳" in words
+
+
+def test_traditional_folds_to_simplified(tokenizer: Tokenizer) -> None:
+    assert tokenizer.tokens("溧陽暑託班有多少家") == tokenizer.tokens("溧阳暑托班有多少家")
+    assert fold("電信網絡詐騙") == "电信网络诈骗"
+
+
+def test_latin_is_lowercased_and_fullwidth_normalised(tokenizer: Tokenizer) -> None:
+    assert tokenizer.words("ＭＨ６０ and WiFi") == tokenizer.words("mh60 AND wifi")
+
+
+def test_bigrams_bridge_ocr_split_words(tokenizer: Tokenizer) -> None:
+    # "防范电信" cut differently than "防 范电信" by jieba still shares its bigrams.
+    assert {"防范", "范电", "电信"} <= set(tokenizer.tokens("防范电信网络诈骗").bigrams)
+
+
+def test_user_words_stay_whole(tokenizer: Tokenizer) -> None:
+    assert "暑托班" in tokenizer.words("像这样的爱心暑托班")
+    plain = Tokenizer()
+    assert "暑托班" not in plain.words("像这样的爱心暑托班")
+
+
+def test_userdict_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "userdict.txt"
+    path.write_text("# comment\n暑托班\n新詞 20 n\n\n", encoding="utf-8")
+    assert read_userdict(path) == [UserWord("暑托班", None, None), UserWord("新词", 20, "n")]
+
+
+def _paragraphs(texts: list[str]) -> list[str]:
+    return [p for text in texts for p in text.splitlines() if p.strip()]
+
+
+def _assert_equal_to_jieba(tokenizer: Tokenizer, paragraphs: list[str]) -> None:
+    """Same bag of words (all BM25 sees) everywhere; same order but for exact DAG ties."""
+    fast = [tokenizer.words(p) for p in paragraphs]
+    slow = [tokenizer.reference_words(p) for p in paragraphs]
+    pairs = list(zip(fast, slow, strict=True))
+    assert [i for i, (a, b) in enumerate(pairs) if Counter(a) != Counter(b)] == []
+    # jieba and jieba-rs break exact ties ("日日日" → 日|日日 or 日日|日) differently.
+    assert sum(a != b for a, b in pairs) <= len(paragraphs) // 500
+
+
+def test_fast_tokens_equal_jieba_on_seeds_and_cmrc(tokenizer: Tokenizer) -> None:
+    texts = [p.read_text("utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    cmrc = SHARED / "eval" / "cmrc2018_dev" / "archive"
+    texts += [p.read_text("utf-8") for p in sorted(cmrc.glob("*.txt"))]
+    paragraphs = _paragraphs(texts)
+    assert len(paragraphs) > 1500
+    _assert_equal_to_jieba(tokenizer, paragraphs)
+
+
+def test_fast_tokens_equal_jieba_on_news_sample(tokenizer: Tokenizer) -> None:
+    corpus = SHARED / "bench" / "news-corpus.tar.gz"
+    texts = []
+    with tarfile.open(corpus) as archive:
+        for member in archive:
+            if member.isfile() and member.name.endswith(".txt"):
+                texts.append(archive.extractfile(member).read().decode("utf-8"))  # type: ignore[union-attr]
+            if len(texts) == 60:
+                break
+    paragraphs = _paragraphs(texts)
+    assert len(paragraphs) > 1000
+    _assert_equal_to_jieba(tokenizer, paragraphs)
