@@ -1,65 +1,91 @@
 """Pipeline step "ranked passages → answer": the one sentence that best answers the question.
 
 Each sentence of the best passages is scored by how much of the question it covers (question
-words, weighted by their length, and character bigrams), by the rank of its passage, and by
-whether it holds what the question asks for: a number with its measure word for 多少/几, a
-year for 哪一年, a date for 什么时候. Numbers in the chosen sentence are highlighted.
+words weighted by their length, and character bigrams; a little of the sentence before it
+counts too, since the subject is often named there), by the rank of its passage, and by whether
+it holds what the question asks for: for 多少家/几名 a number with that measure word, for
+占多少/比例 a share, for 哪一年 a year, for 什么时候 a date. Numbers in the chosen sentence are
+highlighted.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from retrieval.models import Answer, Hit
 from retrieval.passages import sentence_spans
-from retrieval.tokenize import Tokenizer, fold
+from retrieval.tokenize import Tokenizer, fold, is_cjk
 
 SENTENCE_POOL = 3  # sentences are taken from this many top passages
+CONTEXT_WEIGHT = 0.3  # how much the previous sentence's coverage counts
+RANK_PENALTY = 0.15  # per rank below the first passage
 
-_CN_DIGITS = "零〇一二两三四五六七八九十百千万亿"
+_CN = "零〇一二两三四五六七八九十百千万亿"
+_AMOUNT = rf"(?:\d[\d,.]*|[{_CN}]{{2,}}|[{_CN}]分之[{_CN}]+)(?:\s*[余多万亿千百])*"
 NUMBER = re.compile(
-    rf"(?:[近约超逾达共第]|超过|将近)?"
-    rf"(?:\d[\d,.]*|[{_CN_DIGITS}]{{2,}}|[{_CN_DIGITS}]分之[{_CN_DIGITS}]+)"
-    rf"(?:\s*(?:余|多|万|亿|千|百))*"
-    r"(?:\s*(?:%|‰|[个名家场座项件人次年月日号天米元台辆户所条只倍届期批位岁时分秒吨斤公里千米平方米亩]+))?"
+    rf"(?:[近约超逾达共第]|超过|将近)?{_AMOUNT}"
+    r"(?:\s*(?:%|‰|[个名家场座项件人次年月日号天米元台辆户所条只倍届期批位岁吨斤亩]+))?"
 )
 _YEAR = re.compile(r"(?:1[89]|20)\d{2}\s*年")
 _DATE = re.compile(r"\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|(?:1[89]|20)\d{2}\s*年")
-_MEASURE = re.compile(r"\d\s*(?:余|多)?\s*[万亿千百]?\s*(?:余|多)?\s*[^\d\s\W]|[%‰]")
-
-_WANTS = (
+_SHARE = re.compile(r"\d\s*[%‰]|分之|\d\s*成|一半|半数")
+_ANY_NUMBER = re.compile(rf"{_AMOUNT}\s*(?:[%‰]|[^\d\s\W])")
+_ASKS_COUNT = re.compile(r"(?:多少|几)\s*([^\s\W\d])")
+_ASKS = (
     (re.compile(r"哪一?年|何年|什么年份|年份"), _YEAR),
     (re.compile(r"什么时候|何时|哪天|几月|几号|日期"), _DATE),
-    (re.compile(r"多少|几|多大|多长|多高|多久|比例|占比|百分之|数量"), _MEASURE),
+    (re.compile(r"占.{0,6}多少|比例|占比|百分之|比重|份额"), _SHARE),
 )
+_NOT_UNITS = set("的是了在有个")  # 多少的…, 几个 is handled as a generic count
 
 
-def wanted_pattern(question: str) -> re.Pattern[str] | None:
-    """What an answer to this question must contain, if the question says (number, year…)."""
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What an answer must hold: a pattern that fits exactly, and one that nearly does."""
+
+    exact: re.Pattern[str]
+    near: re.Pattern[str] | None = None
+
+
+def wanted(question: str) -> Wanted | None:
+    """What an answer to this question must contain, if the question says (count, year, …)."""
     folded = fold(question)
-    for asks, pattern in _WANTS:
+    for asks, pattern in _ASKS:
         if asks.search(folded):
-            return pattern
-    return None
+            return Wanted(pattern)
+    count = _ASKS_COUNT.search(folded)
+    if count is None:
+        return Wanted(_ANY_NUMBER) if re.search(r"多大|多长|多高|多久|数量", folded) else None
+    unit = count.group(1)
+    if unit in _NOT_UNITS or not is_cjk(unit):
+        return Wanted(_ANY_NUMBER)
+    return Wanted(re.compile(rf"{_AMOUNT}\s*{re.escape(unit)}"), near=_ANY_NUMBER)
 
 
 def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
-def sentence_score(
-    sentence: str, words: Sequence[str], grams: set[str], wants: re.Pattern[str] | None
-) -> float:
-    """How well one sentence answers: covered question words and bigrams, wanted pattern."""
-    folded = fold(sentence)
-    covered = sum(len(word) for word in set(words) if word in folded)
-    total = sum(len(word) for word in set(words)) or 1
-    gram_share = len(grams & _bigrams(folded)) / (len(grams) or 1)
-    score = covered / total + 0.5 * gram_share
-    if wants is not None:
-        score += 0.6 if wants.search(sentence) else -0.3
-    return score
+def coverage(text: str, words: Sequence[str], grams: set[str]) -> float:
+    """Share of the question covered by a text: words by length, plus half the bigram share."""
+    folded = fold(text)
+    unique = set(words)
+    covered = sum(len(word) for word in unique if word in folded)
+    total = sum(len(word) for word in unique) or 1
+    return covered / total + 0.5 * len(grams & _bigrams(folded)) / (len(grams) or 1)
+
+
+def fit_bonus(sentence: str, want: Wanted | None) -> float:
+    """How well a sentence holds what the question asks for."""
+    if want is None:
+        return 0.0
+    if want.exact.search(sentence):
+        return 0.8
+    if want.near is not None and want.near.search(sentence):
+        return 0.2
+    return -0.3
 
 
 def highlights(sentence: str) -> tuple[tuple[int, int], ...]:
@@ -70,17 +96,22 @@ def highlights(sentence: str) -> tuple[tuple[int, int], ...]:
 def best_answer(question: str, hits: Sequence[Hit], tokenizer: Tokenizer) -> Answer | None:
     """The best sentence among the top passages' sentences, or None when none covers anything."""
     tokens = tokenizer.tokens(question)
-    grams = set(tokens.bigrams)
-    wants = wanted_pattern(question)
+    grams, want = set(tokens.bigrams), wanted(question)
     best: tuple[float, str, str] | None = None
     for hit in hits[:SENTENCE_POOL]:
-        text = hit.passage.text
+        text, previous = hit.passage.text, 0.0
         for start, end in sentence_spans(text):
             sentence = text[start:end].strip()
-            score = sentence_score(sentence, tokens.words, grams, wants) - 0.15 * (hit.rank - 1)
-            if best is None or score > best[0]:
+            own = coverage(sentence, tokens.words, grams)
+            fit = fit_bonus(sentence, want)
+            # The sentence before counts only for a sentence that holds the wanted number or
+            # date: the subject is often named one sentence earlier ("项目总投资…,管道总长…").
+            score = own + fit + (CONTEXT_WEIGHT * previous if fit > 0 else 0.0)
+            score -= RANK_PENALTY * (hit.rank - 1)
+            if own > 0 and (best is None or score > best[0]):
                 best = (score, sentence, hit.passage.passage_id)
-    if best is None or best[0] <= 0:
+            previous = own
+    if best is None:
         return None
     _, sentence, passage_id = best
     return Answer(sentence=sentence, highlights=highlights(sentence), passage_id=passage_id)

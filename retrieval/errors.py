@@ -1,10 +1,10 @@
 """Errors of the retrieval core, all shown to the user; each message says what to do next.
 
-    RetrievalError
-    ├── ArchiveError            the archive folder is missing, empty or unreadable
-    ├── IndexMissingError       no index at the configured path
-    ├── IndexCorruptError       an index that cannot be opened (truncated, tampered, old format)
-    └── QueryError              a question that cannot be searched (too long, nothing to match)
+RetrievalError
+├── ArchiveError            the archive folder is missing, empty or unreadable
+├── IndexMissingError       no index at the configured path
+├── IndexCorruptError       an index that cannot be opened (truncated, tampered, old format)
+└── QueryError              a question that cannot be searched (too long, nothing to match)
 """
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from retrieval.models import Article, Passage, Source
 
-DEFAULT_MAX_CHARS = 300
+DEFAULT_MAX_CHARS = 1000  # chosen by benchmarks/sweep_quality.py
 
 # A sentence ends after 。！？!?；; or … (with closing quotes/brackets that follow), or at a
 # paragraph break.
