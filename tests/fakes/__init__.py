@@ -1,0 +1,1 @@
+"""Small fakes the tests run against instead of mocks (a fake Telegram Bot API server)."""

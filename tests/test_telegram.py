@@ -1,0 +1,604 @@
+"""The Telegram bot end to end: the real python-telegram-bot application over real HTTP against
+a fake Bot API server on 127.0.0.1, searching the bundled seeds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from telegram.ext import Application
+
+from bot import format as fmt
+from bot.errors import ConfigError
+from bot.settings import Settings
+from bot.telegram import (
+    Admission,
+    ChatRateLimit,
+    QuestionStore,
+    SecretFilter,
+    build_application,
+    run,
+)
+from retrieval.models import Result
+from retrieval.search import IndexInfo, Searcher
+from tests.fakes.bot_api import (
+    BOT_USER,
+    GROUP_CHAT,
+    OTHER_USER,
+    PRIVATE_CHAT,
+    Call,
+    FakeBotApi,
+    tags_used,
+    utf16_len,
+    visible_text,
+)
+
+EXAMPLE = "溧阳暑托班有多少家"
+ANSWER = "40多家"
+SOURCE = "000_f1c283b55319c401.txt"
+TITLE = "溧阳工会爱心暑托班点亮多彩假期"
+BOT = f"@{BOT_USER['username']}"
+REPO = Path(__file__).resolve().parent.parent
+PRIVATE = PRIVATE_CHAT["id"]
+GROUP = GROUP_CHAT["id"]
+
+
+@contextmanager
+def running(application: Application, *, timeout: float = 15.0) -> Iterator[None]:
+    """Run an application (post_init, polling) in a thread with its own event loop."""
+    ready = threading.Event()
+    failure: list[BaseException] = []
+    loop: list[asyncio.AbstractEventLoop] = []
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop.append(asyncio.get_running_loop())
+        async with application:
+            if application.post_init is not None:
+                await application.post_init(application)
+            updater = application.updater
+            assert updater is not None
+            await updater.start_polling(poll_interval=0.0, timeout=5)
+            await application.start()
+            ready.set()
+            await stop.wait()
+            await updater.stop()
+            await application.stop()
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported to the test below
+            failure.append(error)
+            ready.set()
+
+    thread = threading.Thread(target=target, name="bot-under-test", daemon=True)
+    thread.start()
+    if not ready.wait(timeout) or failure:
+        raise RuntimeError(f"the bot did not start: {failure}")
+    try:
+        yield
+    finally:
+        loop[0].call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the bot did not stop within {timeout} s")
+        if failure:
+            raise failure[0]
+
+
+class GatedSearcher:
+    """The real searcher, except that questions starting with "慢" wait for a gate."""
+
+    def __init__(self, inner: Searcher) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    @property
+    def info(self) -> IndexInfo:
+        """The real index's description."""
+        return self.inner.info
+
+    def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
+        """Search, first waiting for the gate if the question is slow."""
+        if question.startswith("慢"):
+            self.waiting.set()
+            if not self.gate.wait(10):
+                raise TimeoutError("the gate was never opened")
+            question = question[1:]
+        return self.inner.ask(question, top_k=top_k, offset=offset)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotApi]:
+    """A fresh fake Bot API server."""
+    with FakeBotApi() as server:
+        yield server
+
+
+@pytest.fixture
+def start_bot(
+    api: FakeBotApi, seed_settings: Settings, seed_searcher: Searcher
+) -> Iterator[Callable[..., Settings]]:
+    """Start the real bot against `api`; keyword arguments change its settings."""
+    with ExitStack() as stack:
+
+        def start(searcher: Any = None, **changes: Any) -> Settings:
+            settings = seed_settings.model_copy(
+                update={
+                    "telegram_token": SecretStr(api.token),
+                    "telegram_base_url": api.base_url,
+                    "allowed_chat_ids": [],
+                    "chat_rate_limit": 20,
+                    "log_questions": False,
+                    **changes,
+                }
+            )
+            stack.enter_context(running(build_application(settings, searcher or seed_searcher)))
+            return settings
+
+        yield start
+
+
+def to_chat(chat_id: int) -> Callable[[Call], bool]:
+    """Matches requests addressed to one chat."""
+    return lambda call: call.params.get("chat_id") == chat_id
+
+
+def replied_to(call: Call) -> int | None:
+    """The message id a sendMessage replies to."""
+    reply = call.params.get("reply_parameters") or {}
+    return reply.get("message_id") or call.params.get("reply_to_message_id")
+
+
+def shown(call: Call) -> str:
+    """What the user sees of a sent message."""
+    return visible_text(call.params["text"], call.params.get("parse_mode"))
+
+
+def test_private_question_gets_answer_and_source(api: FakeBotApi, start_bot: Callable) -> None:
+    start_bot()
+    api.push_message(EXAMPLE)
+    sent = api.wait_for("sendMessage", to_chat(PRIVATE))
+    assert ANSWER in shown(sent) and SOURCE in shown(sent) and TITLE in shown(sent)
+    assert sent.params["parse_mode"] == "HTML"
+    assert sent.params["link_preview_options"] == {"is_disabled": True}
+    assert "1. " in shown(sent) and "2. " in shown(sent)  # private chats get every passage
+    action = api.calls("sendChatAction")[0]
+    assert action.params == {"chat_id": PRIVATE, "action": "typing"}
+    assert api.calls().index(action) < api.calls().index(sent)
+
+
+def test_start_and_help_explain_the_archive(
+    api: FakeBotApi, start_bot: Callable, seed_searcher: Searcher
+) -> None:
+    start_bot()
+    commands = api.wait_for("setMyCommands").params["commands"]
+    assert [c["command"] for c in commands] == ["start", "help", "ask"]
+    api.push_message("/start")
+    api.push_message("/help")
+    calls = [api.wait_for("sendMessage", count=n) for n in (1, 2)]
+    info = seed_searcher.info
+    for call in calls:
+        text = shown(call)
+        assert f"「{info.archive}」" in text and f"{info.articles} 篇文章" in text
+        assert EXAMPLE in text and "/ask" in text
+
+
+def test_group_ask_with_bot_name_is_answered_as_compact_reply(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot()
+    asked = api.push_message(f"/ask{BOT} {EXAMPLE}", chat=GROUP_CHAT)
+    sent = api.wait_for("sendMessage", to_chat(GROUP))
+    assert replied_to(sent) == asked["message_id"]
+    text = shown(sent)
+    assert ANSWER in text and "1. " in text and "2. " not in text
+    button = sent.params["reply_markup"]["inline_keyboard"][0][0]
+    assert button["text"] == fmt.MORE_BUTTON
+    assert len(button["callback_data"].encode()) <= 64
+
+
+def test_group_chatter_is_ignored_but_mentions_are_answered(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot()
+    api.push_message(EXAMPLE, chat=GROUP_CHAT)
+    api.push_message(f"/ask@some_other_bot {EXAMPLE}", chat=GROUP_CHAT)
+    api.push_message("大家好", chat=GROUP_CHAT, user=OTHER_USER)
+    asked = api.push_message(f"{BOT} {EXAMPLE}", chat=GROUP_CHAT)
+    sent = api.wait_for("sendMessage", to_chat(GROUP))
+    assert replied_to(sent) == asked["message_id"] and ANSWER in shown(sent)
+    api.push_message("/help", chat=GROUP_CHAT)
+    api.wait_for("sendMessage", to_chat(GROUP), count=2)
+    assert len(api.calls("sendMessage")) == 2
+    assert len(api.calls("sendChatAction")) == 1
+
+
+def test_reply_to_the_bot_is_a_follow_up_question(api: FakeBotApi, start_bot: Callable) -> None:
+    start_bot()
+    api.push_message(f"/ask {EXAMPLE}", chat=GROUP_CHAT)
+    first = api.wait_for("sendMessage", to_chat(GROUP))
+    bot_message = next(m for m in api.messages.values() if m["text"] == shown(first).strip())
+    follow_up = api.push_message("暑托班开在哪里", chat=GROUP_CHAT, reply_to=bot_message)
+    second = api.wait_for("sendMessage", to_chat(GROUP), count=2)
+    assert replied_to(second) == follow_up["message_id"]
+    assert "1. " in shown(second) and ".txt，《" in shown(second)
+    human = api.push_message("说得对", chat=GROUP_CHAT, user=OTHER_USER)
+    api.push_message("继续聊", chat=GROUP_CHAT, reply_to=human)  # a reply to a person: chatter
+    api.push_message("/help", chat=GROUP_CHAT)
+    assert "/ask" in shown(api.wait_for("sendMessage", to_chat(GROUP), count=3))
+    assert len(api.calls("sendMessage")) == 3
+
+
+def test_private_non_text_asks_for_text(api: FakeBotApi, start_bot: Callable) -> None:
+    start_bot()
+    sticker = {"file_id": "f1", "file_unique_id": "u1", "width": 1, "height": 1}
+    message = {**api.make_message(""), "photo": [sticker]}
+    del message["text"]
+    api.push({"message": message})
+    assert shown(api.wait_for("sendMessage")) == fmt.TEXT_ONLY
+
+
+def test_empty_ask_gets_usage(api: FakeBotApi, start_bot: Callable) -> None:
+    start_bot()
+    asked = api.push_message(f"/ask{BOT}", chat=GROUP_CHAT)
+    sent = api.wait_for("sendMessage")
+    assert replied_to(sent) == asked["message_id"]
+    assert shown(sent).startswith("用法：/ask ")
+    assert not api.calls("sendChatAction")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        '溧阳暑托班<b>x</b>&amp;<a href="http://evil.x">有多少家',
+        '<b>x</b>&amp;<a href="http://evil.x">',
+    ],
+)
+def test_html_in_questions_is_escaped(api: FakeBotApi, start_bot: Callable, question: str) -> None:
+    start_bot()
+    api.push_message(question)
+    sent = api.wait_for("sendMessage")
+    assert sent.params["parse_mode"] == "HTML"
+    assert tags_used(sent.params["text"]) <= {"b", "i", "code", "a"}
+    assert "<a" not in sent.params["text"] and "evil" not in str(tags_used(sent.params["text"]))
+    if "没有找到" in shown(sent):
+        assert question in shown(sent)  # echoed back, escaped: visible as typed
+
+
+def test_very_long_question_is_answered_within_limits(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot()
+    api.push_message(EXAMPLE + "啊" * 4991)
+    sent = api.wait_for("sendMessage")
+    assert utf16_len(sent.params["text"]) <= fmt.TELEGRAM_MAX_CHARS
+    assert fmt.FAILURE not in shown(sent)
+
+
+def test_chat_outside_allowlist_is_refused_without_archive_text(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot(allowed_chat_ids=[424242])
+    api.push_message(EXAMPLE)
+    api.push_message("/help")
+    api.push_message(f"/ask {EXAMPLE}", chat=GROUP_CHAT)
+    api.push_message(EXAMPLE, chat=GROUP_CHAT)  # chatter: not even refused
+    api.push_callback({**api.push_message("x"), "from": BOT_USER}, "more:abc:1")
+    refusals = [api.wait_for("sendMessage", count=n) for n in (1, 2, 3)]
+    answered = api.wait_for("answerCallbackQuery")
+    assert answered.params["text"] == fmt.REFUSAL
+    for call in refusals:
+        assert shown(call) == fmt.REFUSAL
+    # the fourth private "x" is refused too; then nothing else was sent
+    api.wait_for("sendMessage", count=4)
+    time.sleep(0.2)
+    texts = api.sent_texts()
+    assert texts == [fmt.REFUSAL] * 4
+    assert not api.calls("sendChatAction")
+
+
+def test_more_button_shows_next_passages_and_stale_buttons_say_so(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot()
+    api.push_message(f"/ask {EXAMPLE}", chat=GROUP_CHAT)
+    first = api.wait_for("sendMessage", to_chat(GROUP))
+    data = first.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    bot_message = next(m for m in api.messages.values() if m.get("reply_markup"))
+    query = api.push_callback(bot_message, data)
+    answered = api.wait_for("answerCallbackQuery")
+    assert answered.params["callback_query_id"] == query
+    page = api.wait_for("sendMessage", to_chat(GROUP), count=2)
+    text = shown(page)
+    assert f"「{EXAMPLE}」的更多段落" in text and "2. " in text and "1. " not in text
+    assert replied_to(page) == bot_message["message_id"]
+
+    stale = api.push_callback(bot_message, "more:gone1234:1")
+    answer = api.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == stale)
+    assert answer.params["text"] == fmt.STALE_BUTTON
+    api.push_callback(bot_message, "from-an-older-version")
+    api.wait_for(
+        "answerCallbackQuery", lambda c: c.params.get("text") == fmt.STALE_BUTTON, count=2
+    )
+    assert len(api.calls("sendMessage")) == 2
+
+
+def test_plain_text_fallback_when_entities_are_rejected(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot()
+    api.reject_entities_once()
+    api.push_message(EXAMPLE)
+    retry = api.wait_for("sendMessage", count=2)
+    assert api.calls("sendMessage")[0].params["parse_mode"] == "HTML"
+    assert "parse_mode" not in retry.params
+    assert ANSWER in retry.params["text"] and SOURCE in retry.params["text"]
+    assert "<b>" not in retry.params["text"]
+
+
+@pytest.mark.filterwarnings("ignore:Deprecated since version v22.2")  # inside PTB's limiter
+def test_rate_limited_send_is_retried(api: FakeBotApi, start_bot: Callable) -> None:
+    start_bot()
+    api.fail_next("sendMessage", status=429, description="Too Many Requests", retry_after=1)
+    api.push_message(EXAMPLE)
+    sent = api.wait_for("sendMessage", count=2)
+    assert ANSWER in shown(sent)
+
+
+def test_slow_search_does_not_stall_other_chats(
+    api: FakeBotApi, start_bot: Callable, seed_searcher: Searcher
+) -> None:
+    searcher = GatedSearcher(seed_searcher)
+    start_bot(searcher=searcher)
+    api.push_message("慢" + EXAMPLE)
+    assert searcher.waiting.wait(10)
+    api.push_message(EXAMPLE, chat=GROUP_CHAT, user=OTHER_USER)
+    api.push_message(f"/ask {EXAMPLE}", chat=GROUP_CHAT, user=OTHER_USER)
+    group_answer = api.wait_for("sendMessage", to_chat(GROUP))
+    assert ANSWER in shown(group_answer) and not api.calls("sendMessage")[:-1]
+    searcher.gate.set()
+    assert ANSWER in shown(api.wait_for("sendMessage", to_chat(PRIVATE)))
+
+
+def test_chat_over_rate_limit_is_told_to_slow_down_once(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot(chat_rate_limit=2)
+    for _ in range(4):
+        api.push_message(EXAMPLE)
+    api.push_message(EXAMPLE, chat=GROUP_CHAT)  # other chats are not affected
+    api.push_message(f"/ask {EXAMPLE}", chat=GROUP_CHAT)
+    api.wait_for("sendMessage", to_chat(GROUP))
+    api.wait_for("sendMessage", to_chat(PRIVATE), count=3)
+    api.push_message("/help")
+    api.wait_for("sendMessage", to_chat(PRIVATE), count=4)
+    texts = api.sent_texts(PRIVATE)
+    assert sum(ANSWER in visible_text(t, "HTML") for t in texts) == 2
+    assert texts.count(fmt.SLOW_DOWN) == 1
+
+
+def test_rate_limit_window_slides() -> None:
+    now = [0.0]
+    limit = ChatRateLimit(2, window=60, clock=lambda: now[0])
+    assert [limit.check(1) for _ in range(4)] == [
+        Admission.ANSWER,
+        Admission.ANSWER,
+        Admission.WARN,
+        Admission.IGNORE,
+    ]
+    assert limit.check(2) is Admission.ANSWER
+    now[0] = 60.5
+    assert limit.check(1) is Admission.ANSWER
+    assert ChatRateLimit(0).check(1) is Admission.ANSWER
+
+
+def test_question_store_forgets_the_oldest() -> None:
+    store = QuestionStore(size=2)
+    keys = [store.put(q) for q in ("一", "二", "三")]
+    assert store.get(keys[0]) is None
+    assert [store.get(k) for k in keys[1:]] == ["二", "三"]
+    assert all(len(f"more:{k}:9999".encode()) <= 64 for k in keys)
+
+
+def test_unexpected_errors_are_reported_and_token_is_never_logged(
+    api: FakeBotApi,
+    start_bot: Callable,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    start_bot(log_questions=True)
+    api.fail_next("sendMessage", status=400, description="Bad Request: chat not found")
+    api.push_message(EXAMPLE)
+    sent = api.wait_for("sendMessage", count=2)
+    assert shown(sent) == fmt.FAILURE
+    api.push_message(EXAMPLE)
+    assert ANSWER in shown(api.wait_for("sendMessage", count=3))
+    assert "Unexpected error" in caplog.text and "Chat not found" in caplog.text
+    assert f"Question from Ann in chat {PRIVATE}: {EXAMPLE}" in caplog.text
+    out, err = capfd.readouterr()
+    for text in (caplog.text, out, err):
+        assert api.token not in text
+        assert api.token.split(":")[1] not in text
+
+
+def test_questions_are_not_logged_by_default(
+    api: FakeBotApi, start_bot: Callable, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    start_bot()
+    api.push_message(EXAMPLE)
+    api.wait_for("sendMessage")
+    assert EXAMPLE not in caplog.text and "Ann" not in caplog.text
+
+
+def test_missing_token_is_a_config_error(seed_settings: Settings) -> None:
+    settings = seed_settings.model_copy(update={"telegram_token": None})
+    with pytest.raises(ConfigError, match="ARCHIVE_BOT_TELEGRAM_TOKEN"):
+        run(settings)
+
+
+def test_unusable_webhook_secret_is_a_config_error(seed_settings: Settings) -> None:
+    settings = seed_settings.model_copy(
+        update={"telegram_token": SecretStr("1:x"), "webhook_secret": SecretStr("not ok!")}
+    )
+    with pytest.raises(ConfigError, match="ARCHIVE_BOT_WEBHOOK_SECRET"):
+        run(settings, webhook_url="https://bot.example/hook")
+
+
+def test_secret_filter_redacts_messages_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("tests.secret_filter")
+    caplog.handler.addFilter(SecretFilter("TOKEN-123"))
+    try:
+        raise ValueError("url http://x/botTOKEN-123/getMe")
+    except ValueError:
+        logger.exception("failed at %s", "botTOKEN-123")
+    assert "TOKEN-123" not in caplog.text and "<secret>" in caplog.text
+
+
+def _command() -> list[str]:
+    script = shutil.which("archive-bot", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "bot.cli"]
+
+
+def _bot_process(
+    api: FakeBotApi, settings: Settings, tmp_path: Path, *args: str, **env: str
+) -> subprocess.Popen[str]:
+    environ = {
+        key: value for key, value in os.environ.items() if not key.startswith("ARCHIVE_BOT_")
+    }
+    environ.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        ARCHIVE_BOT_TELEGRAM_TOKEN=api.token,
+        ARCHIVE_BOT_TELEGRAM_BASE_URL=api.base_url,
+        ARCHIVE_BOT_ARCHIVE_DIR=str(settings.archive_dir),
+        ARCHIVE_BOT_INDEX_DIR=str(settings.resolved_index_dir),
+        **env,
+    )
+    return subprocess.Popen(
+        [*_command(), "telegram", *args],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(
+    api: FakeBotApi, process: subprocess.Popen[str], method: str, *, timeout: float = 60.0
+) -> Call:
+    """Like `api.wait_for`, but fail at once with the bot's stderr if the bot exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return api.wait_for(method, timeout=0.25)
+        except TimeoutError:
+            if process.poll() is not None:
+                err = process.communicate()[1]
+                raise AssertionError(f"the bot exited early:\n{err}") from None
+            if time.monotonic() > deadline:
+                raise
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        err = process.communicate()[1]
+        raise AssertionError(f"no clean exit after SIGTERM:\n{err}") from None
+
+
+def test_console_script_polls_answers_and_stops_on_sigterm(
+    api: FakeBotApi, seed_searcher: Searcher, seed_settings: Settings, tmp_path: Path
+) -> None:
+    process = _bot_process(api, seed_settings, tmp_path, "--drop-pending-updates")
+    try:
+        _wait_for(api, process, "getUpdates")
+        assert api.calls("deleteWebhook")[0].params.get("drop_pending_updates") is True
+        api.push_message(EXAMPLE)
+        _wait_for(api, process, "sendChatAction", timeout=20)
+    finally:
+        out, err = _stop(process)  # at once: the reply under way must still be sent
+    assert process.returncode == 0, err
+    assert ANSWER in shown(api.wait_for("sendMessage", timeout=1))
+    assert api.confirmed_offset > api.last_update_id  # a restart would not answer it again
+    assert api.token not in out + err and api.token.split(":")[1] not in out + err
+    assert "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_console_script_serves_a_webhook_with_its_secret(
+    api: FakeBotApi, seed_searcher: Searcher, seed_settings: Settings, tmp_path: Path
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    process = _bot_process(
+        api,
+        seed_settings,
+        tmp_path,
+        f"--webhook-url={url}",
+        "--listen=127.0.0.1",
+        f"--port={port}",
+        ARCHIVE_BOT_WEBHOOK_SECRET="s3cret-value",
+    )
+    try:
+        hook = _wait_for(api, process, "setWebhook")
+        assert hook.params["url"] == url and hook.params["secret_token"] == "s3cret-value"
+        body = json.dumps({"update_id": 1, "message": api.make_message(EXAMPLE)}).encode()
+        assert _post(url, body, "wrong") == 403
+        assert _post(url, body, "s3cret-value") == 200
+        assert ANSWER in shown(_wait_for(api, process, "sendMessage", timeout=20))
+    finally:
+        out, err = _stop(process)
+    assert process.returncode == 0, err
+    assert api.token not in out + err and "s3cret-value" not in out + err
+
+
+def _post(url: str, body: bytes, secret: str) -> int:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Telegram-Bot-Api-Secret-Token": secret,
+        },
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
