@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from retrieval.models import Answer, Hit
 from retrieval.passages import sentence_spans
-from retrieval.tokenize import Tokenizer, fold, is_cjk
+from retrieval.tokenize import Tokenizer, bigram_strings, fold, is_cjk
 
 SENTENCE_POOL = 3  # sentences are taken from this many top passages
 CONTEXT_WEIGHT = 0.3  # how much the previous sentence's coverage counts
@@ -96,7 +96,7 @@ def highlights(sentence: str) -> tuple[tuple[int, int], ...]:
 def best_answer(question: str, hits: Sequence[Hit], tokenizer: Tokenizer) -> Answer | None:
     """The best sentence among the top passages' sentences, or None when none covers anything."""
     tokens = tokenizer.tokens(question)
-    grams, want = set(tokens.bigrams), wanted(question)
+    grams, want = bigram_strings(tokens.bigram_text), wanted(question)
     best: tuple[float, str, str] | None = None
     for hit in hits[:SENTENCE_POOL]:
         text, previous = hit.passage.text, 0.0

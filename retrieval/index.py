@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import threading
-from array import array
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import IndexCorruptError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FIELDS = ("words", "bigrams")
 
 
@@ -68,18 +71,54 @@ class StringTable:
         return self._blob[start:end].tobytes().decode()
 
 
-class Field:
-    """One BM25 field over all passages, scored from term-major postings."""
+class NpyColumn:
+    """A 1-D `.npy` array read by slices with `os.pread`.
 
-    def __init__(self, arrays: dict[str, np.ndarray], params: BM25Params) -> None:
+    Postings are read, not memory-mapped: a mapping's touched pages count towards the process's
+    resident memory and stay there, while read pages live in the OS cache, shared and evictable.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            header = np.lib.format
+            read = header.read_array_header_1_0 if major == 1 else header.read_array_header_2_0
+            shape, _, dtype = read(handle)
+            self.offset = handle.tell()
+        if len(shape) != 1 or path.stat().st_size != self.offset + shape[0] * dtype.itemsize:
+            raise ValueError(f"{path.name} is truncated")
+        self.dtype, self.length = dtype, shape[0]
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, where: slice) -> np.ndarray:
+        start, stop, _ = where.indices(self.length)
+        size = self.dtype.itemsize
+        data = os.pread(self._fd, (stop - start) * size, self.offset + start * size)
+        return np.frombuffer(data, dtype=self.dtype)
+
+
+class Field:
+    """One BM25 field over all passages, scored from term-major postings.
+
+    A term is found by its key: for words a 64-bit hash of the word (checked against the stored
+    word), for character bigrams the bigram key itself. Keys are stored sorted; term t's
+    postings are `docs[offsets[t]:offsets[t + 1]]` with their frequencies in `tfs`.
+    """
+
+    def __init__(self, arrays: dict[str, Any], params: BM25Params) -> None:
         self.params = params
-        self.hashes = arrays["hashes"]  # sorted uint64, one per term
-        self.offsets = arrays["offsets"]  # int64, postings of term t: offsets[t]:offsets[t+1]
-        self.docs = arrays["docs"]  # uint32 passage ids
-        self.tfs = arrays["tfs"]  # term frequency in that passage
+        self.keys = arrays["keys"]  # sorted uint64, one per term
+        self.offsets = arrays["offsets"]  # int64, n_terms + 1
+        self.docs = arrays["docs"]  # uint32 passage ids (array or NpyColumn)
+        self.tfs = arrays["tfs"]  # uint8 term frequency in that passage
         self.idf = arrays["idf"]  # float64 per term, rank-bm25's rule
         self.norm = arrays["norm"]  # float64 per passage: k1 * (1 - b + b * len / avgdl)
-        self.terms = StringTable(arrays["terms"], arrays["term_offsets"])
+        has_words = len(arrays["term_offsets"]) > 1
+        self.words = StringTable(arrays["terms"], arrays["term_offsets"]) if has_words else None
         self._scratch = threading.local()
 
     @property
@@ -87,21 +126,25 @@ class Field:
         """Number of passages."""
         return len(self.norm)
 
-    def term_ids(self, tokens: Sequence[str]) -> list[int]:
+    def term_ids(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
         """Ids of the tokens that are in the vocabulary (repeats kept, unknown dropped)."""
-        if not tokens or not len(self.hashes):
+        if not len(tokens) or not len(self.keys):
             return []
-        keys = np.array([term_hash(t) for t in tokens], dtype=np.uint64)
-        where = np.searchsorted(self.hashes, keys).clip(max=len(self.hashes) - 1)
-        return [
-            int(i)
-            for i, key, token in zip(where, keys, tokens, strict=True)
-            if self.hashes[i] == key and self.terms[int(i)] == token
-        ]
+        if isinstance(tokens, np.ndarray):
+            keys = tokens.astype(np.uint64)
+        else:
+            keys = np.array([term_hash(t) for t in tokens], dtype=np.uint64)
+        where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+        found = [int(i) for i, key in zip(where, keys, strict=True) if self.keys[i] == key]
+        if self.words is None:
+            return found
+        # A 64-bit hash can collide; the stored word settles it.
+        wanted = [t for i, key, t in zip(where, keys, tokens, strict=True) if self.keys[i] == key]
+        return [i for i, token in zip(found, wanted, strict=True) if self.words[i] == token]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and BM25 weights of one term."""
-        start, end = self.offsets[term], self.offsets[term + 1]
+        start, end = int(self.offsets[term]), int(self.offsets[term + 1])
         docs = self.docs[start:end]
         tf = self.tfs[start:end].astype(np.float64)
         k1 = self.params.k1
@@ -156,49 +199,139 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
-def build_field(token_lists: Sequence[Sequence[str]], params: BM25Params) -> dict[str, np.ndarray]:
-    """Arrays of a field over passages given as token lists (rank-bm25's input)."""
-    vocab: dict[str, int] = {}
-    term_of = array("I")
-    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-    for tokens in token_lists:
-        term_of.extend([vocab.setdefault(t, len(vocab)) for t in tokens])
-    terms = list(vocab)
-    hashes = np.fromiter((term_hash(t) for t in terms), dtype=np.uint64, count=len(terms))
+# A posting is packed into 64 bits while building: term (30) | passage (26) | frequency (8).
+# Sorting the packed integers orders postings by term, then passage, in place and in one array.
+TERM_SHIFT, DOC_SHIFT = 34, 8
+DOC_MASK, TF_MAX = (1 << 26) - 1, 255
+MAX_PASSAGES = DOC_MASK + 1
+
+
+def count_pairs(terms: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct (term, passage) pairs of token occurrences and how often each occurs."""
+    keys, tfs = np.unique(terms.astype(np.uint64) << np.uint64(32) | docs, return_counts=True)
+    return keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF), tfs
+
+
+class FieldBuilder:
+    """Collects a field's postings chunk by chunk in a spill file, then sorts them into arrays.
+
+    Memory stays at about 13 bytes a posting at the end (the packed pairs plus the output), not
+    the size of Python token lists. A frequency above 255 in one passage counts as 255.
+    """
+
+    def __init__(self, spill: Path) -> None:
+        self._spill_path = spill
+        self._spill = open(spill, "wb")  # noqa: SIM115 - closed in finish()
+        self._lengths: list[np.ndarray] = []
+
+    def add(
+        self, terms: np.ndarray, docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        """Add postings (global term ids or keys, global passage ids) and passage lengths."""
+        if len(docs) and int(docs.max()) > DOC_MASK:
+            raise ValueError(f"more than {MAX_PASSAGES} passages in one index")
+        packed = (
+            terms.astype(np.uint64) << np.uint64(TERM_SHIFT)
+            | docs.astype(np.uint64) << np.uint64(DOC_SHIFT)
+            | np.minimum(tfs, TF_MAX).astype(np.uint64)
+        )
+        packed.tofile(self._spill)
+        self._lengths.append(np.asarray(lengths, dtype=np.int64))
+
+    @property
+    def tokens(self) -> int:
+        """Tokens added so far (the sum of passage lengths)."""
+        return int(sum(int(lengths.sum()) for lengths in self._lengths))
+
+    def finish(self, params: BM25Params, words: Sequence[str] | None = None) -> dict[str, Any]:
+        """The field's arrays; `words` (by id) for a word field, None for a keyed field."""
+        self._spill.close()
+        packed = np.fromfile(self._spill_path, dtype=np.uint64)
+        self._spill_path.unlink()
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        shift = np.uint64(TERM_SHIFT)
+        if words is None:
+            packed.sort()
+            keys = _distinct_terms(packed)
+            starts = np.searchsorted(packed, keys << shift)
+            ordered: list[str] = []
+        else:
+            keys, order = _rank_words(packed, words)
+            packed.sort()
+            starts = np.searchsorted(packed, np.arange(len(keys), dtype=np.uint64) << shift)
+            ordered = [words[i] for i in order]
+        return _field_arrays(packed, keys, starts, lengths, params, ordered)
+
+
+def _rank_words(packed: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Replace word ids by their rank in hash order, in place; return sorted hashes and order."""
+    hashes = np.fromiter((term_hash(w) for w in words), dtype=np.uint64, count=len(words))
     order = np.argsort(hashes, kind="stable")
-    if len(hashes) > 1 and np.any(hashes[order][1:] == hashes[order][:-1]):
-        raise IndexCorruptError("Two terms share a 64-bit hash; report this as a bug.")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    doc_of = np.repeat(np.arange(len(token_lists), dtype=np.uint64), lengths)
-    ranked = rank[np.frombuffer(term_of, dtype=np.uint32)].astype(np.uint64)
-    keys, tfs = np.unique(ranked * np.uint64(len(token_lists)) + doc_of, return_counts=True)
-    return _field_arrays(keys, tfs, lengths, [terms[i] for i in order], hashes[order], params)
+    if len(order) > 1 and np.any(hashes[order][1:] == hashes[order][:-1]):
+        raise ValueError("two words share a 64-bit hash")
+    rank = np.empty(len(order), dtype=np.uint64)
+    rank[order] = np.arange(len(order), dtype=np.uint64)
+    low = np.uint64((1 << TERM_SHIFT) - 1)
+    for start in range(0, len(packed), 1 << 24):  # in slices, to keep temporaries small
+        part = packed[start : start + (1 << 24)]
+        part[:] = rank[part >> np.uint64(TERM_SHIFT)] << np.uint64(TERM_SHIFT) | part & low
+    return hashes[order], order
+
+
+def _distinct_terms(packed: np.ndarray) -> np.ndarray:
+    """The distinct term keys of sorted packed postings, ascending."""
+    parts = [
+        np.unique(packed[start : start + (1 << 24)] >> np.uint64(TERM_SHIFT))
+        for start in range(0, len(packed), 1 << 24)
+    ]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
 
 
 def _field_arrays(
+    packed: np.ndarray,
     keys: np.ndarray,
-    tfs: np.ndarray,
+    starts: np.ndarray,
     lengths: np.ndarray,
-    terms: list[str],
-    hashes: np.ndarray,
     params: BM25Params,
-) -> dict[str, np.ndarray]:
-    n = max(len(lengths), 1)
-    term_of_posting = keys // np.uint64(n)
-    offsets = np.searchsorted(term_of_posting, np.arange(len(terms) + 1, dtype=np.uint64))
-    blob, term_offsets = StringTable.encode(terms)
-    avgdl = float(lengths.sum()) / n if lengths.sum() else 1.0
+    words: list[str],
+) -> dict[str, Any]:
+    n_docs = len(lengths)
+    offsets = np.append(starts, len(packed)).astype(np.int64)
+    docs = np.empty(len(packed), dtype=np.uint32)
+    tfs = np.empty(len(packed), dtype=np.uint8)
+    for start in range(0, len(packed), 1 << 24):
+        part = packed[start : start + (1 << 24)]
+        docs[start : start + len(part)] = part >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)
+        tfs[start : start + len(part)] = part & np.uint64(TF_MAX)
+    blob, term_offsets = StringTable.encode(words)
+    total = float(lengths.sum())
+    avgdl = total / n_docs if n_docs and total else 1.0
     return {
-        "hashes": hashes,
-        "offsets": offsets.astype(np.int64),
-        "docs": (keys % np.uint64(n)).astype(np.uint32),
-        "tfs": tfs.astype(np.uint8 if tfs.max(initial=0) < 256 else np.uint32),
-        "idf": okapi_idf(np.diff(offsets), len(lengths), params.epsilon),
+        "keys": np.asarray(keys, dtype=np.uint64),
+        "offsets": offsets,
+        "docs": docs,
+        "tfs": tfs,
+        "idf": okapi_idf(np.diff(offsets), n_docs, params.epsilon),
         "norm": params.k1 * (1 - params.b + params.b * lengths / avgdl),
         "terms": blob,
         "term_offsets": term_offsets,
     }
+
+
+def build_field(token_lists: Sequence[Sequence[str]], params: BM25Params) -> dict[str, Any]:
+    """Arrays of a word field over passages given as token lists (rank-bm25's input)."""
+    vocab: dict[str, int] = {}
+    ids = [
+        np.array([vocab.setdefault(t, len(vocab)) for t in tokens], dtype=np.uint64)
+        for tokens in token_lists
+    ]
+    lengths = np.array([len(t) for t in token_lists], dtype=np.int64)
+    docs = np.repeat(np.arange(len(token_lists), dtype=np.uint64), lengths)
+    terms = np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint64)
+    with tempfile.TemporaryDirectory() as folder:
+        builder = FieldBuilder(Path(folder) / "spill")
+        builder.add(*count_pairs(terms, docs), lengths)
+        return builder.finish(params, list(vocab))
 
 
 def okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
@@ -230,19 +363,26 @@ def load_arrays(folder: Path, prefix: str, names: Sequence[str]) -> dict[str, np
     return arrays
 
 
-FIELD_ARRAYS = ("hashes", "offsets", "docs", "tfs", "idf", "norm", "terms", "term_offsets")
+_MAPPED = ("keys", "offsets", "idf", "norm", "terms", "term_offsets")
 
 
 def open_field(folder: Path, name: str, params: BM25Params) -> Field:
     """Open a saved field, checking that its arrays agree with each other."""
-    arrays = load_arrays(folder, name, FIELD_ARRAYS)
-    n_terms = len(arrays["hashes"])
+    arrays: dict[str, Any] = load_arrays(folder, name, _MAPPED)
+    try:
+        arrays["docs"] = NpyColumn(folder / f"{name}.docs.npy")
+        arrays["tfs"] = NpyColumn(folder / f"{name}.tfs.npy")
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(
+            f"Index field {name!r} is damaged ({error}). Run `archive-bot index` to rebuild."
+        ) from error
+    n_terms = len(arrays["keys"])
     consistent = (
         len(arrays["offsets"]) == n_terms + 1
         and len(arrays["idf"]) == n_terms
-        and len(arrays["term_offsets"]) == n_terms + 1
         and len(arrays["docs"]) == len(arrays["tfs"])
-        and (n_terms == 0 or int(arrays["offsets"][-1]) == len(arrays["docs"]))
+        and int(arrays["offsets"][-1]) == len(arrays["docs"])
+        and len(arrays["term_offsets"]) in (1, n_terms + 1)
     )
     if not consistent:
         raise IndexCorruptError(

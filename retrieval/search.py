@@ -91,12 +91,8 @@ class Searcher:
     def query_tokens(self, question: str) -> Tokens:
         """Tokens of a question plus its synonyms' tokens."""
         text = question[:MAX_QUESTION_CHARS]
-        tokens = self.tokenizer.tokens(text)
-        for extra in self.synonyms.expand(text):
-            more = self.tokenizer.tokens(extra)
-            tokens.words.extend(more.words)
-            tokens.bigrams.extend(more.bigrams)
-        return tokens
+        expanded = " ".join([text, *self.synonyms.expand(text)])
+        return self.tokenizer.tokens(expanded)
 
     def search(self, question: str, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""

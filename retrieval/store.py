@@ -14,23 +14,23 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
-from retrieval.archive import clean_text, read_archive
-from retrieval.articles import split_articles
+from retrieval.build import Progress, chunks_of, index_text, passages_of
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.index import (
     FIELDS,
     FORMAT_VERSION,
     BM25Params,
     Field,
+    FieldBuilder,
     StringTable,
-    build_field,
     load_arrays,
     open_field,
     params_from_meta,
@@ -39,15 +39,16 @@ from retrieval.index import (
     save_arrays,
     write_meta,
 )
-from retrieval.models import Document, Passage, Source
-from retrieval.passages import DEFAULT_MAX_CHARS, split_passages
+from retrieval.models import Passage, Source
+from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer
+
+__all__ = ["Index", "build_index", "index_text", "open_index", "passages_of"]
 
 log = logging.getLogger(__name__)
 
 # Columns of the per-passage table: ids into files/titles, then positions in the source.
 _COLUMNS = ("file", "title", "article", "number", "paragraph", "start", "end")
-Progress = Callable[[int], None]
 
 
 def fingerprint(archive_dir: Path) -> str:
@@ -73,22 +74,6 @@ class BuildStats:
     passages: int
     tokens: int
     seconds: float
-
-
-def passages_of(document: Document, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[Passage]:
-    """Every passage of one decoded archive file."""
-    paragraphs = clean_text(document.text)
-    return [
-        passage
-        for article in split_articles(paragraphs)
-        for passage in split_passages(article, file=document.path, max_chars=max_chars)
-    ]
-
-
-def index_text(passage: Passage) -> str:
-    """What a passage is indexed by: its article's title carried with its text."""
-    title = passage.source.title
-    return f"{title}\n{passage.text}" if title else passage.text
 
 
 def _id_parts(passage_id: str) -> tuple[str, int, int]:
@@ -119,35 +104,48 @@ class PassageTable:
             source=Source(path, self._titles[title - 1] if title else None, paragraph, start, end),
         )
 
-    @staticmethod
-    def arrays(passages: list[Passage]) -> dict[str, np.ndarray]:
-        """The arrays of a table of passages."""
-        files = {p.source.file: None for p in passages}
-        titles = {p.source.title: None for p in passages if p.source.title}
-        file_id = {name: i for i, name in enumerate(files)}
-        title_id = {name: i + 1 for i, name in enumerate(titles)}  # 0 means no title
-        rows = np.array(
-            [
-                (
-                    file_id[p.source.file],
-                    title_id.get(p.source.title or "", 0),
-                    *_id_parts(p.passage_id)[1:],
-                    p.source.paragraph,
-                    p.source.start,
-                    p.source.end,
-                )
-                for p in passages
-            ],
-            dtype=np.uint32,
-        ).reshape(-1, len(_COLUMNS))
-        out = {"rows": rows}
-        for name, strings in (("text", [p.text for p in passages]), ("files", list(files))):
-            out[name], out[f"{name.rstrip('s')}_offsets"] = StringTable.encode(strings)
-        out["titles"], out["title_offsets"] = StringTable.encode(list(titles))
-        return out
+
+class PassageWriter:
+    """Writes a passage table incrementally: texts appended to one file, sources as rows."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._texts = open(folder / "passages.text.bin", "wb")  # noqa: SIM115 - finish() closes
+        self._offsets = array("q", [0])
+        self._rows = array("I")
+        self._files: dict[str, int] = {}
+        self._titles: dict[str, int] = {}  # id 0 means no title
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def add(self, passages: list[Passage]) -> None:
+        """Append passages in order."""
+        for passage in passages:
+            data = passage.text.encode()
+            self._texts.write(data)
+            self._offsets.append(self._offsets[-1] + len(data))
+            source = passage.source
+            title = (
+                self._titles.setdefault(source.title, len(self._titles) + 1) if source.title else 0
+            )
+            file = self._files.setdefault(source.file, len(self._files))
+            _, article, number = _id_parts(passage.passage_id)
+            row = (file, title, article, number, source.paragraph, source.start, source.end)
+            self._rows.extend(row)
+
+    def finish(self) -> int:
+        """Write the table's arrays; returns the number of articles."""
+        self._texts.close()
+        rows = np.frombuffer(self._rows, dtype=np.uint32).reshape(-1, len(_COLUMNS))
+        arrays = {"rows": rows, "text_offsets": np.frombuffer(self._offsets, dtype=np.int64)}
+        arrays["files"], arrays["file_offsets"] = StringTable.encode(list(self._files))
+        arrays["titles"], arrays["title_offsets"] = StringTable.encode(list(self._titles))
+        save_arrays(self._folder, "passages", arrays)
+        return int(np.count_nonzero(rows[:, 3] == 0))  # every article has one passage 0
 
 
-_TABLE_ARRAYS = ("rows", "text", "text_offsets", "files", "file_offsets", "titles")
+_TABLE_ARRAYS = ("rows", "text_offsets", "files", "file_offsets", "titles", "title_offsets")
 
 
 class Index:
@@ -158,7 +156,8 @@ class Index:
         self.meta = read_meta(folder)
         params = params_from_meta(self.meta)
         self.fields: dict[str, Field] = {name: open_field(folder, name, params) for name in FIELDS}
-        table = load_arrays(folder, "passages", (*_TABLE_ARRAYS, "title_offsets"))
+        table = load_arrays(folder, "passages", _TABLE_ARRAYS)
+        table["text"] = _load_blob(folder / "passages.text.bin", int(table["text_offsets"][-1]))
         self.passages = PassageTable(table)
         if any(field.size != len(self.passages) for field in self.fields.values()):
             raise IndexCorruptError("Index fields and passages disagree; rebuild the index.")
@@ -167,6 +166,15 @@ class Index:
     def fingerprint(self) -> str:
         """Fingerprint of the archive this index was built from."""
         return str(self.meta.get("fingerprint", ""))
+
+
+def _load_blob(path: Path, size: int) -> np.ndarray:
+    try:
+        if path.stat().st_size != size:
+            raise OSError(f"{path.name} has {path.stat().st_size} bytes, expected {size}")
+        return np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    except OSError as error:
+        raise IndexCorruptError(f"Index texts are damaged ({error}); rebuild it.") from error
 
 
 def current_generation(index_root: Path) -> Path:
@@ -213,25 +221,6 @@ def build_index(
     return replace(stats, seconds=time.perf_counter() - started)
 
 
-def _read_passages(
-    archive_dir: Path, max_chars: int, progress: Progress | None
-) -> tuple[list[Passage], BuildStats]:
-    documents, skipped = read_archive(archive_dir)
-    for item in skipped:
-        log.warning("skipped %s: %s", item.path, item.reason)
-    passages: list[Passage] = []
-    for document in documents:
-        passages.extend(passages_of(document, max_chars=max_chars))
-        if progress:
-            progress(len(document.text.encode()))
-    if not passages:
-        raise ArchiveError(f"No text to index in {archive_dir}. Check ARCHIVE_BOT_ARCHIVE_DIR.")
-    n_articles = len({_id_parts(p.passage_id)[:2] for p in passages})
-    skipped_names = tuple(item.path for item in skipped)
-    stats = BuildStats(len(documents), skipped_names, n_articles, len(passages), 0, 0.0)
-    return passages, stats
-
-
 def _write_generation(
     archive_dir: Path,
     folder: Path,
@@ -240,29 +229,53 @@ def _write_generation(
     max_chars: int,
     progress: Progress | None,
 ) -> BuildStats:
-    passages, stats = _read_passages(archive_dir, max_chars, progress)
-    tokens = [tokenizer.tokens(index_text(p)) for p in passages]
-    save_arrays(folder, "passages", PassageTable.arrays(passages))
-    for name in FIELDS:
-        save_arrays(folder, name, build_field([getattr(t, name) for t in tokens], params))
-    n_tokens = sum(len(t.words) for t in tokens)
-    write_meta(
-        folder,
-        {
-            "format_version": FORMAT_VERSION,
-            "archive": str(archive_dir.resolve()),
-            "fingerprint": fingerprint(archive_dir),
-            "tokenizer": tokenizer.describe(),
-            "bm25": params_to_meta(params),
-            "max_chars": max_chars,
-            "files": stats.files,
-            "skipped": list(stats.skipped),
-            "articles": stats.articles,
-            "passages": stats.passages,
-            "tokens": n_tokens,
-        },
-    )
-    return replace(stats, tokens=n_tokens)
+    if not archive_dir.is_dir():
+        raise ArchiveError(
+            f"Archive folder {archive_dir} does not exist. Check ARCHIVE_BOT_ARCHIVE_DIR."
+        )
+    table = PassageWriter(folder)
+    words, bigrams = FieldBuilder(folder / "words.spill"), FieldBuilder(folder / "bigrams.spill")
+    vocab: dict[str, int] = {}
+    files, skipped = 0, []
+    for chunk in chunks_of(archive_dir, tokenizer, max_chars=max_chars):
+        base = np.uint64(len(table))
+        table.add(chunk.passages)
+        remap = np.array([vocab.setdefault(w, len(vocab)) for w in chunk.words], dtype=np.uint64)
+        terms, docs, tfs = chunk.word_postings
+        words.add(remap[terms.astype(np.int64)], docs + base, tfs, chunk.word_lengths)
+        keys, docs, tfs = chunk.bigram_postings
+        bigrams.add(keys, docs + base, tfs, chunk.bigram_lengths)
+        for item in chunk.skipped:
+            log.warning("skipped %s: %s", item.path, item.reason)
+        files, skipped = files + chunk.documents, skipped + [s.path for s in chunk.skipped]
+        if progress:
+            progress(chunk.file_bytes)
+    if not len(table):
+        raise ArchiveError(f"No text to index in {archive_dir}. Check ARCHIVE_BOT_ARCHIVE_DIR.")
+    articles = table.finish()
+    save_arrays(folder, "words", words.finish(params, list(vocab)))
+    save_arrays(folder, "bigrams", bigrams.finish(params))
+    stats = BuildStats(files, tuple(skipped), articles, len(table), words.tokens, 0.0)
+    write_meta(folder, _meta(archive_dir, tokenizer, params, max_chars, stats))
+    return stats
+
+
+def _meta(
+    archive_dir: Path, tokenizer: Tokenizer, params: BM25Params, max_chars: int, stats: BuildStats
+) -> dict[str, object]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "archive": str(archive_dir.resolve()),
+        "fingerprint": fingerprint(archive_dir),
+        "tokenizer": tokenizer.describe(),
+        "bm25": params_to_meta(params),
+        "max_chars": max_chars,
+        "files": stats.files,
+        "skipped": list(stats.skipped),
+        "articles": stats.articles,
+        "passages": stats.passages,
+        "tokens": stats.tokens,
+    }
 
 
 def _switch_current(index_root: Path, generation: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rjieba
 
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2
 
 
 @cache
@@ -54,10 +56,6 @@ def is_cjk(char: str) -> bool:
     """True for a CJK unified ideograph (the characters jieba segments as Chinese)."""
     code = ord(char)
     return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2FA1F
-
-
-def _is_word(token: str) -> bool:
-    return any(char.isalnum() for char in token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +88,53 @@ def read_wordlist(path: Path) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Tokens:
-    """The two fields of one text: jieba words and character bigrams."""
+    """The two fields of one text: jieba words, and character-bigram keys (see `bigram_keys`).
+
+    `bigram_text` is the folded text with stopwords blanked out, the bigrams' source.
+    """
 
     words: list[str]
-    bigrams: list[str]
+    bigrams: np.ndarray
+    bigram_text: str
+
+
+# Bigram keys: each CJK character gets a 15-bit index (the basic block, extension A and the
+# compatibility block exactly; the rare later extensions folded into the remaining room), and a
+# bigram is first * 2**15 + second, a 30-bit integer. No vocabulary is needed to index them.
+_CJK_SLOTS = 1 << 15
+
+
+def _cjk_index_table() -> np.ndarray:
+    table = np.full(0x30000, -1, dtype=np.int32)
+    table[0x4E00:0xA000] = np.arange(0xA000 - 0x4E00)
+    base = 0xA000 - 0x4E00
+    table[0x3400:0x4DC0] = base + np.arange(0x4DC0 - 0x3400)
+    base += 0x4DC0 - 0x3400
+    table[0xF900:0xFB00] = base + np.arange(0xFB00 - 0xF900)
+    base += 0xFB00 - 0xF900
+    table[0x20000:0x30000] = base + np.arange(0x10000) % (_CJK_SLOTS - base)
+    return table
+
+
+_CJK_INDEX = _cjk_index_table()
+
+
+def bigram_keys(text: str) -> np.ndarray:
+    """Keys of every pair of adjacent CJK characters in a text (uint32, in text order)."""
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    index = _CJK_INDEX[np.minimum(points, 0x2FFFF)]
+    pairs = (index[:-1] >= 0) & (index[1:] >= 0)
+    return (index[:-1][pairs].astype(np.uint32) << 15) | index[1:][pairs].astype(np.uint32)
+
+
+def bigram_strings(text: str) -> set[str]:
+    """The adjacent CJK character pairs of a text, as strings (for answer scoring)."""
+    return {
+        text[i : i + 2] for i in range(len(text) - 1) if is_cjk(text[i]) and is_cjk(text[i + 1])
+    }
+
+
+_WORD = re.compile(r"[^\W_]")
 
 
 class Tokenizer:
@@ -127,27 +168,18 @@ class Tokenizer:
         return self._jieba.cut(fold(text), False)
 
     def tokens(self, text: str) -> Tokens:
-        """Word tokens and bigram tokens of a text, stopwords and punctuation removed."""
-        words: list[str] = []
-        bigrams: list[str] = []
-        run: list[str] = []
-        for segment in self.segments(text):
-            keep = _is_word(segment) and segment not in self.stopwords
-            if keep:
-                words.append(segment)
-            if keep and all(is_cjk(char) for char in segment):
-                run.append(segment)
-                continue
-            bigrams.extend(_bigrams("".join(run)))
-            run.clear()
-            if keep:
-                bigrams.append(segment)
-        bigrams.extend(_bigrams("".join(run)))
-        return Tokens(words, bigrams)
+        """Word tokens and bigram keys of a text, stopwords and punctuation removed."""
+        segments = self.segments(text)
+        stop = self.stopwords
+        words = [seg for seg in segments if seg not in stop and _WORD.search(seg)]
+        # Blank the stopwords out so that no bigram spans "多少" or joins across them.
+        source = "".join(" " if seg in stop else seg for seg in segments)
+        return Tokens(words, bigram_keys(source), source)
 
     def words(self, text: str) -> list[str]:
         """Word tokens only."""
-        return self.tokens(text).words
+        segments = self.segments(text)
+        return [seg for seg in segments if seg not in self.stopwords and _WORD.search(seg)]
 
     def describe(self) -> dict[str, object]:
         """What the saved index records, so that a change of tokenizer forces a rebuild."""
@@ -165,7 +197,7 @@ class Tokenizer:
     def reference_words(self, text: str) -> list[str]:
         """Word tokens from jieba itself (slow): the oracle the fast path is tested against."""
         segments = _reference_jieba(self.userdict).lcut(fold(text), HMM=False)
-        return [seg for seg in segments if _is_word(seg) and seg not in self.stopwords]
+        return [seg for seg in segments if seg not in self.stopwords and _WORD.search(seg)]
 
 
 @cache
@@ -178,9 +210,3 @@ def _reference_jieba(userdict: tuple[UserWord, ...]) -> Any:
     for entry in userdict:
         reference.add_word(entry.word, entry.freq, entry.tag)
     return reference
-
-
-def _bigrams(run: str) -> list[str]:
-    if len(run) == 1:
-        return [run]
-    return [run[i : i + 2] for i in range(len(run) - 1)]

@@ -51,7 +51,7 @@ def test_other_parameters_match_too() -> None:
 
 def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> None:
     index, tokenizer = seed_searcher.index, seed_searcher.tokenizer
-    from retrieval.store import index_text
+    from retrieval.build import index_text
 
     corpus = [
         tokenizer.tokens(index_text(index.passages[i])).words for i in range(len(index.passages))

@@ -1,0 +1,149 @@
+"""Pipeline steps "archive files → … → tokens → postings" for a whole archive, in parallel.
+
+Files are cut into chunks of a few MB. Each chunk runs read → clean → articles → passages →
+tokens in a worker process (both cores) and comes back as compact arrays: its passages' sources,
+their word ids in a chunk-local vocabulary and their bigram keys, already counted into
+(term, passage, frequency) postings. The parent process only renumbers those into the global
+vocabulary, appends the passage texts to one file and spills the postings to `FieldBuilder`s,
+so neither Python token lists nor the whole archive's text are ever held at once.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.archive import Skipped, clean_text, read_document
+from retrieval.articles import split_articles
+from retrieval.index import count_pairs
+from retrieval.models import Passage
+from retrieval.passages import split_passages
+from retrieval.tokenize import Tokenizer, UserWord
+
+CHUNK_BYTES = 4 << 20  # text per worker task
+PARALLEL_BYTES = 16 << 20  # smaller archives are built in-process (no pool start-up)
+Progress = Callable[[int], None]
+
+
+def passages_of(paragraphs: list[str], path: str, *, max_chars: int) -> list[Passage]:
+    """Every passage of one file's cleaned paragraphs."""
+    return [
+        passage
+        for article in split_articles(paragraphs)
+        for passage in split_passages(article, file=path, max_chars=max_chars)
+    ]
+
+
+def index_text(passage: Passage) -> str:
+    """What a passage is indexed by: its article's title carried with its text."""
+    title = passage.source.title
+    return f"{title}\n{passage.text}" if title else passage.text
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What a worker returns for a chunk of files: passages and counted postings."""
+
+    passages: list[Passage] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    documents: int = 0
+    file_bytes: int = 0
+    words: list[str] = field(default_factory=list)  # chunk-local vocabulary
+    word_postings: tuple[np.ndarray, ...] = ()  # local term ids, local passage ids, tfs
+    word_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    bigram_postings: tuple[np.ndarray, ...] = ()  # bigram keys, local passage ids, tfs
+    bigram_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+_tokenizer: Tokenizer | None = None
+
+
+def _init_worker(userdict: tuple[UserWord, ...], stopwords: frozenset[str]) -> None:
+    global _tokenizer
+    _tokenizer = Tokenizer(userdict=userdict, stopwords=stopwords)
+
+
+def process_files(files: Sequence[tuple[Path, str]], max_chars: int) -> Chunk:
+    """Read, clean, split and tokenize a chunk of files (runs in a worker process)."""
+    tokenizer = _tokenizer
+    if tokenizer is None:
+        raise RuntimeError("worker tokenizer not initialised")
+    chunk = Chunk()
+    for path, name in files:
+        chunk.file_bytes += _size(path)
+        document = read_document(path, name)
+        if isinstance(document, Skipped):
+            chunk.skipped.append(document)
+            continue
+        chunk.documents += 1
+        chunk.passages.extend(passages_of(clean_text(document.text), name, max_chars=max_chars))
+    _count_tokens(chunk, tokenizer)
+    return chunk
+
+
+def _count_tokens(chunk: Chunk, tokenizer: Tokenizer) -> None:
+    vocab: dict[str, int] = {}
+    word_ids, word_lengths, keys, key_lengths = array("I"), [], [], []
+    for passage in chunk.passages:
+        tokens = tokenizer.tokens(index_text(passage))
+        word_ids.extend([vocab.setdefault(word, len(vocab)) for word in tokens.words])
+        word_lengths.append(len(tokens.words))
+        keys.append(tokens.bigrams)
+        key_lengths.append(len(tokens.bigrams))
+    n = np.arange(len(chunk.passages), dtype=np.uint64)
+    chunk.words = list(vocab)
+    chunk.word_lengths = np.array(word_lengths, dtype=np.int64)
+    terms = np.frombuffer(word_ids, dtype=np.uint32)
+    chunk.word_postings = count_pairs(terms, np.repeat(n, chunk.word_lengths))
+    chunk.bigram_lengths = np.array(key_lengths, dtype=np.int64)
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint32)
+    chunk.bigram_postings = count_pairs(all_keys, np.repeat(n, chunk.bigram_lengths))
+
+
+def chunked(root: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[tuple[Path, str]]]:
+    """The archive's .txt files (sorted by relative path) in chunks of about chunk_bytes."""
+    batch: list[tuple[Path, str]] = []
+    size = 0
+    for path in sorted(root.rglob("*.txt"), key=lambda p: p.relative_to(root).as_posix()):
+        batch.append((path, path.relative_to(root).as_posix()))
+        size += _size(path)
+        if size >= chunk_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def chunks_of(
+    root: Path, tokenizer: Tokenizer, *, max_chars: int, workers: int | None = None
+) -> Iterator[Chunk]:
+    """Processed chunks of an archive, in file order; in parallel when the archive is large."""
+    total = sum(_size(p) for p in root.rglob("*.txt"))
+    workers = workers or min(os.cpu_count() or 1, 4)
+    args = (tokenizer.userdict, tokenizer.stopwords)
+    if workers == 1 or total < PARALLEL_BYTES:
+        _init_worker(*args)
+        for files in chunked(root):
+            yield process_files(files, max_chars)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
+        pending = []
+        for files in chunked(root):
+            pending.append(pool.submit(process_files, files, max_chars))
+            if len(pending) > 2 * workers:  # bounded: results are large
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
