@@ -111,12 +111,13 @@ class Field:
 
     def __init__(self, arrays: dict[str, Any], params: BM25Params) -> None:
         self.params = params
-        self.keys = arrays["keys"]  # sorted uint64, one per term
-        self.offsets = arrays["offsets"]  # int64, n_terms + 1
+        # Small arrays as plain views: indexing a np.memmap element by element is slow.
+        self.keys = np.asarray(arrays["keys"]).view(np.ndarray)  # sorted uint64, one per term
+        self.offsets = np.asarray(arrays["offsets"]).view(np.ndarray)  # int64, n_terms + 1
         self.docs = arrays["docs"]  # uint32 passage ids (array or NpyColumn)
         self.tfs = arrays["tfs"]  # uint8 term frequency in that passage
-        self.idf = arrays["idf"]  # float64 per term, rank-bm25's rule
-        self.norm = arrays["norm"]  # float64 per passage: k1 * (1 - b + b * len / avgdl)
+        self.idf = np.asarray(arrays["idf"]).view(np.ndarray)  # float64 per term, rank-bm25's
+        self.norm = np.asarray(arrays["norm"]).view(np.ndarray)  # k1 * (1 - b + b * len / avgdl)
         has_words = len(arrays["term_offsets"]) > 1
         self.words = StringTable(arrays["terms"], arrays["term_offsets"]) if has_words else None
         self._scratch = threading.local()
@@ -150,25 +151,25 @@ class Field:
         k1 = self.params.k1
         return docs, self.idf[term] * (tf * (k1 + 1) / (tf + self.norm[docs]))
 
-    def sparse_scores(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of the passages the tokens occur in (ascending) and their BM25 scores."""
+    def sparse_scores(self, tokens: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the passages the tokens occur in (in first-seen order) and their BM25 scores."""
         terms = self.term_ids(tokens)
         if not terms:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        buffer = self._buffer()
+        buffer, seen = self._scratch_arrays()
         touched = []
         for term in terms:
             docs, weights = self.postings(term)
             buffer[docs] += weights
-            touched.append(docs)
-        # Few postings: sort them; many: scanning the accumulator is cheaper than sorting.
-        if sum(len(docs) for docs in touched) * 8 < self.size:
-            docs = np.unique(np.concatenate(touched))
-        else:
-            docs = np.flatnonzero(buffer)
+            # Collect each passage once without sorting or scanning all passages: O(postings).
+            fresh = docs[~seen[docs]]
+            seen[fresh] = True
+            touched.append(fresh)
+        docs = np.concatenate(touched).astype(np.int64)
         scores = buffer[docs]
         buffer[docs] = 0.0
-        return docs.astype(np.int64), scores
+        seen[docs] = False
+        return docs, scores
 
     def top(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
@@ -176,13 +177,14 @@ class Field:
         best = top_k(scores, k)
         return docs[best], scores[best]
 
-    def _buffer(self) -> np.ndarray:
-        # One zeroed accumulator per thread, reused: allocating a dense array per query costs
-        # more than scoring it. Searches run in worker threads, hence thread-local.
-        buffer = getattr(self._scratch, "buffer", None)
-        if buffer is None:
-            buffer = self._scratch.buffer = np.zeros(self.size, dtype=np.float64)
-        return buffer
+    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense
+        # arrays per query costs more than scoring it. Searches run in worker threads.
+        arrays = getattr(self._scratch, "arrays", None)
+        if arrays is None:
+            size = self.size
+            arrays = self._scratch.arrays = (np.zeros(size), np.zeros(size, dtype=bool))
+        return arrays
 
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""

@@ -10,6 +10,7 @@ Near-duplicate passages (the same text repeated on a page) are shown once.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class Searcher:
         self.tokenizer = tokenizer
         self.synonyms = synonyms or Synonyms()
         self.bigram_weight = bigram_weight
+        self._scratch = threading.local()
 
     @property
     def info(self) -> IndexInfo:
@@ -129,7 +131,22 @@ class Searcher:
                 parts.append((docs, scores * (weight / scores.max())))
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        docs = np.concatenate([d for d, _ in parts])
-        unique, inverse = np.unique(docs, return_inverse=True)
-        fused = np.bincount(inverse, weights=np.concatenate([s for _, s in parts]))
-        return unique, fused
+        fused, seen = self._scratch_arrays()
+        candidates = []
+        for docs, scores in parts:
+            fused[docs] += scores
+            fresh = docs[~seen[docs]]
+            seen[fresh] = True
+            candidates.append(fresh)
+        docs = np.concatenate(candidates)
+        scores = fused[docs]
+        fused[docs], seen[docs] = 0.0, False
+        return docs, scores
+
+    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        # Per-thread accumulator and mask, reused across queries (see Field._scratch_arrays).
+        arrays = getattr(self._scratch, "arrays", None)
+        if arrays is None:
+            size = len(self.index.passages)
+            arrays = self._scratch.arrays = (np.zeros(size), np.zeros(size, dtype=bool))
+        return arrays
