@@ -127,8 +127,9 @@ class Searcher:
         for name, weight in (("words", 1.0), ("bigrams", self.bigram_weight)):
             field = self.index.fields[name]
             docs, scores = field.sparse_scores(getattr(tokens, name))
-            if len(scores) and weight > 0:
-                parts.append((docs, scores * (weight / scores.max())))
+            best = scores.max() if len(scores) else 0.0
+            if best > 0 and weight > 0:  # a field where nothing scores adds nothing
+                parts.append((docs, scores * (weight / best)))
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         fused, seen = self._scratch_arrays()
