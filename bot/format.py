@@ -1,11 +1,12 @@
 """Pipeline step "answer → Telegram / REPL / CLI": every text a front end shows, built purely.
 
-A builder (`answer_reply`, `no_hits_reply`, `help_reply`, ...) returns a `Reply`: paragraphs of
-styled spans. A front end renders it once, as Telegram HTML (`Reply.html`, every piece of
-archive or user text escaped) or as plain text (`Reply.text`, for the REPL, the CLI and
-Telegram's plain-text fallback). Both renderings fit a limit measured in UTF-16 code units, as
-Telegram counts: paragraphs that do not fit are shortened at the end with "…", cutting between
-code points of the raw text, so that a tag, an HTML entity or a surrogate pair is never cut.
+A builder (`outcome_reply`, `answer_reply`, `no_hits_reply`, `help_reply`, ...) returns a
+`Reply`: paragraphs of styled spans. A front end renders it once, as Telegram HTML
+(`Reply.html`, every piece of archive or user text escaped) or as plain text (`Reply.text`, for
+the REPL, the CLI and Telegram's plain-text fallback). Both renderings fit a limit measured in
+UTF-16 code units, as Telegram counts: paragraphs that do not fit are shortened at the end with
+"…", cutting between code points of the raw text, so that a tag, an HTML entity or a surrogate
+pair is never cut.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from bot.questions import MAX_CHARS, Outcome, Problem
 from retrieval.models import Answer, Hit, Result
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ FAILURE = "抱歉，出了点问题，请稍后再试。"
 STALE_BUTTON = "这个按钮已过期，请重新提问。"
 NO_MORE = "没有更多段落了。"
 TEXT_ONLY = "请用文字提问，例如：" + EXAMPLE_QUESTION
+EMPTY_QUESTION = "请输入一个问题，例如：" + EXAMPLE_QUESTION
+SHORTENED = f"问题太长，只按前 {MAX_CHARS} 个字搜索。"
 
 Style = Literal["b", "i", "code"]
 
@@ -72,7 +76,7 @@ class Reply:
 
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the measure of Telegram's message limits."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def answer_reply(result: Result, *, compact: bool = False) -> Reply:
@@ -88,6 +92,23 @@ def answer_reply(result: Result, *, compact: bool = False) -> Reply:
         paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(result.answer))))
     paragraphs.extend(_passage(hit) for hit in hits)
     return Reply(tuple(paragraphs))
+
+
+def outcome_reply(outcome: Outcome, *, compact: bool = False) -> Reply:
+    """The reply to a question, whatever it was: how to ask, why nothing could be searched,
+    that nothing was found, or the answer; a shortened question says so first."""
+    question, result = outcome.question, outcome.result
+    if question.problem is Problem.EMPTY:
+        return notice_reply(EMPTY_QUESTION)
+    if not outcome.searchable:
+        reply = no_terms_reply(question.text)
+    elif not result.hits:
+        reply = no_hits_reply(question.text)
+    else:
+        reply = answer_reply(result, compact=compact)
+    if question.shortened:
+        return Reply((_plain(SHORTENED), *reply.paragraphs))
+    return reply
 
 
 def render_plain(result: Result) -> str:
@@ -111,6 +132,18 @@ def no_hits_reply(question: str) -> Reply:
         (
             _plain(f"没有找到与「{_echo(question)}」相关的内容。"),
             _plain("试试少用几个词，或换一种说法，用报道里可能出现的词来问。"),
+        )
+    )
+
+
+def no_terms_reply(question: str) -> Reply:
+    """Nothing in the question can be searched for: punctuation, emoji or only common words."""
+    return Reply(
+        (
+            _plain(
+                f"「{_echo(question)}」里没有可以搜索的词：标点、表情和“什么、多少、的”这类词都不算。"
+            ),
+            _plain(f"请加上人名、地名、单位或事情来问，例如：{EXAMPLE_QUESTION}"),
         )
     )
 
@@ -172,7 +205,7 @@ def _passage(hit: Hit) -> Paragraph:
     tail = [Span("\n— "), Span(source.file, "code")]
     if source.title:
         tail.append(Span(f"，《{source.title}》"))
-    return Paragraph((Span(f"{hit.rank}. "), Span(hit.passage.text)), tuple(tail))
+    return Paragraph((Span(f"{hit.rank}. "), Span(hit.snippet_text)), tuple(tail))
 
 
 def _highlighted(answer: Answer) -> list[Span]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from retrieval.models import Answer, Hit
 from retrieval.passages import sentence_spans
-from retrieval.tokenize import Tokenizer, bigram_strings, fold, is_cjk
+from retrieval.tokenize import Tokenizer, Tokens, bigram_strings, fold, is_cjk
 
 SENTENCE_POOL = 3  # sentences are taken from this many top passages
 CONTEXT_WEIGHT = 0.3  # how much the previous sentence's coverage counts
@@ -115,3 +115,35 @@ def best_answer(question: str, hits: Sequence[Hit], tokenizer: Tokenizer) -> Ans
         return None
     _, sentence, passage_id = best
     return Answer(sentence=sentence, highlights=highlights(sentence), passage_id=passage_id)
+
+
+SNIPPET_CHARS = 240
+
+
+def snippet_span(
+    text: str, tokens: Tokens, want: Wanted | None, *, max_chars: int = SNIPPET_CHARS
+) -> tuple[int, int]:
+    """Span of the sentences of a passage to show: the best one, widened to about max_chars."""
+    spans = list(sentence_spans(text))
+    if not spans or len(text) <= max_chars:
+        return 0, len(text)
+    grams = bigram_strings(tokens.bigram_text)
+    scores = [
+        coverage(text[s:e], tokens.words, grams) + fit_bonus(text[s:e], want) for s, e in spans
+    ]
+    first = last = max(range(len(spans)), key=scores.__getitem__)
+    while True:
+        before = first - 1 if first > 0 else None
+        after = last + 1 if last + 1 < len(spans) else None
+        grown = False
+        for side in (after, before):  # prefer what follows the best sentence
+            if (
+                side is not None
+                and spans[max(last, side)][1] - spans[min(first, side)][0] <= max_chars
+            ):
+                first, last, grown = min(first, side), max(last, side), True
+                break
+        if not grown:
+            break
+    start, end = spans[first][0], spans[last][1]
+    return start, min(end, start + max_chars) if end - start > max_chars else end

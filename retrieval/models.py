@@ -54,11 +54,27 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A ranked passage: 1-based `rank` and the fused BM25 `score`."""
+    """A ranked passage: 1-based `rank`, the fused BM25 `score`, and the part to show.
+
+    `snippet` is the (start, end) span of `passage.text` that best answers the question, whole
+    sentences of at most a few hundred characters; None means the whole passage.
+    """
 
     rank: int
     score: float
     passage: Passage
+    snippet: tuple[int, int] | None = None
+
+    @property
+    def snippet_text(self) -> str:
+        """The text to show: the snippet, marked with "…" where the passage goes on."""
+        text = self.passage.text
+        if self.snippet is None:
+            return text
+        start, end = self.snippet
+        return (
+            ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+        )
 
 
 @dataclass(frozen=True, slots=True)

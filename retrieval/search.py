@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.answer import best_answer
+from retrieval.answer import best_answer, snippet_span, wanted
 from retrieval.index import top_k as best_first
 from retrieval.models import Hit, Result
 from retrieval.store import Index
@@ -116,10 +116,12 @@ class Searcher:
         return hits[offset:]
 
     def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
-        """Hits and, for the first page, the answer sentence."""
+        """Hits with their snippets and, for the first page, the answer sentence."""
         hits = self.search(question, top_k=top_k, offset=offset)
         answer = best_answer(question, hits, self.tokenizer) if hits and offset == 0 else None
-        return Result(question=question, answer=answer, hits=tuple(hits))
+        tokens, want = self.query_tokens(question), wanted(question)
+        shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
+        return Result(question=question, answer=answer, hits=tuple(shown))
 
     def _fused_scores(self, tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passage ids and their fused scores."""
