@@ -208,7 +208,7 @@ DOC_MASK, TF_MAX = (1 << 26) - 1, 255
 MAX_PASSAGES = DOC_MASK + 1
 
 
-def count_pairs(terms: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, ...]:
+def count_pairs(terms: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (term, passage) pairs of token occurrences and how often each occurs."""
     keys, tfs = np.unique(terms.astype(np.uint64) << np.uint64(32) | docs, return_counts=True)
     return keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF), tfs

@@ -138,7 +138,8 @@ class PassageWriter:
         """Write the table's arrays; returns the number of articles."""
         self._texts.close()
         rows = np.frombuffer(self._rows, dtype=np.uint32).reshape(-1, len(_COLUMNS))
-        arrays = {"rows": rows, "text_offsets": np.frombuffer(self._offsets, dtype=np.int64)}
+        offsets = np.frombuffer(self._offsets, dtype=np.int64)
+        arrays: dict[str, np.ndarray] = {"rows": rows, "text_offsets": offsets}
         arrays["files"], arrays["file_offsets"] = StringTable.encode(list(self._files))
         arrays["titles"], arrays["title_offsets"] = StringTable.encode(list(self._titles))
         save_arrays(self._folder, "passages", arrays)
@@ -236,7 +237,7 @@ def _write_generation(
     table = PassageWriter(folder)
     words, bigrams = FieldBuilder(folder / "words.spill"), FieldBuilder(folder / "bigrams.spill")
     vocab: dict[str, int] = {}
-    files, skipped = 0, []
+    files, skipped = 0, list[str]()
     for chunk in chunks_of(archive_dir, tokenizer, max_chars=max_chars):
         base = np.uint64(len(table))
         table.add(chunk.passages)
