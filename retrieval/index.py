@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from retrieval import kernels
 from retrieval.errors import IndexCorruptError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FIELDS = ("words", "bigrams")
 
 
@@ -52,8 +53,9 @@ class StringTable:
     """Many strings as one UTF-8 blob plus offsets: compact, memory-mappable, O(1) access."""
 
     def __init__(self, blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> None:
-        self._blob = blob
-        self._offsets = offsets
+        # Plain views: element access on a np.memmap goes through slow Python-level code.
+        self._blob = np.asarray(blob).view(np.ndarray)
+        self._offsets = np.asarray(offsets).view(np.ndarray)
 
     @staticmethod
     def encode(strings: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -118,6 +120,7 @@ class Field:
         self.tfs = arrays["tfs"]  # uint8 term frequency in that passage
         self.idf = np.asarray(arrays["idf"]).view(np.ndarray)  # float64 per term, rank-bm25's
         self.norm = np.asarray(arrays["norm"]).view(np.ndarray)  # k1 * (1 - b + b * len / avgdl)
+        self.upper = np.asarray(arrays["upper"]).view(np.ndarray)  # a term's highest weight
         has_words = len(arrays["term_offsets"]) > 1
         self.words = StringTable(arrays["terms"], arrays["term_offsets"]) if has_words else None
         self._scratch = threading.local()
@@ -151,31 +154,39 @@ class Field:
         k1 = self.params.k1
         return docs, self.idf[term] * (tf * (k1 + 1) / (tf + self.norm[docs]))
 
-    def sparse_scores(self, tokens: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of the passages the tokens occur in (in first-seen order) and their BM25 scores."""
-        terms = self.term_ids(tokens)
-        if not terms:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        buffer, seen = self._scratch_arrays()
-        touched = []
-        for term in terms:
-            docs, weights = self.postings(term)
-            buffer[docs] += weights
-            # Collect each passage once without sorting or scanning all passages: O(postings).
-            fresh = docs[~seen[docs]]
-            seen[fresh] = True
-            touched.append(fresh)
-        docs = np.concatenate(touched).astype(np.int64)
-        scores = buffer[docs]
-        buffer[docs] = 0.0
-        seen[docs] = False
-        return docs, scores
-
-    def top(self, tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top(self, tokens: Sequence[str] | np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
-        docs, scores = self.sparse_scores(tokens)
-        best = top_k(scores, k)
-        return docs[best], scores[best]
+        terms = self.term_ids(tokens)
+        if not terms or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        terms.sort(key=lambda t: -self.upper[t])  # MaxScore wants the strongest terms first
+        docs, tfs, bounds = self._gather(terms)
+        upper = self.upper[terms]
+        if np.any(self.idf[terms] < 0):  # negative weights: partial scores bound nothing
+            upper = np.full(len(terms), np.inf)
+        scores, seen = self._scratch_arrays()
+        idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
+        return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+
+    def scores_for(self, tokens: Sequence[str] | np.ndarray, passages: np.ndarray) -> np.ndarray:
+        """Exact scores of the given passages (0 where no token occurs)."""
+        terms = self.term_ids(tokens)
+        if not terms or not len(passages):
+            return np.zeros(len(passages))
+        docs, tfs, bounds = self._gather(terms)
+        targets = np.asarray(passages, dtype=np.int64)
+        return kernels.scores_of(
+            docs, tfs, bounds, self.idf[terms], self.norm, self.params.k1, targets
+        )
+
+    def _gather(self, terms: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The terms' postings one after the other, and where each term's begin and end."""
+        spans = [(int(self.offsets[t]), int(self.offsets[t + 1])) for t in terms]
+        bounds = np.zeros(len(spans) + 1, dtype=np.int64)
+        np.cumsum([end - start for start, end in spans], out=bounds[1:])
+        docs = np.concatenate([self.docs[start:end] for start, end in spans])
+        tfs = np.concatenate([self.tfs[start:end] for start, end in spans])
+        return docs, tfs, bounds
 
     def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense
@@ -308,16 +319,43 @@ def _field_arrays(
     blob, term_offsets = StringTable.encode(words)
     total = float(lengths.sum())
     avgdl = total / n_docs if n_docs and total else 1.0
+    idf = okapi_idf(np.diff(offsets), n_docs, params.epsilon)
+    norm = params.k1 * (1 - params.b + params.b * lengths / avgdl)
     return {
         "keys": np.asarray(keys, dtype=np.uint64),
         "offsets": offsets,
         "docs": docs,
         "tfs": tfs,
-        "idf": okapi_idf(np.diff(offsets), n_docs, params.epsilon),
-        "norm": params.k1 * (1 - params.b + params.b * lengths / avgdl),
+        "idf": idf,
+        "norm": norm,
+        "upper": _upper_bounds(docs, tfs, offsets, idf, norm, params.k1),
         "terms": blob,
         "term_offsets": term_offsets,
     }
+
+
+def _upper_bounds(
+    docs: np.ndarray,
+    tfs: np.ndarray,
+    offsets: np.ndarray,
+    idf: np.ndarray,
+    norm: np.ndarray,
+    k1: float,
+) -> np.ndarray:
+    """Each term's highest BM25 weight in any passage (what MaxScore prunes with)."""
+    best = np.zeros(len(offsets) - 1)
+    starts = offsets[:-1]
+    for first in range(0, len(docs), 1 << 24):
+        last = min(first + (1 << 24), len(docs))
+        tf = tfs[first:last].astype(np.float64)
+        ratio = tf * (k1 + 1) / (tf + norm[docs[first:last]])
+        # Each term's part of this slice: reduce by term starts that fall inside it.
+        inside = np.flatnonzero((starts < last) & (offsets[1:] > first))
+        cuts = np.maximum(starts[inside], first) - first
+        best[inside] = np.maximum(best[inside], np.maximum.reduceat(ratio, cuts))
+    # rank-bm25 allows idf <= 0 (epsilon rule); the highest weight is then at the lowest ratio,
+    # which is never below 0 — bound it by 0 so pruning stays safe.
+    return np.where(idf > 0, idf * best, 0.0)
 
 
 def build_field(token_lists: Sequence[Sequence[str]], params: BM25Params) -> dict[str, Any]:
@@ -365,7 +403,7 @@ def load_arrays(folder: Path, prefix: str, names: Sequence[str]) -> dict[str, np
     return arrays
 
 
-_MAPPED = ("keys", "offsets", "idf", "norm", "terms", "term_offsets")
+_MAPPED = ("keys", "offsets", "idf", "norm", "upper", "terms", "term_offsets")
 
 
 def open_field(folder: Path, name: str, params: BM25Params) -> Field:

@@ -10,7 +10,6 @@ Near-duplicate passages (the same text repeated on a page) are shown once.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from retrieval.tokenize import Tokenizer, Tokens, fold, read_wordlist
 
 MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning
 BIGRAM_WEIGHT = 0.5
+FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,6 @@ class Searcher:
         self.tokenizer = tokenizer
         self.synonyms = synonyms or Synonyms()
         self.bigram_weight = bigram_weight
-        self._scratch = threading.local()
 
     @property
     def info(self) -> IndexInfo:
@@ -99,7 +98,7 @@ class Searcher:
     def search(self, question: str, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
         tokens = self.query_tokens(question)
-        candidates, scores = self._fused_scores(tokens)
+        candidates, scores = self._fused_scores(tokens, offset + top_k)
         wanted = offset + top_k
         order = best_first(scores, wanted * 2 + 8)
         hits: list[Hit] = []
@@ -123,33 +122,24 @@ class Searcher:
         shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
         return Result(question=question, answer=answer, hits=tuple(shown))
 
-    def _fused_scores(self, tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate passage ids and their fused scores."""
-        parts = []
-        for name, weight in (("words", 1.0), ("bigrams", self.bigram_weight)):
-            field = self.index.fields[name]
-            docs, scores = field.sparse_scores(getattr(tokens, name))
-            best = scores.max() if len(scores) else 0.0
-            if best > 0 and weight > 0:  # a field where nothing scores adds nothing
-                parts.append((docs, scores * (weight / best)))
-        if not parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        fused, seen = self._scratch_arrays()
-        candidates = []
-        for docs, scores in parts:
-            fused[docs] += scores
-            fresh = docs[~seen[docs]]
-            seen[fresh] = True
-            candidates.append(fresh)
-        docs = np.concatenate(candidates)
-        scores = fused[docs]
-        fused[docs], seen[docs] = 0.0, False
-        return docs, scores
+    def _fused_scores(self, tokens: Tokens, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate passage ids and their fused scores.
 
-    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        # Per-thread accumulator and mask, reused across queries (see Field._scratch_arrays).
-        arrays = getattr(self._scratch, "arrays", None)
-        if arrays is None:
-            size = len(self.index.passages)
-            arrays = self._scratch.arrays = (np.zeros(size), np.zeros(size, dtype=bool))
-        return arrays
+        Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
+        scored exactly in both fields, each field divided by its best score.
+        """
+        depth = max(FIELD_DEPTH, 4 * wanted)
+        fields = [("words", 1.0, tokens.words), ("bigrams", self.bigram_weight, tokens.bigrams)]
+        found = [
+            (self.index.fields[name], weight, query, *self.index.fields[name].top(query, depth))
+            for name, weight, query in fields
+            if weight > 0
+        ]
+        found = [item for item in found if len(item[3]) and item[4][0] > 0]
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        candidates = np.unique(np.concatenate([item[3] for item in found]))
+        fused = np.zeros(len(candidates))
+        for field, weight, query, _, best in found:
+            fused += field.scores_for(query, candidates) * (weight / best[0])
+        return candidates, fused

@@ -34,6 +34,28 @@ def test_scores_equal_rank_bm25_on_random_corpora(seed: int) -> None:
         np.testing.assert_allclose(field.get_scores(query), oracle.get_scores(query), atol=1e-6)
 
 
+def _oracle_top(scores: np.ndarray, k: int) -> np.ndarray:
+    return np.lexsort((np.arange(len(scores)), -scores))[:k]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pruned_top_k_equals_rank_bm25(seed: int) -> None:
+    """MaxScore pruning never changes the top k: ids (ties by lower id) and scores."""
+    rng = random.Random(100 + seed)
+    corpus = _random_corpus(rng, n_docs=rng.randint(50, 600), vocab=rng.randint(20, 400))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    for _ in range(40):
+        query = rng.choices([f"w{i}" for i in range(420)], k=rng.randint(1, 8))
+        k = rng.choice([1, 3, 10, 50])
+        expected = oracle.get_scores(query)
+        ids, scores = field.top(query, k)
+        positive = _oracle_top(expected, k)
+        touched = [i for i in positive if any(t in corpus[i] for t in query)]
+        assert list(ids) == touched
+        np.testing.assert_allclose(scores, expected[touched], atol=1e-6)
+        np.testing.assert_allclose(field.scores_for(query, ids), scores, atol=1e-9)
+
+
 def test_negative_idf_uses_epsilon_times_mean_idf() -> None:
     corpus = [["common", "a"], ["common", "b"], ["common"], ["rare"]]
     oracle, field = BM25Okapi(corpus), _field(corpus)

@@ -1,0 +1,127 @@
+"""Compiled inner loops of "BM25 index → ranked passages" (numba, compiled once and cached).
+
+`top_k` scores a query's postings term by term (document-at-a-time would need iterators this
+layout does not have) with MaxScore pruning: terms are taken from the highest possible weight
+down, and as soon as the terms left could not lift a passage that has not been seen yet above
+the current k-th best score, the remaining terms' postings are only looked up (binary search)
+for the passages already seen. Scores stay exactly rank-bm25's: pruning only skips passages
+that cannot reach the top k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _weight(idf: float, tf: float, norm: float, k1: float) -> float:
+    return idf * (tf * (k1 + 1.0) / (tf + norm))
+
+
+@njit(cache=True, nogil=True)
+def _kth_best(scores: np.ndarray, cand: np.ndarray, count: int, k: int) -> float:
+    if count < k:
+        return -np.inf
+    values = np.empty(count)
+    for i in range(count):
+        values[i] = scores[cand[i]]
+    return np.partition(values, count - k)[count - k]
+
+
+@njit(cache=True, nogil=True)
+def _probe(docs, tfs, start, end, idf, k1, norm, scores, cand, count):  # type: ignore[no-untyped-def]
+    for i in range(count):
+        d = cand[i]
+        j = start + np.searchsorted(docs[start:end], d)
+        if j < end and docs[j] == d:
+            scores[d] += _weight(idf, float(tfs[j]), norm[d], k1)
+
+
+@njit(cache=True, nogil=True)
+def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: ignore[no-untyped-def]
+    """Best k (passage ids, scores), best first, ties by lower id.
+
+    `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
+    terms ordered by `upper` (their highest weight) descending. `scores` and `seen` are zeroed
+    scratch arrays of the passage count, left zeroed on return.
+    """
+    n_terms = len(bounds) - 1
+    left = np.zeros(n_terms + 1)
+    for t in range(n_terms - 1, -1, -1):
+        left[t] = left[t + 1] + upper[t]
+    cand = np.empty(len(docs), dtype=np.int64)
+    count, t = 0, 0
+    theta, best = -np.inf, 0.0  # the k-th best partial score can never exceed the best one
+    cap = np.inf  # nor theta as last computed plus the weights added since
+    while t < n_terms and not left[t] < theta:
+        for j in range(bounds[t], bounds[t + 1]):
+            d = docs[j]
+            scores[d] += _weight(idfs[t], float(tfs[j]), norm[d], k1)
+            best = max(best, scores[d])
+            if not seen[d]:
+                seen[d] = True
+                cand[count] = d
+                count += 1
+        cap += upper[t]
+        t += 1
+        # The k-th best costs a pass over the candidates: only when it could stop the scan.
+        if t < n_terms and left[t] < min(best, cap):
+            theta = _kth_best(scores, cand, count, k)
+            cap = theta
+    if t == n_terms:
+        return _select(scores, seen, cand, count, cand, count, k)
+    # The terms left can lift no unseen passage above theta: finish the scores of the
+    # passages that can still reach it, looking them up in the remaining postings.
+    live = np.empty(count, dtype=np.int64)
+    n_live = 0
+    for i in range(count):
+        if scores[cand[i]] + left[t] >= theta:
+            live[n_live] = cand[i]
+            n_live += 1
+    for u in range(t, n_terms):
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, live, n_live)
+    return _select(scores, seen, cand, count, live, n_live, k)
+
+
+@njit(cache=True, nogil=True)
+def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-untyped-def]
+    """The k best of the live passages, best first; clears the scratch arrays of all."""
+    size = min(k, n_live)
+    best_docs = np.empty(size, dtype=np.int64)
+    best_scores = np.empty(size)
+    filled = 0
+    for i in range(n_live):
+        d, s = live[i], scores[live[i]]
+        if filled < size:
+            best_docs[filled], best_scores[filled] = d, s
+            filled += 1
+            continue
+        worst = 0
+        for j in range(1, size):
+            if best_scores[j] < best_scores[worst] or (
+                best_scores[j] == best_scores[worst] and best_docs[j] > best_docs[worst]
+            ):
+                worst = j
+        if s > best_scores[worst] or (s == best_scores[worst] and d < best_docs[worst]):
+            best_docs[worst], best_scores[worst] = d, s
+    for i in range(count):
+        scores[cand[i]] = 0.0
+        seen[cand[i]] = False
+    by_doc = np.argsort(best_docs, kind="mergesort")
+    order = by_doc[np.argsort(-best_scores[by_doc], kind="mergesort")]
+    return best_docs[order], best_scores[order]
+
+
+@njit(cache=True, nogil=True)
+def scores_of(docs, tfs, bounds, idfs, norm, k1, targets):  # type: ignore[no-untyped-def]
+    """Exact scores of the given passages (binary search in each term's postings)."""
+    out = np.zeros(len(targets))
+    for t in range(len(bounds) - 1):
+        start, end = bounds[t], bounds[t + 1]
+        for i in range(len(targets)):
+            d = targets[i]
+            j = start + np.searchsorted(docs[start:end], d)
+            if j < end and docs[j] == d:
+                out[i] += _weight(idfs[t], float(tfs[j]), norm[d], k1)
+    return out
