@@ -129,6 +129,8 @@ def read_archive(root: Path) -> tuple[list[Document], list[Skipped]]:
 def read_document(path: Path, name: str) -> Document | Skipped:
     """Read and decode one file; `name` is its path relative to the archive."""
     try:
+        if not path.is_file():  # a FIFO or device named *.txt would block the read forever
+            return Skipped(name, "cannot be read (not a regular file)")
         data = path.read_bytes()
     except OSError as error:
         return Skipped(name, f"cannot be read ({error.strerror or error})")

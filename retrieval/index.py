@@ -395,7 +395,7 @@ def load_arrays(folder: Path, prefix: str, names: Sequence[str]) -> dict[str, np
         path = folder / f"{prefix}.{name}.npy"
         try:
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise IndexCorruptError(
                 f"Index file {path.name} is missing or damaged ({error}). "
                 "Run `archive-bot index` to rebuild."
@@ -412,7 +412,7 @@ def open_field(folder: Path, name: str, params: BM25Params) -> Field:
     try:
         arrays["docs"] = NpyColumn(folder / f"{name}.docs.npy")
         arrays["tfs"] = NpyColumn(folder / f"{name}.tfs.npy")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:
         raise IndexCorruptError(
             f"Index field {name!r} is damaged ({error}). Run `archive-bot index` to rebuild."
         ) from error
@@ -440,7 +440,7 @@ def read_meta(folder: Path) -> dict[str, object]:
     """Read and check `meta.json`; anything unreadable or of another format version is corrupt."""
     try:
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:
         raise IndexCorruptError(
             f"Index metadata is unreadable ({error}). Run `archive-bot index` to rebuild."
         ) from error

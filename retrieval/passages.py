@@ -2,7 +2,8 @@
 
 An article's body is its paragraphs joined by "\\n"; every passage is a contiguous slice of that
 body (`passage.text == body[source.start:source.end]`), made of whole sentences, packed up to
-`max_chars`. A sentence longer than `max_chars` stands alone rather than being cut.
+`max_chars`. A sentence longer than `max_chars` (an OCR line with no punctuation at all) is cut
+into pieces of at most `max_chars`, at a comma or space where there is one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ DEFAULT_MAX_CHARS = 1000  # chosen by benchmarks/sweep_quality.py
 # A sentence ends after 。！？!?；; or … (with closing quotes/brackets that follow), or at a
 # paragraph break.
 _SENTENCE_END = re.compile(r"[。！？!?；;…]+[”’」』）)\]】》\"']*|\n")
+# Where an over-long sentence may be cut: after a comma-like mark or at a space.
+_SOFT_BREAK = re.compile(r"[，,、：:]|\s")
 
 
 def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
@@ -32,6 +35,20 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
         yield start, len(text)
 
 
+def _bounded(
+    spans: Iterator[tuple[int, int]], text: str, max_chars: int
+) -> Iterator[tuple[int, int]]:
+    """The spans, with any longer than `max_chars` cut into pieces no longer than that."""
+    for start, end in spans:
+        while end - start > max_chars:
+            limit = start + max_chars
+            soft = [m.end() for m in _SOFT_BREAK.finditer(text, start + max_chars // 2, limit)]
+            cut = soft[-1] if soft else limit
+            yield start, cut
+            start = cut
+        yield start, end
+
+
 def article_body(article: Article) -> str:
     """The text passages of an article are sliced from."""
     return "\n".join(article.paragraphs)
@@ -43,7 +60,7 @@ def split_passages(
     """Pack an article's sentences into passages of at most `max_chars` characters."""
     body = article_body(article)
     windows: list[tuple[int, int]] = []
-    for start, end in sentence_spans(body):
+    for start, end in _bounded(sentence_spans(body), body, max_chars):
         if windows and end - windows[-1][0] <= max_chars:
             windows[-1] = (windows[-1][0], end)
         else:

@@ -129,7 +129,10 @@ class Searcher:
         scored exactly in both fields, each field divided by its best score.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
-        fields = [("words", 1.0, tokens.words), ("bigrams", self.bigram_weight, tokens.bigrams)]
+        fields: list[tuple[str, float, list[str] | np.ndarray]] = [
+            ("words", 1.0, tokens.words),
+            ("bigrams", self.bigram_weight, tokens.bigrams),
+        ]
         found = [
             (self.index.fields[name], weight, query, *self.index.fields[name].top(query, depth))
             for name, weight, query in fields

@@ -191,9 +191,22 @@ def current_generation(index_root: Path) -> Path:
     return index_root / name
 
 
-def open_index(index_root: Path) -> Index:
-    """Open the current generation of an index folder."""
-    return Index(current_generation(index_root))
+def open_index(index_root: Path, *, attempts: int = 5) -> Index:
+    """Open the current generation of an index folder.
+
+    A build that finishes while the index is being opened removes the generation being read;
+    the opening then starts again from the generation `CURRENT` names now.
+    """
+    generation = current_generation(index_root)
+    for _ in range(attempts - 1):
+        try:
+            return Index(generation)
+        except IndexCorruptError:
+            latest = current_generation(index_root)
+            if latest == generation:
+                raise
+            generation = latest
+    return Index(generation)
 
 
 def build_index(

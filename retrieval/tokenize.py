@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 import rjieba
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
+
+
+def _common_simplified(char: str) -> bool:
+    """Whether `char` is in GB2312's first level, the 3,755 most common simplified characters."""
+    try:
+        encoded = char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return len(encoded) == 2 and 0xB0 <= encoded[0] <= 0xD7
 
 
 @cache
@@ -36,12 +45,24 @@ def _t2s_table() -> dict[int, str]:
     import opencc  # the package ships OpenCC's dictionary files; only its data is used
 
     folder = Path(opencc.__file__).parent / "dictionary"
+    simplified = {
+        line.partition("\t")[0]
+        for line in (folder / "STCharacters.txt").read_text(encoding="utf-8").splitlines()
+    }
     table: dict[int, str] = {}
     for name in ("TWVariantsRev.txt", "HKVariantsRev.txt", "TSCharacters.txt"):
         for line in (folder / name).read_text(encoding="utf-8").splitlines():
             source, _, targets = line.partition("\t")
             target = targets.split(" ")[0]
-            if len(source) == 1 and len(target) == 1 and source != target:
+            # A character that simplified text itself uses is never folded: OpenCC maps
+            # 么 → 幺, 著 → 着 and 抬 → 擡 too, which would cut 什么 and 著名 apart.
+            if (
+                len(source) == 1
+                and len(target) == 1
+                and source != target
+                and source not in simplified
+                and not _common_simplified(source)
+            ):
                 table[ord(source)] = target
     # Variants first, then TS: a variant's standard form is itself traditional, fold it twice.
     return {key: table.get(ord(value), value) for key, value in table.items()}
