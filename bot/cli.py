@@ -2,11 +2,16 @@
 
 The entry point loads settings once, sets up logging, and turns every error this project raises
 on purpose into one line on stderr that says what to do next, with a non-zero exit code.
+
+`ask` meets bad questions like the REPL and the bot (`bot.questions`): an empty question is an
+error (exit 2); one with nothing to search, or no hits, is an answer without passages (exit 0,
+and `answer: null, passages: []` in JSON); an overlong one is searched by its beginning.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -17,20 +22,22 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from bot import format as fmt
-from bot.engine import build, open_searcher
+from bot.engine import ask, build, open_searcher
 from bot.errors import BotError
+from bot.questions import Problem, prepare
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
 from retrieval.evaluate import evaluate, load_questions
 from retrieval.models import Result
 
 EXAMPLE = "溧阳暑托班有多少家"
+EMPTY_QUESTION = f'The question is empty. Ask e.g. archive-bot ask "{EXAMPLE}".'
 
 
-def result_json(result: Result) -> dict[str, object]:
-    """The `ask --json` object (the contract in README)."""
+def result_json(result: Result, *, question: str | None = None) -> dict[str, object]:
+    """The `ask --json` object (the contract in README); `question` as asked, if given."""
     return {
-        "question": result.question,
+        "question": result.question if question is None else question,
         "answer": result.answer.sentence if result.answer else None,
         "passages": [
             {
@@ -59,21 +66,39 @@ def _questions(args: argparse.Namespace) -> Iterator[str]:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Answer one question (or one a line from stdin with `-`)."""
+    if args.question != "-" and prepare(args.question).problem is Problem.EMPTY:
+        raise BotError(EMPTY_QUESTION)  # before loading the index: nothing to search
     searcher = open_searcher(settings)
     top = args.top or settings.top_k
-    for question in _questions(args):
+    for raw in _questions(args):
+        question = prepare(raw)
         try:
-            result = searcher.ask(question, top_k=top)
-        except RetrievalError as error:
-            if not args.json:
+            if question.problem is Problem.EMPTY:
+                raise BotError(EMPTY_QUESTION)
+            outcome = ask(searcher, question, top_k=top)
+        except (RetrievalError, BotError) as error:
+            if args.question != "-":
                 raise
-            print(json.dumps({"question": question, "error": str(error)}), file=out)
+            if args.json:
+                print(_json_line({"question": raw, "error": str(error)}), file=out, flush=True)
+            else:
+                print(f"archive-bot: {error}", file=sys.stderr)
             continue
         if args.json:
-            print(json.dumps(result_json(result), ensure_ascii=False), file=out, flush=True)
+            print(_json_line(result_json(outcome.result, question=raw)), file=out, flush=True)
         else:
-            print(fmt.render_plain(result), file=out)
+            print(fmt.outcome_reply(outcome).text(), file=out, flush=True)
     return 0
+
+
+def _json_line(value: dict[str, object]) -> str:
+    """One line of JSON, as UTF-8 text; ASCII escapes where it cannot be (lone surrogates)."""
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return line
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -184,6 +209,11 @@ def _load_settings() -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archive-bot` console script."""
     args = parser().parse_args(argv)
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        # A stray byte that is not UTF-8 (stdin) or a character that cannot be printed in the
+        # terminal's encoding (stdout) is shown as a replacement character, not a traceback.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

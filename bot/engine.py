@@ -2,16 +2,22 @@
 
 Every front end gets its `Searcher` from `open_searcher`, which opens the saved index and builds
 it first when there is none, when it is damaged, or when the archive or the tokenizer changed
-since it was built; a log line says which.
+since it was built; a log line says which. When a rebuild cannot be written (a full disk, no
+permission) and the saved index still opens, the bot keeps answering from it, with a warning.
+
+Every front end asks through `ask`, so that bad questions (`bot.questions`) are met alike.
 """
 
 from __future__ import annotations
 
 import logging
 
+from bot.errors import IndexWriteError
+from bot.questions import Outcome, Question
 from bot.settings import Settings
 from retrieval.errors import IndexCorruptError, IndexMissingError
 from retrieval.index import BM25Params
+from retrieval.models import Result
 from retrieval.search import Searcher, Synonyms
 from retrieval.store import BuildStats, Index, Progress, build_index, fingerprint, open_index
 from retrieval.tokenize import Tokenizer
@@ -27,14 +33,26 @@ def make_tokenizer(settings: Settings) -> Tokenizer:
 def build(
     settings: Settings, *, tokenizer: Tokenizer | None = None, progress: Progress | None = None
 ) -> BuildStats:
-    """(Re)build the index of the configured archive."""
-    return build_index(
-        settings.archive_dir,
-        settings.resolved_index_dir,
-        tokenizer or make_tokenizer(settings),
-        params=BM25Params(),
-        progress=progress,
-    )
+    """(Re)build the index of the configured archive.
+
+    Raises:
+        IndexWriteError: the index folder cannot be written (full disk, no permission).
+    """
+    root = settings.resolved_index_dir
+    try:
+        return build_index(
+            settings.archive_dir,
+            root,
+            tokenizer or make_tokenizer(settings),
+            params=BM25Params(),
+            progress=progress,
+        )
+    except OSError as error:  # reading is per file and never raises: this is the writing
+        raise IndexWriteError(
+            f"Could not write the index to {root}: {error.strerror or error}. Free some disk "
+            "space or set ARCHIVE_BOT_INDEX_DIR to a writable folder, then run "
+            "`archive-bot index`; an index saved before is left as it was."
+        ) from error
 
 
 def stale_reason(index: Index, settings: Settings, tokenizer: Tokenizer) -> str | None:
@@ -49,18 +67,47 @@ def stale_reason(index: Index, settings: Settings, tokenizer: Tokenizer) -> str 
 def open_searcher(settings: Settings) -> Searcher:
     """Open the configured index, building or rebuilding it first when needed."""
     tokenizer = make_tokenizer(settings)
-    root = settings.resolved_index_dir
+    index: Index | None = None
+    level = logging.INFO
     try:
-        index = open_index(root)
+        index = open_index(settings.resolved_index_dir)
         reason = stale_reason(index, settings, tokenizer)
     except IndexMissingError:
         reason = "there is none yet"
     except IndexCorruptError as error:
-        reason = f"the saved one cannot be used ({error})"
+        reason, level = f"the saved one cannot be used ({error})", logging.WARNING
     if reason is not None:
-        log.info("Building the index of %s at %s: %s.", settings.archive_dir, root, reason)
-        stats = build(settings, tokenizer=tokenizer)
-        log.info("Index built: %d passages in %.1f s.", stats.passages, stats.seconds)
-        index = open_index(root)
+        index = _rebuilt(settings, tokenizer, index, reason, level=level)
     synonyms = Synonyms.from_file(settings.config_dir / "synonyms.txt")
     return Searcher(index, tokenizer, synonyms=synonyms)
+
+
+def _rebuilt(
+    settings: Settings, tokenizer: Tokenizer, stale: Index | None, reason: str, *, level: int
+) -> Index:
+    """Build the index and open it; keep a stale one if the new one cannot be written."""
+    root = settings.resolved_index_dir
+    log.log(level, "Building the index of %s at %s: %s.", settings.archive_dir, root, reason)
+    try:
+        stats = build(settings, tokenizer=tokenizer)
+    except IndexWriteError as error:
+        if stale is None:
+            raise
+        log.warning("%s Answering from the index saved before (%s).", error, reason)
+        return stale
+    log.info("Index built: %d passages in %.1f s.", stats.passages, stats.seconds)
+    return open_index(root)
+
+
+def ask(searcher: Searcher, question: Question, *, top_k: int, offset: int = 0) -> Outcome:
+    """Search a prepared question; one with a problem is not searched (no hits)."""
+    if question.problem is not None:
+        return Outcome(question, Result(question.text, None, ()), searchable=False)
+    result = searcher.ask(question.text, top_k=top_k, offset=offset)
+    searchable = bool(result.hits) or has_terms(searcher, question.text)
+    return Outcome(question, result, searchable=searchable)
+
+
+def has_terms(searcher: Searcher, text: str) -> bool:
+    """Whether a text has any word the index would search for (not only stopwords)."""
+    return bool(searcher.tokenizer.words(text))

@@ -1,7 +1,8 @@
 """Errors of the front ends, all shown to the user; each message says what to do next.
 
 BotError                  shown to the user as is
-└── ConfigError           a missing or invalid setting (names the variable)
+├── ConfigError           a missing or invalid setting (names the variable)
+└── IndexWriteError       the index cannot be written (full disk, no permission)
 """
 
 
@@ -11,3 +12,7 @@ class BotError(Exception):
 
 class ConfigError(BotError):
     """A setting is missing or invalid; the message names the environment variable."""
+
+
+class IndexWriteError(BotError):
+    """The index could not be written; the message names the folder and what to free or set."""

@@ -2,20 +2,26 @@
 
 Line editing and history come from `readline` (history kept in the per-user cache folder);
 `:more` shows the next passages of the last question, `:quit` (or Ctrl-D / Ctrl-C) leaves.
-Rendering is the same pure formatting the CLI and the Telegram bot use.
+Questions go through the same `bot.questions.prepare` and pure formatting as the CLI and the
+Telegram bot, so an empty, unsearchable or overlong question gets the same reply everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import TextIO
 
 from platformdirs import user_cache_dir
 
 from bot import format as fmt
+from bot.engine import ask
+from bot.questions import prepare
 from retrieval.errors import RetrievalError
 from retrieval.search import Searcher
+
+log = logging.getLogger(__name__)
 
 PROMPT = "问> "
 HELP = "Type a question in Chinese. :more shows more passages, :help this text, :quit leaves."
@@ -55,8 +61,9 @@ def answer_line(line: str, state: dict[str, object], searcher: Searcher, top_k: 
         state["offset"] = offset
         result = searcher.ask(question, top_k=top_k, offset=offset)
         return fmt.render_plain(result) if result.hits else "No more passages."
-    state["question"], state["offset"] = line, 0
-    return fmt.render_plain(searcher.ask(line, top_k=top_k))
+    outcome = ask(searcher, prepare(line), top_k=top_k)
+    state["question"], state["offset"] = outcome.question.text, 0
+    return fmt.outcome_reply(outcome).text()
 
 
 def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
@@ -80,5 +87,8 @@ def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
                 print(answer_line(line, state, searcher, top_k), file=out, flush=True)
             except RetrievalError as error:
                 print(f"! {error}", file=out)
+            except Exception:  # the edge of the loop: a bug in one answer must not end it
+                log.exception("Could not answer %r", line)
+                print("! Unexpected error (logged); ask another question.", file=out)
     finally:
         _save_history(history)

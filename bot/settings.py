@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     chat_rate_limit: int = Field(default=20, ge=0, description="questions per chat per minute")
     log_questions: bool = False
+    telegram_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="seconds to wait for a Bot API answer"
+    )
 
     @field_validator("archive_dir", "config_dir", mode="after")
     @classmethod

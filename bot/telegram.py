@@ -5,6 +5,17 @@ reply. Private chats: any text is a question. Groups (privacy mode on): `/ask qu
 `@bot question` and replies to the bot's messages are questions; other chatter is ignored.
 Replies in groups are compact, with a "更多" button for the next passages.
 
+Questions are prepared like everywhere else (`bot.questions`): an empty one gets the usage,
+one with nothing to search is told so without searching, an overlong one is searched by its
+beginning. Every question counts against its chat's rate limit, so one chat cannot starve the
+others; the allowlist is checked first, for messages, commands and button presses alike.
+
+Faults of the Bot API: a 429 waits `retry_after` and retries (`AIORateLimiter`); a 5xx, a
+dropped connection or a timeout is retried after a short pause, a few times
+(`RetryingRateLimiter`); getUpdates is retried by PTB's polling loop, and an update is
+confirmed only by the next getUpdates, so none is lost. On SIGTERM the updates already fetched
+are answered and confirmed before the process exits.
+
 The bot token is a secret: it is never logged, and the loggers whose lines contain it (httpx
 request lines, PTB's bot set-up lines) are kept at WARNING.
 """
@@ -18,9 +29,10 @@ import secrets
 import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -33,7 +45,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -46,8 +58,10 @@ from telegram.ext import (
 )
 
 from bot import format as fmt
+from bot.engine import ask as ask_searcher
 from bot.engine import open_searcher
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
+from bot.questions import Outcome, Problem, Question, clean, prepare
 from bot.settings import Settings
 from retrieval.errors import QueryError
 from retrieval.models import Result
@@ -59,10 +73,14 @@ log = logging.getLogger(__name__)
 TOKEN_LOGGERS = ("httpx", "httpcore", "telegram.Bot", "telegram.ext.ExtBot")
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 MAX_RETRIES = 3  # for HTTP 429 (RetryAfter); a refused send was not carried out
+NETWORK_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # pauses before retrying a 5xx, drop or timeout
+NOT_RETRIED = frozenset({"sendChatAction"})  # a late "typing…" is worse than none
+BOOTSTRAP_RETRIES = 3  # getMe / setWebhook at start-up: ride out a blip, then give up clearly
 STATE_KEY = "archive_bot"
 MORE_DATA = re.compile(r"^more:(?P<key>[\w-]{1,16}):(?P<offset>\d{1,4})$")
 QUESTIONS_KEPT = 2048  # "更多" buttons stay usable for this many recent questions
 CHATS_TRACKED = 10_000  # beyond this many chats, the rate limit forgets idle ones
+TYPING_SECONDS = 5.0  # Telegram shows "typing…" this long: one action per chat per period
 WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 COMMANDS = (
@@ -129,6 +147,32 @@ class ChatRateLimit:
             self._warned.discard(chat)
 
 
+class TypingThrottle:
+    """At most one "typing…" action per chat every `every` seconds.
+
+    Telegram shows the action for five seconds, and every request counts against the bot's
+    flood limits (about 30 a second): a burst of questions should spend them on answers.
+    """
+
+    def __init__(
+        self, every: float = TYPING_SECONDS, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every = every
+        self.clock = clock
+        self._last: dict[int, float] = {}
+
+    def due(self, chat_id: int) -> bool:
+        """Whether to send the action to this chat now (and note that it was sent)."""
+        now = self.clock()
+        last = self._last.get(chat_id)
+        if last is not None and now - last < self.every:
+            return False
+        if len(self._last) > CHATS_TRACKED:
+            self._last = {c: t for c, t in self._last.items() if now - t < self.every}
+        self._last[chat_id] = now
+        return True
+
+
 class QuestionStore:
     """Recent questions under short keys, for "更多" buttons (callback data is ≤ 64 bytes)."""
 
@@ -149,6 +193,61 @@ class QuestionStore:
         return self._questions.get(key)
 
 
+class RetryingRateLimiter(AIORateLimiter):
+    """`AIORateLimiter` (Telegram's flood limits; waits and retries after a 429) that also
+    retries a request that failed on the way: an HTTP 5xx, a dropped connection, a timeout.
+
+    Such a request was not carried out, so retrying it cannot duplicate it, with one exception:
+    after a read timeout Telegram may have carried it out and only its answer was lost. We retry
+    then too, so a reply may, rarely, be shown twice; not retrying would lose it instead, and a
+    lost answer leaves someone waiting with no sign of it. getUpdates never comes through here
+    (PTB's polling loop retries it).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = MAX_RETRIES,
+        delays: Sequence[float] | None = None,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        super().__init__(max_retries=max_retries)
+        self.delays = tuple(NETWORK_RETRY_DELAYS if delays is None else delays)
+        self.redact = redact
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        """Send the request through the rate limiter, retrying network failures a few times."""
+        delays = () if endpoint in NOT_RETRIED else self.delays
+        attempt = 0
+        while True:
+            try:
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
+            except NetworkError as error:
+                if isinstance(error, BadRequest) or attempt >= len(delays):
+                    raise
+                delay, attempt = delays[attempt], attempt + 1
+                log.warning(
+                    "Bot API %s failed (%s: %s); retry %d of %d in %.1f s.",
+                    endpoint,
+                    type(error).__name__,
+                    self.redact(error.message),
+                    attempt,
+                    len(delays),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+
 @dataclass
 class BotState:
     """What the handlers share, kept in `application.bot_data`."""
@@ -157,6 +256,7 @@ class BotState:
     searcher: Searcher
     limit: ChatRateLimit
     questions: QuestionStore = field(default_factory=QuestionStore)
+    typing: TypingThrottle = field(default_factory=TypingThrottle)
 
 
 def run(
@@ -172,22 +272,37 @@ def run(
     secret = webhook_secret(settings) if webhook_url else None
     redact_logs(token, secret)
     application = build_application(settings, open_searcher(settings))
-    if webhook_url is None:
-        log.info("Polling Telegram for updates; stop with Ctrl-C or SIGTERM.")
-        application.run_polling(
-            allowed_updates=ALLOWED_UPDATES, drop_pending_updates=drop_pending_updates
+    try:
+        if webhook_url is None:
+            log.info("Polling Telegram for updates; stop with Ctrl-C or SIGTERM.")
+            application.run_polling(
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=drop_pending_updates,
+                bootstrap_retries=BOOTSTRAP_RETRIES,
+            )
+            return
+        log.info("Serving the webhook on %s:%d.", listen, port)
+        application.run_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlsplit(webhook_url).path.lstrip("/"),
+            webhook_url=webhook_url,
+            secret_token=secret,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=drop_pending_updates,
+            bootstrap_retries=BOOTSTRAP_RETRIES,
         )
-        return
-    log.info("Serving the webhook on %s:%d.", listen, port)
-    application.run_webhook(
-        listen=listen,
-        port=port,
-        url_path=urlsplit(webhook_url).path.lstrip("/"),
-        webhook_url=webhook_url,
-        secret_token=secret,
-        allowed_updates=ALLOWED_UPDATES,
-        drop_pending_updates=drop_pending_updates,
-    )
+    except InvalidToken:  # PTB's message holds the token: never show it
+        raise ConfigError(
+            "Telegram rejected the bot token. Check ARCHIVE_BOT_TELEGRAM_TOKEN against the token "
+            "@BotFather gave you."
+        ) from None
+    except TelegramError as error:
+        reason = error.message.replace(token, "<token>")
+        raise BotError(
+            f"Could not start the Telegram bot ({type(error).__name__}: {reason}). Check the "
+            "network and ARCHIVE_BOT_TELEGRAM_BASE_URL, then start it again."
+        ) from None
 
 
 def webhook_secret(settings: Settings) -> str | None:
@@ -220,12 +335,22 @@ def bot_token(settings: Settings) -> str:
 def build_application(settings: Settings, searcher: Searcher) -> Application:
     """The application with its handlers, talking to `settings.telegram_base_url`."""
     quiet_token_loggers()
+    token = bot_token(settings)
+    timeout = settings.telegram_timeout
     application = (
         ApplicationBuilder()
-        .token(bot_token(settings))
+        .token(token)
         .base_url(settings.telegram_base_url)
         .concurrent_updates(True)
-        .rate_limiter(AIORateLimiter(max_retries=MAX_RETRIES))
+        .rate_limiter(RetryingRateLimiter(redact=lambda text: text.replace(token, "<token>")))
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .write_timeout(timeout)
+        .pool_timeout(timeout)
+        .get_updates_connect_timeout(timeout)
+        .get_updates_read_timeout(timeout)
+        .get_updates_write_timeout(timeout)
+        .get_updates_pool_timeout(timeout)
         .post_init(post_init)
         .build()
     )
@@ -250,7 +375,11 @@ def build_application(settings: Settings, searcher: Searcher) -> Application:
 
 async def post_init(application: Application) -> None:
     """Register the command menu and say which archive the bot serves."""
-    await application.bot.set_my_commands(list(COMMANDS))
+    try:
+        await application.bot.set_my_commands(list(COMMANDS))
+    except TelegramError as error:  # the menu is a convenience: answer questions without it
+        reason = error.message.replace(application.bot.token, "<token>")
+        log.warning("Could not set the command menu (%s); going on without it.", reason)
     info = _state(application.bot_data).searcher.info
     log.info(
         "Bot @%s answers questions about %s (%d articles).",
@@ -275,11 +404,7 @@ async def ask(update: Update, context: Context) -> None:
     if message is None or not await _admitted(update, context):
         return
     parts = (message.text or "").split(maxsplit=1)
-    question = parts[1].strip() if len(parts) > 1 else ""
-    if not question:
-        await _send(context, message, fmt.usage_reply())
-        return
-    await _answer(update, context, question)
+    await _answer(update, context, parts[1] if len(parts) > 1 else "")
 
 
 async def private_text(update: Update, context: Context) -> None:
@@ -287,7 +412,7 @@ async def private_text(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not message.text or not await _admitted(update, context):
         return
-    await _answer(update, context, message.text.strip())
+    await _answer(update, context, message.text)
 
 
 async def not_text(update: Update, context: Context) -> None:
@@ -305,9 +430,6 @@ async def group_text(update: Update, context: Context) -> None:
         return
     question = addressed_question(message, bot_id=context.bot.id, username=context.bot.username)
     if question is None or not await _admitted(update, context):
-        return
-    if not question:
-        await _send(context, message, fmt.usage_reply())
         return
     await _answer(update, context, question)
 
@@ -328,19 +450,27 @@ async def more(update: Update, context: Context) -> None:
         await query.answer(fmt.SLOW_DOWN)
         return
     offset = int(match["offset"])
-    result = await _search(state, question, offset=offset)
-    if not result.hits:
+    outcome = await _search(state, prepare(question), offset=offset)
+    if not outcome.result.hits:
         await query.answer(fmt.NO_MORE)
         return
     await query.answer()
     reply_to = query.message.message_id if query.message else None
-    page, markup = _page(state, result, match["key"], shown=state.settings.top_k, offset=offset)
+    shown = state.settings.top_k
+    page, markup = _page(state, outcome.result, match["key"], shown=shown, offset=offset)
     await _send_to(context, chat.id, fmt.answer_reply(page), reply_to=reply_to, markup=markup)
 
 
 async def on_error(update: object, context: Context) -> None:
-    """Log an unexpected error (token removed) and tell the user something went wrong."""
+    """Log an unexpected error (token removed) and tell the user something went wrong.
+
+    A failed getUpdates (no update) that is a network fault gets one line: PTB polls again.
+    """
     error = context.error
+    if update is None and isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        kind, reason = type(error).__name__, _redact(error.message, context)
+        log.warning("Polling Telegram failed (%s: %s); polling again.", kind, reason)
+        return
     details = "".join(traceback.format_exception(error)) if error else "unknown error"
     log.error("Unexpected error while handling an update:\n%s", _redact(details, context))
     if not isinstance(update, Update):
@@ -419,8 +549,8 @@ async def _admitted(update: Update, context: Context) -> bool:
     return False
 
 
-async def _answer(update: Update, context: Context, question: str) -> None:
-    """Rate-limit, search and reply to one question (compact in groups)."""
+async def _answer(update: Update, context: Context, text: str) -> None:
+    """Rate-limit, prepare, search and reply to one question (compact in groups)."""
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None:
         return
@@ -430,22 +560,27 @@ async def _answer(update: Update, context: Context, question: str) -> None:
         if admission is Admission.WARN:
             await _send(context, message, fmt.notice_reply(fmt.SLOW_DOWN))
         return
+    question = prepare(text)
+    compact = chat.type != ChatType.PRIVATE
+    if question.problem is Problem.EMPTY:
+        usage = fmt.usage_reply() if compact else fmt.notice_reply(fmt.EMPTY_QUESTION)
+        await _send(context, message, usage)
+        return
     if state.settings.log_questions:
         user = update.effective_user
-        log.info("Question from %s in chat %s: %s", user and user.full_name, chat.id, question)
-    await _typing(context, chat.id)
+        name = clean(user.full_name) if user else None
+        log.info("Question from %s in chat %s: %s", name, chat.id, question.text)
+    if question.problem is None and state.typing.due(chat.id):
+        await _typing(context, chat.id)
     try:
-        result = await _search(state, question, offset=0)
+        outcome = await _search(state, question, offset=0)
     except QueryError as error:
         await _send(context, message, fmt.notice_reply(str(error)))
         return
-    if not result.hits:
-        await _send(context, message, fmt.no_hits_reply(question))
-        return
-    compact = chat.type != ChatType.PRIVATE
     shown = 1 if compact else state.settings.top_k
-    page, markup = _page(state, result, None, shown=shown, offset=0)
-    await _send(context, message, fmt.answer_reply(page, compact=compact), markup=markup)
+    page, markup = _page(state, outcome.result, None, shown=shown, offset=0)
+    reply = fmt.outcome_reply(replace(outcome, result=page), compact=compact)
+    await _send(context, message, reply, markup=markup)
 
 
 async def _typing(context: Context, chat_id: int) -> None:
@@ -456,17 +591,18 @@ async def _typing(context: Context, chat_id: int) -> None:
         log.debug("Could not send the typing action: %s", _redact(str(error), context))
 
 
-async def _search(state: BotState, question: str, *, offset: int) -> Result:
+async def _search(state: BotState, question: Question, *, offset: int) -> Outcome:
     """Search in a worker thread (so one slow query stalls no other chat), one hit extra.
 
     The extra hit tells whether a "更多" button has anything to show.
     """
     started = time.perf_counter()
-    result = await asyncio.to_thread(
-        state.searcher.ask, question, top_k=state.settings.top_k + 1, offset=offset
+    outcome = await asyncio.to_thread(
+        ask_searcher, state.searcher, question, top_k=state.settings.top_k + 1, offset=offset
     )
-    log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, len(result.hits))
-    return result
+    hits = len(outcome.result.hits)
+    log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, hits)
+    return outcome
 
 
 def _page(

@@ -4,13 +4,17 @@ Routes `/bot<token>/<method>` for the methods the bot uses (getMe, getUpdates wi
 long polling, sendMessage, editMessageText, sendChatAction, answerCallbackQuery, setMyCommands,
 deleteWebhook, ...) and answers HTTP 400 `{"ok": false, ...}` for anything else. It records
 every request, checks HTML the way Telegram does (known tags, nesting, entities, 4096 UTF-16
-units after parsing), and lets a test push updates and inject failures:
+units after parsing), and lets a test push updates and inject faults: an error answer (429 with
+retry_after, 500, ...), a dropped connection, a request left unanswered past the client's
+timeout, a fault at random on a share of calls, or every call slowed down. A faulty call is
+never carried out, so `delivered()` lists exactly what a user would see:
 
     with FakeBotApi() as api:
         settings = Settings(telegram_token=api.token, telegram_base_url=api.base_url, ...)
         ...  # start the bot
         api.push_message("溧阳暑托班有多少家")
         call = api.wait_for("sendMessage")
+        api.drop_next("sendMessage")  # the next send: connection closed, no answer
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -55,10 +60,15 @@ ALLOWED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One request the server received: the method name and its decoded parameters."""
+    """One request the server received: the method name, its decoded parameters, and when.
+
+    `at` is `time.monotonic()` when the request arrived (for `calls()`) or when it was carried
+    out (for `delivered()`).
+    """
 
     method: str
     params: dict[str, Any]
+    at: float = field(default=0.0, compare=False)
 
 
 class ApiError(Exception):
@@ -80,6 +90,21 @@ class ApiError(Exception):
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What goes wrong with one call: an error answer, a dropped connection, or no answer.
+
+    "error": answer `error` (a 429 with retry_after, a 500, ...).
+    "drop": close the connection without an answer (the client sees a dropped connection).
+    "stall": answer nothing for `seconds` (set it above the client's timeout), then drop.
+    None of them carries the call out.
+    """
+
+    kind: Literal["error", "drop", "stall"]
+    error: ApiError | None = None
+    seconds: float = 0.0
 
 
 def utf16_len(text: str) -> int:
@@ -182,7 +207,13 @@ class FakeBotApi:
         self.messages: dict[int, dict[str, Any]] = {}  # message_id → message, both directions
         self._calls: list[Call] = []
         self._updates: list[dict[str, Any]] = []
-        self._faults: dict[str, list[ApiError]] = {}
+        self._faults: dict[str, list[Fault]] = {}
+        self._random_faults: dict[str, tuple[float, random.Random, tuple[Fault, ...]]] = {}
+        self._delays: dict[str, float] = {}
+        self._delivered: list[Call] = []
+        self.faults_injected: dict[str, int] = {}  # method → faults answered so far
+        self.pushed_at: dict[int, float] = {}  # update_id → time.monotonic() of the push
+        self.update_of_message: dict[int, int] = {}  # user message_id → its update_id
         self._reject_entities = 0
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
@@ -317,9 +348,14 @@ class FakeBotApi:
         with self._changed:
             update = {"update_id": next(self._update_ids), **update}
             self._updates.append(update)
-            self.last_update_id = int(update["update_id"])
+            update_id = int(update["update_id"])
+            self.last_update_id = update_id
+            self.pushed_at[update_id] = time.monotonic()
+            message = update.get("message")
+            if isinstance(message, dict):
+                self.update_of_message[int(message["message_id"])] = update_id
         self._wake()
-        return int(update["update_id"])
+        return update_id
 
     def reject_entities_once(self) -> None:
         """Answer the next HTML send or edit with "can't parse entities", as Telegram may."""
@@ -327,12 +363,59 @@ class FakeBotApi:
             self._reject_entities += 1
 
     def fail_next(
-        self, method: str, *, status: int, description: str, retry_after: int | None = None
+        self,
+        method: str,
+        *,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        times: int = 1,
     ) -> None:
-        """Answer the next call of a method with an error (e.g. 429 with retry_after)."""
+        """Answer the next `times` calls of a method with an error (e.g. 429 with retry_after)."""
+        error = ApiError(status, description, retry_after)
+        self._add_faults(method, Fault("error", error), times)
+
+    def drop_next(self, method: str, *, times: int = 1) -> None:
+        """Close the connection of the next `times` calls of a method without answering."""
+        self._add_faults(method, Fault("drop"), times)
+
+    def stall_next(self, method: str, *, seconds: float, times: int = 1) -> None:
+        """Leave the next `times` calls unanswered for `seconds`, then drop them."""
+        self._add_faults(method, Fault("stall", seconds=seconds), times)
+
+    def fail_randomly(
+        self, method: str, *, rate: float, seed: int = 0, retry_after: int = 1
+    ) -> None:
+        """From now on, a share `rate` of a method's calls gets a 429, a 500 or a drop."""
+        faults = (
+            Fault("error", ApiError(429, "Too Many Requests: retry later", retry_after)),
+            Fault("error", ApiError(500, "Internal Server Error")),
+            Fault("error", ApiError(502, "Bad Gateway")),
+            Fault("drop"),
+        )
         with self._changed:
-            error = ApiError(status, description, retry_after)
-            self._faults.setdefault(method.lower(), []).append(error)
+            self._random_faults[method.lower()] = (rate, random.Random(seed), faults)
+
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Carry out every call of a method only after `seconds` (0 restores the pace)."""
+        with self._changed:
+            self._delays[method.lower()] = seconds
+
+    def _add_faults(self, method: str, fault: Fault, times: int) -> None:
+        with self._changed:
+            self._faults.setdefault(method.lower(), []).extend([fault] * times)
+
+    def _take_fault(self, method: str) -> Fault | None:
+        """The fault for this call of a method, if any (called with the lock held)."""
+        queued = self._faults.get(method.lower())
+        if queued:
+            return queued.pop(0)
+        chance = self._random_faults.get(method.lower())
+        if chance is not None:
+            rate, dice, faults = chance
+            if dice.random() < rate:
+                return dice.choice(faults)
+        return None
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Requests received so far, optionally of one method only."""
@@ -372,6 +455,35 @@ class FakeBotApi:
                     raise TimeoutError(f"update {update_id} not confirmed within {timeout} s")
                 self._changed.wait(left)
 
+    def delivered(self, method: str | None = None) -> list[Call]:
+        """Calls carried out (answered "ok") so far, with the time they were; faulty ones not."""
+        with self._changed:
+            return [c for c in self._delivered if method is None or c.method == method]
+
+    def wait_delivered(
+        self,
+        method: str,
+        where: Callable[[Call], bool] | None = None,
+        *,
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> list[Call]:
+        """Block until `count` calls of `method` (matching `where`) were carried out."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [
+                    c
+                    for c in self._delivered
+                    if c.method == method and (where is None or where(c))
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(found)} of {count}× {method} within {timeout} s")
+                self._changed.wait(left)
+
     def sent_texts(self, chat_id: int | None = None) -> list[str]:
         """The texts of every sendMessage and editMessageText so far (to one chat)."""
         return [
@@ -400,19 +512,32 @@ class FakeBotApi:
         method = request.match_info["method"]
         params = await _params(request)
         with self._changed:
-            self._calls.append(Call(method, params))
+            self._calls.append(Call(method, params, time.monotonic()))
             self._changed.notify_all()
-            faults = self._faults.get(method.lower())
-            fault = faults.pop(0) if faults else None
-        try:
+            fault = self._take_fault(method)
             if fault is not None:
-                raise fault
+                self.faults_injected[method] = self.faults_injected.get(method, 0) + 1
+            delay = self._delays.get(method.lower(), 0.0)
+        if fault is not None and fault.kind != "error":
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.seconds)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=599)  # never reaches the client: the connection is gone
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            if fault is not None and fault.error is not None:
+                raise fault.error
             handler = self._methods().get(method.lower())
             if handler is None:
                 raise ApiError(400, f"Bad Request: method {method} is not supported by the fake")
             result = await handler(params)
         except ApiError as error:
             return web.json_response(error.body(), status=error.status)
+        with self._changed:
+            self._delivered.append(Call(method, params, time.monotonic()))
+            self._changed.notify_all()
         return web.json_response({"ok": True, "result": result})
 
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
