@@ -30,12 +30,24 @@ def _kth_best(scores: np.ndarray, cand: np.ndarray, count: int, k: int) -> float
 
 
 @njit(cache=True, nogil=True)
-def _probe(docs, tfs, start, end, idf, k1, norm, scores, cand, count):  # type: ignore[no-untyped-def]
-    for i in range(count):
-        d = cand[i]
-        j = start + np.searchsorted(docs[start:end], d)
-        if j < end and docs[j] == d:
-            scores[d] += _weight(idf, float(tfs[j]), norm[d], k1)
+def _probe(docs, tfs, start, end, idf, k1, norm, scores, seen, live, n_live):  # type: ignore[no-untyped-def]
+    """Add one term's weights to the live passages' scores.
+
+    Few live passages: look each up (binary search). Many: one pass over the postings, adding
+    to every passage seen so far; the ones that are not live cannot reach the top k anyway.
+    """
+    length = end - start
+    if n_live * (np.log2(length + 1) + 1) < length:
+        for i in range(n_live):
+            d = live[i]
+            j = start + np.searchsorted(docs[start:end], d)
+            if j < end and docs[j] == d:
+                scores[d] += _weight(idf, float(tfs[j]), norm[d], k1)
+    else:
+        for j in range(start, end):
+            d = docs[j]
+            if seen[d]:
+                scores[d] += _weight(idf, float(tfs[j]), norm[d], k1)
 
 
 @njit(cache=True, nogil=True)
@@ -80,8 +92,14 @@ def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: i
             live[n_live] = cand[i]
             n_live += 1
     for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, live, n_live)
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
     return _select(scores, seen, cand, count, live, n_live, k)
+
+
+@njit(cache=True, nogil=True)
+def _worse(s1: float, d1: int, s2: float, d2: int) -> bool:
+    """Whether (score s1, passage d1) ranks below (s2, d2): lower score, or tied and later."""
+    return s1 < s2 or (s1 == s2 and d1 > d2)
 
 
 @njit(cache=True, nogil=True)
@@ -90,21 +108,20 @@ def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-unty
     size = min(k, n_live)
     best_docs = np.empty(size, dtype=np.int64)
     best_scores = np.empty(size)
-    filled = 0
+    worst = 0
     for i in range(n_live):
         d, s = live[i], scores[live[i]]
-        if filled < size:
-            best_docs[filled], best_scores[filled] = d, s
-            filled += 1
+        if i < size:
+            best_docs[i], best_scores[i] = d, s
+            if i == 0 or _worse(s, d, best_scores[worst], best_docs[worst]):
+                worst = i
             continue
-        worst = 0
-        for j in range(1, size):
-            if best_scores[j] < best_scores[worst] or (
-                best_scores[j] == best_scores[worst] and best_docs[j] > best_docs[worst]
-            ):
+        if not _worse(best_scores[worst], best_docs[worst], s, d):
+            continue  # most passages fall here: one comparison each
+        best_docs[worst], best_scores[worst] = d, s
+        for j in range(size):
+            if _worse(best_scores[j], best_docs[j], best_scores[worst], best_docs[worst]):
                 worst = j
-        if s > best_scores[worst] or (s == best_scores[worst] and d < best_docs[worst]):
-            best_docs[worst], best_scores[worst] = d, s
     for i in range(count):
         scores[cand[i]] = 0.0
         seen[cand[i]] = False
