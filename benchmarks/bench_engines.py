@@ -1,0 +1,364 @@
+"""The engines the benchmark compares, each as build, open and top-k over one run's files.
+
+Every engine indexes the same passages with the same word tokens: archive-bot builds its index
+from the archive, then `prepare_tokens` reads the passages back from that index and tokenizes
+`index_text(passage)` with the same `Tokenizer`, so rank-bm25 and bm25s get exactly the token
+lists archive-bot's "words" field was built from. Queries are spans of passages, tokenized the
+same way, stored once per run so every engine answers the same ones.
+
+Libraries are imported inside each engine's functions, so a probe process holds only the
+libraries of the engine it measures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import random
+import time
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+BM25_K1, BM25_B = 1.5, 0.75  # rank-bm25's defaults, also archive-bot's
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaths:
+    """Where one size's archive and every engine's saved index live."""
+
+    archive: Path
+    run: Path
+
+    @property
+    def index_root(self) -> Path:
+        """archive-bot's index folder (generations + CURRENT)."""
+        return self.run / "archive-bot"
+
+    @property
+    def tokens(self) -> Path:
+        """The shared word tokens of every passage, as arrays."""
+        return self.run / "tokens"
+
+    @property
+    def queries(self) -> Path:
+        """The questions every engine answers."""
+        return self.run / "queries.json"
+
+    def saved(self, engine: str) -> Path:
+        """The file or folder an engine's saved index is in."""
+        if engine.startswith("archive-bot"):
+            name = (self.index_root / "CURRENT").read_text("utf-8").strip()
+            return self.index_root / name
+        return self.run / ("rank-bm25.pkl" if engine == "rank-bm25" else engine)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A question: its text (for the fused search) and its word tokens (for the others)."""
+
+    text: str
+    tokens: list[str]
+
+
+TopK = tuple[np.ndarray, np.ndarray]  # passage ids and scores, best first
+TopFn = Callable[[Query, int], TopK]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An opened index: its top-k function and what opening it involved."""
+
+    top: TopFn
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """One engine: modules to import before timing, how to build it and how to open it."""
+
+    name: str
+    imports: tuple[str, ...]
+    build: Callable[[RunPaths], dict[str, Any]] | None
+    open: Callable[[RunPaths], Opened]
+
+    def import_modules(self) -> None:
+        """Import the engine's libraries, so that opening times only the index."""
+        for module in self.imports:
+            importlib.import_module(module)
+
+
+# ---------------------------------------------------------------- top-k with ties by id
+
+
+def dense_top(scores: np.ndarray, k: int) -> TopK:
+    """The k best of a dense score array, best first, ties broken by lower id."""
+    ids = np.arange(len(scores))
+    return sparse_top(ids, scores, k)
+
+
+def sparse_top(ids: np.ndarray, scores: np.ndarray, k: int) -> TopK:
+    """The k best (id, score) pairs, best first, ties broken by lower id."""
+    if len(scores) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        keep = np.flatnonzero(scores >= kth)
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))[:k]
+    return ids[order].astype(np.int64), scores[order].astype(np.float64)
+
+
+def field_top(field: Any, tokens: Sequence[str], k: int, buffer: np.ndarray) -> TopK:
+    """Words-field top-k from archive-bot's postings (used while `Field.top` is missing)."""
+    touched = []
+    for term in field.term_ids(tokens):
+        docs, weights = field.postings(term)
+        buffer[docs] += weights
+        touched.append(docs)
+    if not touched:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    docs = np.unique(np.concatenate(touched))
+    scores = buffer[docs]
+    buffer[docs] = 0.0
+    return sparse_top(docs.astype(np.int64), scores, k)
+
+
+# ---------------------------------------------------------------- shared tokens and queries
+
+
+def save_tokens(folder: Path, token_lists: Iterator[list[str]]) -> int:
+    """Store token lists as vocabulary ids + offsets; returns the number of tokens."""
+    vocab: dict[str, int] = {}
+    ids = array("I")
+    offsets = array("q", [0])
+    for tokens in token_lists:
+        ids.extend([vocab.setdefault(t, len(vocab)) for t in tokens])
+        offsets.append(len(ids))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "ids.npy", np.frombuffer(ids, dtype=np.uint32))
+    np.save(folder / "offsets.npy", np.frombuffer(offsets, dtype=np.int64))
+    (folder / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), "utf-8")
+    return len(ids)
+
+
+def load_token_ids(folder: Path) -> tuple[list[list[int]], list[str]]:
+    """Token id lists of every passage, and the vocabulary they index."""
+    ids = np.load(folder / "ids.npy")
+    offsets = np.load(folder / "offsets.npy")
+    vocab = json.loads((folder / "vocab.json").read_text("utf-8"))
+    return [ids[a:b].tolist() for a, b in pairwise(offsets)], vocab
+
+
+def load_token_lists(folder: Path) -> list[list[str]]:
+    """Token lists of every passage, strings shared through the vocabulary."""
+    id_lists, vocab = load_token_ids(folder)
+    return [[vocab[i] for i in ids] for ids in id_lists]
+
+
+def draw_queries(
+    passages: Any, words: Callable[[str], list[str]], n: int, seed: int
+) -> list[Query]:
+    """`n` questions: spans of 4–30 characters of random passages that have word tokens."""
+    rng = random.Random(seed)
+    queries: list[Query] = []
+    while len(queries) < n:
+        text = passages[rng.randrange(len(passages))].text
+        length = rng.randint(4, 30)
+        start = rng.randrange(max(len(text) - length, 0) + 1)
+        span = text[start : start + length]
+        tokens = words(span)
+        if tokens:
+            queries.append(Query(span, tokens))
+    return queries
+
+
+def save_queries(path: Path, queries: list[Query]) -> None:
+    """Write the questions as JSON."""
+    data = [asdict(q) for q in queries]
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=0), "utf-8")
+
+
+def load_queries(path: Path) -> list[Query]:
+    """Read the questions written by `save_queries`."""
+    return [Query(**q) for q in json.loads(path.read_text("utf-8"))]
+
+
+def prepare_tokens(paths: RunPaths, n_queries: int, seed: int) -> dict[str, Any]:
+    """Tokenize every passage of the built index for the peers, and draw the questions."""
+    from retrieval.store import index_text, open_index
+    from retrieval.tokenize import Tokenizer
+
+    tokenizer = Tokenizer.from_config(CONFIG_DIR)
+    index = open_index(paths.index_root)
+    passages = index.passages
+    started = time.perf_counter()
+    texts = (index_text(passages[i]) for i in range(len(passages)))
+    n_tokens = save_tokens(paths.tokens, (tokenizer.words(text) for text in texts))
+    seconds = time.perf_counter() - started
+    save_queries(paths.queries, draw_queries(passages, tokenizer.words, n_queries, seed))
+    expected = index.meta.get("tokens")
+    if expected is not None and expected != n_tokens:
+        raise RuntimeError(f"re-tokenized {n_tokens:,} words, the index holds {expected:,}")
+    return {"seconds": seconds, "passages": len(passages), "tokens": n_tokens}
+
+
+# ---------------------------------------------------------------- archive-bot
+
+
+def build_archive_bot(paths: RunPaths) -> dict[str, Any]:
+    """Build archive-bot's index from the archive (the timed, whole pipeline)."""
+    from retrieval.store import build_index
+    from retrieval.tokenize import Tokenizer
+
+    tokenizer = Tokenizer.from_config(CONFIG_DIR)
+    started = time.perf_counter()
+    stats = build_index(paths.archive, paths.index_root, tokenizer)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "passages": stats.passages, "tokens": stats.tokens}
+
+
+def open_archive_bot(paths: RunPaths) -> Opened:
+    """The words field alone, tokens in: the like-for-like peer of rank-bm25 and bm25s."""
+    from retrieval.store import open_index
+
+    words = open_index(paths.index_root).fields["words"]
+    if hasattr(words, "top"):
+        return Opened(lambda q, k: words.top(q.tokens, k), {"top": "Field.top"})
+    buffer = np.zeros(words.size, dtype=np.float64)
+    return Opened(lambda q, k: field_top(words, q.tokens, k, buffer), {"top": "bench helper"})
+
+
+def open_archive_bot_fused(paths: RunPaths) -> Opened:
+    """The bot's own search: question text in, words + bigrams fused, near-duplicates out."""
+    from retrieval.search import Searcher
+    from retrieval.store import open_index
+    from retrieval.tokenize import Tokenizer
+
+    started = time.perf_counter()
+    index = open_index(paths.index_root)
+    opened = time.perf_counter()
+    searcher = Searcher(index, Tokenizer.from_config(CONFIG_DIR))
+    notes = {"index_open_s": opened - started, "tokenizer_s": time.perf_counter() - opened}
+
+    def top(query: Query, k: int) -> TopK:
+        hits = searcher.search(query.text, top_k=k)
+        return np.zeros(0, dtype=np.int64), np.array([hit.score for hit in hits])
+
+    return Opened(top, notes)
+
+
+# ---------------------------------------------------------------- rank-bm25
+
+
+def build_rank_bm25(paths: RunPaths) -> dict[str, Any]:
+    """BM25Okapi over the shared token lists, pickled (it has no save/load of its own)."""
+    from rank_bm25 import BM25Okapi
+
+    token_lists = load_token_lists(paths.tokens)
+    started = time.perf_counter()
+    model = BM25Okapi(token_lists, k1=BM25_K1, b=BM25_B)
+    seconds = time.perf_counter() - started
+    del token_lists
+    with open(paths.saved("rank-bm25"), "wb") as handle:
+        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"seconds": seconds, "save_s": time.perf_counter() - started - seconds}
+
+
+def open_rank_bm25(paths: RunPaths) -> Opened:
+    """Unpickle BM25Okapi; top-k from its dense `get_scores`."""
+    with open(paths.saved("rank-bm25"), "rb") as handle:
+        model = pickle.load(handle)
+    return Opened(lambda q, k: dense_top(model.get_scores(q.tokens), k))
+
+
+# ---------------------------------------------------------------- bm25s
+
+
+def numba_available() -> bool:
+    """Whether bm25s can use its numba backend here."""
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
+
+
+def build_bm25s_default(paths: RunPaths) -> dict[str, Any]:
+    """bm25s with every default (method "lucene", numpy backend), given token lists."""
+    import bm25s
+
+    token_lists = load_token_lists(paths.tokens)
+    started = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index(token_lists, show_progress=False)
+    seconds = time.perf_counter() - started
+    retriever.save(paths.saved("bm25s-default"), show_progress=False)
+    return {"seconds": seconds, "save_s": time.perf_counter() - started - seconds}
+
+
+def build_bm25s_best(paths: RunPaths) -> dict[str, Any]:
+    """bm25s at its fastest: rank-bm25's k1, b and idf method, token ids in, numba if present."""
+    import bm25s
+
+    id_lists, vocab = load_token_ids(paths.tokens)
+    backend = "numba" if numba_available() else "numpy"
+    started = time.perf_counter()
+    retriever = bm25s.BM25(method="robertson", k1=BM25_K1, b=BM25_B, backend=backend)
+    tokenized = bm25s.tokenization.Tokenized(
+        ids=id_lists, vocab={t: i for i, t in enumerate(vocab)}
+    )
+    retriever.index(tokenized, show_progress=False)
+    seconds = time.perf_counter() - started
+    retriever.save(paths.saved("bm25s-best"), show_progress=False)
+    return {
+        "seconds": seconds,
+        "save_s": time.perf_counter() - started - seconds,
+        "backend": backend,
+    }
+
+
+def _bm25s_top(retriever: Any) -> TopFn:
+    def top(query: Query, k: int) -> TopK:
+        docs, scores = retriever.retrieve([query.tokens], k=k, show_progress=False)
+        return docs[0].astype(np.int64), scores[0].astype(np.float64)
+
+    return top
+
+
+def open_bm25s_default(paths: RunPaths) -> Opened:
+    """`BM25.load` with its defaults (arrays read into memory)."""
+    import bm25s
+
+    return Opened(_bm25s_top(bm25s.BM25.load(paths.saved("bm25s-default"))))
+
+
+def open_bm25s_best(paths: RunPaths) -> Opened:
+    """`BM25.load(mmap=True)`: arrays memory-mapped, vocabulary read from JSON."""
+    import bm25s
+
+    retriever = bm25s.BM25.load(paths.saved("bm25s-best"), mmap=True)
+    return Opened(_bm25s_top(retriever), {"backend": retriever.backend})
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine("archive-bot", ("retrieval.store",), build_archive_bot, open_archive_bot),
+        Engine(
+            "archive-bot-fused",
+            ("retrieval.store", "retrieval.search", "retrieval.tokenize"),
+            None,
+            open_archive_bot_fused,
+        ),
+        Engine("rank-bm25", ("rank_bm25",), build_rank_bm25, open_rank_bm25),
+        Engine("bm25s-default", ("bm25s",), build_bm25s_default, open_bm25s_default),
+        Engine("bm25s-best", ("bm25s",), build_bm25s_best, open_bm25s_best),
+    )
+}
+PEERS = ("rank-bm25", "bm25s-default", "bm25s-best")
