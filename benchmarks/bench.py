@@ -42,6 +42,7 @@ DEFAULT_SIZES = "10k,100k,1M"
 SEED = 20240601
 PROBES = ("archive-bot", "archive-bot-fused", *PEERS)
 STARTED = time.perf_counter()
+LOAD_SECTION = "## Telegram load"  # written by benchmarks/load.py, kept by this script
 
 
 def say(message: str) -> None:
@@ -299,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         machine = {**machine_info(), "command": command.strip()}
         results = [bench_size(size, args, machine) for size in sizes]
-    args.results.write_text(render(results, machine, machine["command"]), "utf-8")
+    text = render(results, machine, machine["command"])
+    # benchmarks/load.py writes its own section: keep it.
+    old = args.results.read_text("utf-8") if args.results.exists() else ""
+    if LOAD_SECTION in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(LOAD_SECTION) :]
+    args.results.write_text(text, "utf-8")
     say(f"wrote {args.results}")
     return 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ import bot.telegram
 from bot.settings import Settings
 from tests.fakes.bot_api import Call, FakeBotApi, visible_text
 from tests.fakes.harness import bot_process, stop, wait_started
+from tests.fakes.load import group, replied_to
 
 # PTB's AIORateLimiter reads RetryAfter.retry_after as a number, deprecated since 22.2.
 pytestmark = pytest.mark.filterwarnings("ignore:Deprecated since version v22.2")
@@ -31,23 +31,12 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bot.telegram, "NETWORK_RETRY_DELAYS", (0.05, 0.1, 0.2, 0.4))
 
 
-def group(n: int) -> dict[str, Any]:
-    """A supergroup chat of its own (each group has its own rate budgets)."""
-    return {"id": -7000 - n, "type": "supergroup", "title": f"Readers {n}"}
-
-
 def ask_in_groups(api: FakeBotApi, questions: Iterable[str], *, chats: int = 1) -> list[int]:
     """Push `/ask question` messages, spread over `chats` groups; their message ids."""
     return [
         api.push_message(f"/ask {question}", chat=group(i % chats))["message_id"]
         for i, question in enumerate(questions)
     ]
-
-
-def replied_to(call: Call) -> int | None:
-    """The message id a sendMessage replies to."""
-    reply = call.params.get("reply_parameters") or {}
-    return reply.get("message_id")
 
 
 def assert_answered_once(
