@@ -3,27 +3,18 @@ a fake Bot API server on 127.0.0.1, searching the bundled seeds."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from telegram.ext import Application
 
 from bot import format as fmt
 from bot.errors import ConfigError
@@ -33,7 +24,6 @@ from bot.telegram import (
     ChatRateLimit,
     QuestionStore,
     SecretFilter,
-    build_application,
     run,
 )
 from retrieval.models import Result
@@ -49,6 +39,7 @@ from tests.fakes.bot_api import (
     utf16_len,
     visible_text,
 )
+from tests.fakes.harness import bot_process, stop, wait_call
 
 EXAMPLE = "溧阳暑托班有多少家"
 ANSWER = "40多家"
@@ -58,50 +49,6 @@ BOT = f"@{BOT_USER['username']}"
 REPO = Path(__file__).resolve().parent.parent
 PRIVATE = PRIVATE_CHAT["id"]
 GROUP = GROUP_CHAT["id"]
-
-
-@contextmanager
-def running(application: Application, *, timeout: float = 15.0) -> Iterator[None]:
-    """Run an application (post_init, polling) in a thread with its own event loop."""
-    ready = threading.Event()
-    failure: list[BaseException] = []
-    loop: list[asyncio.AbstractEventLoop] = []
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        loop.append(asyncio.get_running_loop())
-        async with application:
-            if application.post_init is not None:
-                await application.post_init(application)
-            updater = application.updater
-            assert updater is not None
-            await updater.start_polling(poll_interval=0.0, timeout=5)
-            await application.start()
-            ready.set()
-            await stop.wait()
-            await updater.stop()
-            await application.stop()
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as error:  # reported to the test below
-            failure.append(error)
-            ready.set()
-
-    thread = threading.Thread(target=target, name="bot-under-test", daemon=True)
-    thread.start()
-    if not ready.wait(timeout) or failure:
-        raise RuntimeError(f"the bot did not start: {failure}")
-    try:
-        yield
-    finally:
-        loop[0].call_soon_threadsafe(stop.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RuntimeError(f"the bot did not stop within {timeout} s")
-        if failure:
-            raise failure[0]
 
 
 class GatedSearcher:
@@ -125,37 +72,6 @@ class GatedSearcher:
                 raise TimeoutError("the gate was never opened")
             question = question[1:]
         return self.inner.ask(question, top_k=top_k, offset=offset)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    """A fresh fake Bot API server."""
-    with FakeBotApi() as server:
-        yield server
-
-
-@pytest.fixture
-def start_bot(
-    api: FakeBotApi, seed_settings: Settings, seed_searcher: Searcher
-) -> Iterator[Callable[..., Settings]]:
-    """Start the real bot against `api`; keyword arguments change its settings."""
-    with ExitStack() as stack:
-
-        def start(searcher: Any = None, **changes: Any) -> Settings:
-            settings = seed_settings.model_copy(
-                update={
-                    "telegram_token": SecretStr(api.token),
-                    "telegram_base_url": api.base_url,
-                    "allowed_chat_ids": [],
-                    "chat_rate_limit": 20,
-                    "log_questions": False,
-                    **changes,
-                }
-            )
-            stack.enter_context(running(build_application(settings, searcher or seed_searcher)))
-            return settings
-
-        yield start
 
 
 def to_chat(chat_id: int) -> Callable[[Call], bool]:
@@ -476,72 +392,17 @@ def test_secret_filter_redacts_messages_and_tracebacks(caplog: pytest.LogCapture
     assert "TOKEN-123" not in caplog.text and "<secret>" in caplog.text
 
 
-def _command() -> list[str]:
-    script = shutil.which("archive-bot", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "bot.cli"]
-
-
-def _bot_process(
-    api: FakeBotApi, settings: Settings, tmp_path: Path, *args: str, **env: str
-) -> subprocess.Popen[str]:
-    environ = {
-        key: value for key, value in os.environ.items() if not key.startswith("ARCHIVE_BOT_")
-    }
-    environ.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        ARCHIVE_BOT_TELEGRAM_TOKEN=api.token,
-        ARCHIVE_BOT_TELEGRAM_BASE_URL=api.base_url,
-        ARCHIVE_BOT_ARCHIVE_DIR=str(settings.archive_dir),
-        ARCHIVE_BOT_INDEX_DIR=str(settings.resolved_index_dir),
-        **env,
-    )
-    return subprocess.Popen(
-        [*_command(), "telegram", *args],
-        cwd=tmp_path,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(
-    api: FakeBotApi, process: subprocess.Popen[str], method: str, *, timeout: float = 60.0
-) -> Call:
-    """Like `api.wait_for`, but fail at once with the bot's stderr if the bot exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return api.wait_for(method, timeout=0.25)
-        except TimeoutError:
-            if process.poll() is not None:
-                err = process.communicate()[1]
-                raise AssertionError(f"the bot exited early:\n{err}") from None
-            if time.monotonic() > deadline:
-                raise
-
-
-def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        err = process.communicate()[1]
-        raise AssertionError(f"no clean exit after SIGTERM:\n{err}") from None
-
-
 def test_console_script_polls_answers_and_stops_on_sigterm(
     api: FakeBotApi, seed_searcher: Searcher, seed_settings: Settings, tmp_path: Path
 ) -> None:
-    process = _bot_process(api, seed_settings, tmp_path, "--drop-pending-updates")
+    process = bot_process(api, seed_settings, tmp_path, "--drop-pending-updates")
     try:
-        _wait_for(api, process, "getUpdates")
+        wait_call(api, process, "getUpdates")
         assert api.calls("deleteWebhook")[0].params.get("drop_pending_updates") is True
         api.push_message(EXAMPLE)
-        _wait_for(api, process, "sendChatAction", timeout=20)
+        wait_call(api, process, "sendChatAction", timeout=20)
     finally:
-        out, err = _stop(process)  # at once: the reply under way must still be sent
+        out, err = stop(process)  # at once: the reply under way must still be sent
     assert process.returncode == 0, err
     assert ANSWER in shown(api.wait_for("sendMessage", timeout=1))
     assert api.confirmed_offset > api.last_update_id  # a restart would not answer it again
@@ -560,7 +421,7 @@ def test_console_script_serves_a_webhook_with_its_secret(
 ) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/hook"
-    process = _bot_process(
+    process = bot_process(
         api,
         seed_settings,
         tmp_path,
@@ -570,14 +431,14 @@ def test_console_script_serves_a_webhook_with_its_secret(
         ARCHIVE_BOT_WEBHOOK_SECRET="s3cret-value",
     )
     try:
-        hook = _wait_for(api, process, "setWebhook")
+        hook = wait_call(api, process, "setWebhook")
         assert hook.params["url"] == url and hook.params["secret_token"] == "s3cret-value"
         body = json.dumps({"update_id": 1, "message": api.make_message(EXAMPLE)}).encode()
         assert _post(url, body, "wrong") == 403
         assert _post(url, body, "s3cret-value") == 200
-        assert ANSWER in shown(_wait_for(api, process, "sendMessage", timeout=20))
+        assert ANSWER in shown(wait_call(api, process, "sendMessage", timeout=20))
     finally:
-        out, err = _stop(process)
+        out, err = stop(process)
     assert process.returncode == 0, err
     assert api.token not in out + err and "s3cret-value" not in out + err
 

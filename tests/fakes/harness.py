@@ -135,11 +135,23 @@ def wait_started(
     Call it right after starting the process: getUpdates calls made before count as another
     bot's.
     """
-    deadline = time.monotonic() + timeout
     count = len(api.calls("getUpdates")) + 1
+    return wait_call(api, process, "getUpdates", count=count, timeout=timeout)
+
+
+def wait_call(
+    api: FakeBotApi,
+    process: subprocess.Popen[str],
+    method: str,
+    *,
+    count: int = 1,
+    timeout: float = 60.0,
+) -> Call:
+    """Like `api.wait_for`, but fail at once with the bot's stderr if the bot exited."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            return api.wait_for("getUpdates", count=count, timeout=0.25)
+            return api.wait_for(method, count=count, timeout=0.25)
         except TimeoutError:
             if process.poll() is not None:
                 err = process.communicate()[1]
