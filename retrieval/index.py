@@ -98,9 +98,24 @@ class NpyColumn:
 
     def __getitem__(self, where: slice) -> np.ndarray:
         start, stop, _ = where.indices(self.length)
-        size = self.dtype.itemsize
-        data = os.pread(self._fd, (stop - start) * size, self.offset + start * size)
-        return np.frombuffer(data, dtype=self.dtype)
+        out = np.empty(stop - start, dtype=self.dtype)
+        self.read_into(start, out)
+        return out
+
+    def read_into(self, start: int, out: np.ndarray) -> None:
+        """Read `len(out)` items from `start` straight into `out` (no intermediate copy)."""
+        buffer, at = out.view(np.uint8).data, self.offset + start * self.dtype.itemsize
+        done = os.preadv(self._fd, [buffer], at)
+        while 0 < done < len(buffer):  # a short read (signals, huge ranges): read the rest
+            more = os.preadv(self._fd, [buffer[done:]], at + done)
+            if more <= 0:
+                break
+            done += more
+        if done != len(buffer):
+            raise OSError(f"index file ended early: read {done} of {len(buffer)} bytes")
+
+
+WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
 
 
 class Field:
@@ -124,6 +139,7 @@ class Field:
         has_words = len(arrays["term_offsets"]) > 1
         self.words = StringTable(arrays["terms"], arrays["term_offsets"]) if has_words else None
         self._scratch = threading.local()
+        self._word_ids: dict[str, int] = {}  # word → term id (-1: not in the vocabulary)
 
     @property
     def size(self) -> int:
@@ -134,17 +150,23 @@ class Field:
         """Ids of the tokens that are in the vocabulary (repeats kept, unknown dropped)."""
         if not len(tokens) or not len(self.keys):
             return []
-        if isinstance(tokens, np.ndarray):
+        if isinstance(tokens, np.ndarray):  # bigram keys: the key is the term
             keys = tokens.astype(np.uint64)
-        else:
-            keys = np.array([term_hash(t) for t in tokens], dtype=np.uint64)
-        where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
-        found = [int(i) for i, key in zip(where, keys, strict=True) if self.keys[i] == key]
-        if self.words is None:
-            return found
-        # A 64-bit hash can collide; the stored word settles it.
-        wanted = [t for i, key, t in zip(where, keys, tokens, strict=True) if self.keys[i] == key]
-        return [i for i, token in zip(found, wanted, strict=True) if self.words[i] == token]
+            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            return [int(i) for i in where[self.keys[where] == keys]]
+        # Words: hashed, found by binary search, checked against the stored word (a 64-bit hash
+        # can collide). Questions repeat words, so each word's id (or -1) is remembered.
+        if len(self._word_ids) > WORD_IDS_KEPT:
+            self._word_ids = {}
+        known = self._word_ids
+        new = [t for t in dict.fromkeys(tokens) if t not in known]
+        if new:
+            keys = np.array([term_hash(t) for t in new], dtype=np.uint64)
+            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            for token, i, key in zip(new, where.tolist(), keys.tolist(), strict=True):
+                hit = int(self.keys[i]) == key and (self.words is None or self.words[i] == token)
+                known[token] = i if hit else -1
+        return [i for i in map(known.__getitem__, tokens) if i >= 0]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and BM25 weights of one term."""
@@ -181,11 +203,19 @@ class Field:
 
     def _gather(self, terms: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The terms' postings one after the other, and where each term's begin and end."""
-        spans = [(int(self.offsets[t]), int(self.offsets[t + 1])) for t in terms]
-        bounds = np.zeros(len(spans) + 1, dtype=np.int64)
-        np.cumsum([end - start for start, end in spans], out=bounds[1:])
-        docs = np.concatenate([self.docs[start:end] for start, end in spans])
-        tfs = np.concatenate([self.tfs[start:end] for start, end in spans])
+        starts = self.offsets[terms]
+        bounds = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(self.offsets[np.asarray(terms) + 1] - starts, out=bounds[1:])
+        docs = np.empty(bounds[-1], dtype=np.uint32)
+        tfs = np.empty(bounds[-1], dtype=np.uint8)
+        for i, start in enumerate(starts.tolist()):
+            begin, end = bounds[i], bounds[i + 1]
+            if isinstance(self.docs, NpyColumn) and isinstance(self.tfs, NpyColumn):
+                self.docs.read_into(start, docs[begin:end])
+                self.tfs.read_into(start, tfs[begin:end])
+            else:
+                docs[begin:end] = self.docs[start : start + end - begin]
+                tfs[begin:end] = self.tfs[start : start + end - begin]
         return docs, tfs, bounds
 
     def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,21 @@ def _weight(idf: float, tf: float, norm: float, k1: float) -> float:
 
 @njit(cache=True, nogil=True)
 def _kth_best(scores: np.ndarray, cand: np.ndarray, count: int, k: int) -> float:
+    """The k-th highest score among the candidates (-inf if fewer than k): one pass, keeping
+    the best k in an ascending array; most candidates cost one comparison."""
     if count < k:
         return -np.inf
-    values = np.empty(count)
+    best = np.full(k, -np.inf)
     for i in range(count):
-        values[i] = scores[cand[i]]
-    return np.partition(values, count - k)[count - k]
+        s = scores[cand[i]]
+        if s <= best[0]:
+            continue
+        j = 1
+        while j < k and best[j] < s:
+            best[j - 1] = best[j]
+            j += 1
+        best[j - 1] = s
+    return best[0]
 
 
 @njit(cache=True, nogil=True)
@@ -64,23 +73,26 @@ def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: i
         left[t] = left[t + 1] + upper[t]
     cand = np.empty(len(docs), dtype=np.int64)
     count, t = 0, 0
-    theta, best = -np.inf, 0.0  # the k-th best partial score can never exceed the best one
-    cap = np.inf  # nor theta as last computed plus the weights added since
+    theta = -np.inf
+    # The k-th best partial score is at most the weights added so far ("done"), and at most
+    # theta as last computed plus the weights added since: done + slack, slack ≤ 0.
+    slack = 0.0
     while t < n_terms and not left[t] < theta:
+        idf = idfs[t]
         for j in range(bounds[t], bounds[t + 1]):
             d = docs[j]
-            scores[d] += _weight(idfs[t], float(tfs[j]), norm[d], k1)
-            best = max(best, scores[d])
-            if not seen[d]:
+            s = scores[d]
+            if s == 0.0 and not seen[d]:  # a passage with a score was seen: skip the mask
                 seen[d] = True
                 cand[count] = d
                 count += 1
-        cap += upper[t]
+            scores[d] = s + _weight(idf, float(tfs[j]), norm[d], k1)
         t += 1
+        done = left[0] - left[t]
         # The k-th best costs a pass over the candidates: only when it could stop the scan.
-        if t < n_terms and left[t] < min(best, cap):
+        if t < n_terms and left[t] < done + slack:
             theta = _kth_best(scores, cand, count, k)
-            cap = theta
+            slack = min(0.0, theta - done)
     if t == n_terms:
         return _select(scores, seen, cand, count, cand, count, k)
     # The terms left can lift no unseen passage above theta: finish the scores of the
