@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from retrieval.archive import Skipped, clean_text, decode, normalize, read_archive
+from retrieval.archive import Skipped, clean_text, decode, nfkc, normalize, read_archive
 from retrieval.errors import ArchiveError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -243,3 +246,20 @@ def test_cmrc_titles_stay_apart_and_answers_survive() -> None:
     ]
     found = sum(any(n in p for p in paragraphs[source]) for source, n in needles)
     assert found >= 0.99 * len(needles)
+
+
+# NFKC fast path: the same text as unicodedata's, "…" kept ------------------------------------
+
+_NFKC_ALPHABET = [
+    *map(chr, range(0x20, 0x7F)),
+    *map(chr, range(0x3000, 0x3040)),
+    *map(chr, range(0xFF00, 0xFFF0)),
+    "…", "溧", "阳", "é", "\u0301", "\u3099", "か", "\u1100", "\u1161", "\u11a8", "가",
+    "①", "ﬁ", "㈱", "\n", "\t", "\u200b", "𠀀",
+]  # fmt: skip
+
+
+@given(st.text(st.sampled_from(_NFKC_ALPHABET), max_size=40))
+def test_nfkc_fast_path_equals_unicodedata(text: str) -> None:
+    expected = "…".join(unicodedata.normalize("NFKC", part) for part in text.split("…"))
+    assert nfkc(text) == expected
