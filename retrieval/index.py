@@ -20,7 +20,7 @@ import os
 import tempfile
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +245,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 # A posting is packed into 64 bits while building: term (30) | passage (26) | frequency (8).
 # Sorting the packed integers orders postings by term, then passage, in place and in one array.
 TERM_SHIFT, DOC_SHIFT = 34, 8
+TERM_BITS = 64 - TERM_SHIFT  # a term id or bigram key has 30 bits
+SORT_BUCKETS = 64  # a field's postings are sorted in this many term ranges (a power of two)
 DOC_MASK, TF_MAX = (1 << 26) - 1, 255
 MAX_PASSAGES = DOC_MASK + 1
 
@@ -287,65 +289,102 @@ class FieldBuilder:
         return int(sum(int(lengths.sum()) for lengths in self._lengths))
 
     def finish(self, params: BM25Params, words: Sequence[str] | None = None) -> dict[str, Any]:
-        """The field's arrays; `words` (by id) for a word field, None for a keyed field."""
+        """The field's arrays; `words` (by id) for a word field, None for a keyed field.
+
+        The spill is sorted bucket by bucket (terms split into `SORT_BUCKETS` ranges, each
+        sorted alone), so memory peaks at the output (5 bytes a posting) plus one bucket, not
+        at all the packed postings at once.
+        """
         self._spill.close()
-        packed = np.fromfile(self._spill_path, dtype=np.uint64)
-        self._spill_path.unlink()
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
-        shift = np.uint64(TERM_SHIFT)
         if words is None:
-            packed.sort()
-            keys = _distinct_terms(packed)
-            starts = np.searchsorted(packed, keys << shift)
-            ordered: list[str] = []
+            rank, keys, ordered = None, None, []
+            bucket_bits = TERM_BITS - (SORT_BUCKETS - 1).bit_length()
+            bucket_of = lambda terms: terms >> np.uint64(bucket_bits)  # noqa: E731
         else:
-            keys, order = _rank_words(packed, words)
-            packed.sort()
-            starts = np.searchsorted(packed, np.arange(len(keys), dtype=np.uint64) << shift)
+            keys, order = _hash_order(words)
+            rank = np.empty(len(order), dtype=np.uint64)
+            rank[order] = np.arange(len(order), dtype=np.uint64)
             ordered = [words[i] for i in order]
-        return _field_arrays(packed, keys, starts, lengths, params, ordered)
+            per_bucket = max(1, -(-len(order) // SORT_BUCKETS))
+            bucket_of = lambda terms: terms // np.uint64(per_bucket)  # noqa: E731
+        buckets = _spill_buckets(self._spill_path, rank, bucket_of)
+        self._spill_path.unlink()
+        total = sum(path.stat().st_size for path in buckets) // 8
+        docs = np.empty(total, dtype=np.uint32)
+        tfs = np.empty(total, dtype=np.uint8)
+        terms, starts, done = [], [], 0
+        for path in buckets:
+            packed = np.fromfile(path, dtype=np.uint64)
+            path.unlink()
+            packed.sort()
+            bucket_terms, first = np.unique(packed >> np.uint64(TERM_SHIFT), return_index=True)
+            terms.append(bucket_terms)
+            starts.append(first + done)
+            docs[done : done + len(packed)] = packed >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)
+            tfs[done : done + len(packed)] = packed & np.uint64(TF_MAX)
+            done += len(packed)
+            del packed
+        term_ids = np.concatenate(terms) if terms else np.zeros(0, dtype=np.uint64)
+        offsets = np.append(np.concatenate(starts) if starts else [], total).astype(np.int64)
+        if keys is None:
+            keys = term_ids
+        elif len(term_ids) != len(keys):
+            raise ValueError("a word of the vocabulary has no postings")
+        return _field_arrays(docs, tfs, keys, offsets, lengths, params, ordered)
 
 
-def _rank_words(packed: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Replace word ids by their rank in hash order, in place; return sorted hashes and order."""
+def _spill_buckets(
+    spill: Path, rank: np.ndarray | None, bucket_of: Callable[[np.ndarray], np.ndarray]
+) -> list[Path]:
+    """Split a spill file into bucket files by term range, in term order; word ids replaced by
+    their rank (`rank`) on the way."""
+    files: dict[int, Any] = {}
+    shift, low = np.uint64(TERM_SHIFT), np.uint64((1 << TERM_SHIFT) - 1)
+    try:
+        with open(spill, "rb") as source:
+            while True:
+                part = np.fromfile(source, dtype=np.uint64, count=1 << 22)
+                if not len(part):
+                    break
+                terms = part >> shift
+                if rank is not None:
+                    terms = rank[terms]
+                    part = terms << shift | part & low
+                bucket = bucket_of(terms)
+                order = np.argsort(bucket, kind="stable")
+                part, bucket = part[order], bucket[order]
+                cuts = np.flatnonzero(np.diff(bucket)) + 1
+                numbers = bucket[np.concatenate([[0], cuts])].tolist()
+                for number, piece in zip(numbers, np.split(part, cuts), strict=True):
+                    if number not in files:
+                        files[number] = open(spill.with_suffix(f".{number:04d}"), "wb")  # noqa: SIM115
+                    piece.tofile(files[number])
+    finally:
+        for handle in files.values():
+            handle.close()
+    return [spill.with_suffix(f".{number:04d}") for number in sorted(files)]
+
+
+def _hash_order(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The words' hashes in ascending order, and the word ids in that order."""
     hashes = np.fromiter((term_hash(w) for w in words), dtype=np.uint64, count=len(words))
     order = np.argsort(hashes, kind="stable")
     if len(order) > 1 and np.any(hashes[order][1:] == hashes[order][:-1]):
         raise ValueError("two words share a 64-bit hash")
-    rank = np.empty(len(order), dtype=np.uint64)
-    rank[order] = np.arange(len(order), dtype=np.uint64)
-    low = np.uint64((1 << TERM_SHIFT) - 1)
-    for start in range(0, len(packed), 1 << 24):  # in slices, to keep temporaries small
-        part = packed[start : start + (1 << 24)]
-        part[:] = rank[part >> np.uint64(TERM_SHIFT)] << np.uint64(TERM_SHIFT) | part & low
     return hashes[order], order
 
 
-def _distinct_terms(packed: np.ndarray) -> np.ndarray:
-    """The distinct term keys of sorted packed postings, ascending."""
-    parts = [
-        np.unique(packed[start : start + (1 << 24)] >> np.uint64(TERM_SHIFT))
-        for start in range(0, len(packed), 1 << 24)
-    ]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
-
-
 def _field_arrays(
-    packed: np.ndarray,
+    docs: np.ndarray,
+    tfs: np.ndarray,
     keys: np.ndarray,
-    starts: np.ndarray,
+    offsets: np.ndarray,
     lengths: np.ndarray,
     params: BM25Params,
     words: list[str],
 ) -> dict[str, Any]:
     n_docs = len(lengths)
-    offsets = np.append(starts, len(packed)).astype(np.int64)
-    docs = np.empty(len(packed), dtype=np.uint32)
-    tfs = np.empty(len(packed), dtype=np.uint8)
-    for start in range(0, len(packed), 1 << 24):
-        part = packed[start : start + (1 << 24)]
-        docs[start : start + len(part)] = part >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)
-        tfs[start : start + len(part)] = part & np.uint64(TF_MAX)
     blob, term_offsets = StringTable.encode(words)
     total = float(lengths.sum())
     avgdl = total / n_docs if n_docs and total else 1.0
