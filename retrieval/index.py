@@ -208,12 +208,13 @@ class Field:
         np.cumsum(self.offsets[np.asarray(terms) + 1] - starts, out=bounds[1:])
         docs = np.empty(bounds[-1], dtype=np.uint32)
         tfs = np.empty(bounds[-1], dtype=np.uint8)
+        read = isinstance(self.docs, NpyColumn) and isinstance(self.tfs, NpyColumn)
         for i, start in enumerate(starts.tolist()):
             begin, end = bounds[i], bounds[i + 1]
-            if isinstance(self.docs, NpyColumn) and isinstance(self.tfs, NpyColumn):
+            if read:
                 self.docs.read_into(start, docs[begin:end])
                 self.tfs.read_into(start, tfs[begin:end])
-            else:
+            else:  # arrays in memory (a field built in a test)
                 docs[begin:end] = self.docs[start : start + end - begin]
                 tfs[begin:end] = self.tfs[start : start + end - begin]
         return docs, tfs, bounds
@@ -318,9 +319,11 @@ class FieldBuilder:
             packed = np.fromfile(path, dtype=np.uint64)
             path.unlink()
             packed.sort()
-            bucket_terms, first = np.unique(packed >> np.uint64(TERM_SHIFT), return_index=True)
-            terms.append(bucket_terms)
+            term_of = packed >> np.uint64(TERM_SHIFT)
+            first = np.flatnonzero(np.concatenate([[True], term_of[1:] != term_of[:-1]]))
+            terms.append(term_of[first])  # sorted already: where the term changes
             starts.append(first + done)
+            del term_of
             docs[done : done + len(packed)] = packed >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)
             tfs[done : done + len(packed)] = packed & np.uint64(TF_MAX)
             done += len(packed)
