@@ -22,16 +22,14 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from bot import format as fmt
-from bot.engine import ask, build, open_searcher
+from bot.engine import build, open_searcher
 from bot.errors import BotError
+from bot.paging import Page, ask_page
 from bot.questions import Problem, prepare
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
 from retrieval.evaluate import evaluate, load_questions
 from retrieval.models import Result
-
-EXAMPLE = "溧阳暑托班有多少家"
-EMPTY_QUESTION = f'The question is empty. Ask e.g. archive-bot ask "{EXAMPLE}".'
 
 
 def result_json(result: Result, *, question: str | None = None) -> dict[str, object]:
@@ -67,15 +65,17 @@ def _questions(args: argparse.Namespace) -> Iterator[str]:
 def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Answer one question (or one a line from stdin with `-`)."""
     if args.question != "-" and prepare(args.question).problem is Problem.EMPTY:
-        raise BotError(EMPTY_QUESTION)  # before loading the index: nothing to search
+        # Said before the index is loaded: there is nothing to search.
+        raise BotError(fmt.EMPTY_COMMAND_LINE_QUESTION)
     searcher = open_searcher(settings)
     top = args.top or settings.top_k
     for raw in _questions(args):
         question = prepare(raw)
         try:
             if question.problem is Problem.EMPTY:
-                raise BotError(EMPTY_QUESTION)
-            outcome = ask(searcher, question, top_k=top)
+                raise BotError(fmt.EMPTY_COMMAND_LINE_QUESTION)
+            # One page, exactly `top` passages: the answer is taken from the passages shown.
+            outcome = ask_page(searcher, Page(question, size=top), peek=False).outcome
         except (RetrievalError, BotError) as error:
             if args.question != "-":
                 raise
@@ -167,7 +167,9 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = root.add_subparsers(dest="command", required=True)
     ask = sub.add_parser("ask", help="answer a question", description=cmd_ask.__doc__)
-    ask.add_argument("question", help=f'the question, e.g. "{EXAMPLE}"; "-" reads stdin')
+    ask.add_argument(
+        "question", help=f'the question, e.g. "{fmt.EXAMPLE_QUESTION}"; "-" reads stdin'
+    )
     ask.add_argument("--json", action="store_true", help="print JSON (JSONL with -)")
     ask.add_argument("--top", type=_positive, help="how many passages (default 3)")
     ask.set_defaults(run=cmd_ask)

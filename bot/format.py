@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 TELEGRAM_MAX_CHARS = 4096  # per message, in UTF-16 code units
 ELLIPSIS = "…"
-EXAMPLE_QUESTION = "溧阳暑托班有多少家"
+EXAMPLE_QUESTION = "溧阳暑托班有多少家"  # the one copy: help, usage and error texts use it
 QUESTION_ECHO_CHARS = 40  # how much of a question is repeated back
 
 MORE_BUTTON = "更多"
@@ -35,6 +35,10 @@ STALE_BUTTON = "这个按钮已过期，请重新提问。"
 NO_MORE = "没有更多段落了。"
 TEXT_ONLY = "请用文字提问，例如：" + EXAMPLE_QUESTION
 EMPTY_QUESTION = "请输入一个问题，例如：" + EXAMPLE_QUESTION
+# The command line's errors are English and name the command to type.
+EMPTY_COMMAND_LINE_QUESTION = (
+    f'The question is empty. Ask e.g. archive-bot ask "{EXAMPLE_QUESTION}".'
+)
 SHORTENED = f"问题太长，只按前 {MAX_CHARS} 个字搜索。"
 
 Style = Literal["b", "i", "code"]
@@ -86,7 +90,7 @@ def answer_reply(result: Result, *, compact: bool = False) -> Reply:
     """
     paragraphs: list[Paragraph] = []
     hits = result.hits[:1] if compact else result.hits
-    if hits and hits[0].rank > 1:
+    if _later_page(result):
         paragraphs.append(_plain(f"「{_echo(result.question)}」的更多段落："))
     if result.answer is not None:
         paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(result.answer))))
@@ -96,7 +100,8 @@ def answer_reply(result: Result, *, compact: bool = False) -> Reply:
 
 def outcome_reply(outcome: Outcome, *, compact: bool = False) -> Reply:
     """The reply to a question, whatever it was: how to ask, why nothing could be searched,
-    that nothing was found, or the answer; a shortened question says so first."""
+    that nothing was found, or the answer (any page of it); a shortened question says so first,
+    on its first page."""
     question, result = outcome.question, outcome.result
     if question.problem is Problem.EMPTY:
         return notice_reply(EMPTY_QUESTION)
@@ -106,24 +111,9 @@ def outcome_reply(outcome: Outcome, *, compact: bool = False) -> Reply:
         reply = no_hits_reply(question.text)
     else:
         reply = answer_reply(result, compact=compact)
-    if question.shortened:
+    if question.shortened and not _later_page(result):
         return Reply((_plain(SHORTENED), *reply.paragraphs))
     return reply
-
-
-def render_plain(result: Result) -> str:
-    """Plain text of a result for the REPL and CLI: answer and passages, or the no-hits hint."""
-    reply = answer_reply(result) if result.hits else no_hits_reply(result.question)
-    return reply.text()
-
-
-def render_html(
-    result: Result, *, compact: bool = False, limit: int | None = TELEGRAM_MAX_CHARS
-) -> str:
-    """Telegram HTML of a result within `limit`: answer and passages, or the no-hits hint."""
-    if not result.hits:
-        return no_hits_reply(result.question).html(limit=limit)
-    return answer_reply(result, compact=compact).html(limit=limit)
 
 
 def no_hits_reply(question: str) -> Reply:
@@ -185,6 +175,11 @@ def usage_reply(*, example: str = EXAMPLE_QUESTION) -> Reply:
 def notice_reply(text: str) -> Reply:
     """A one-paragraph notice (refusal, slow down, error message) shown as it is."""
     return Reply((_plain(text),))
+
+
+def _later_page(result: Result) -> bool:
+    """Whether a result is a page after the first: its hits do not start at rank 1."""
+    return bool(result.hits) and result.hits[0].rank > 1
 
 
 def _plain(text: str) -> Paragraph:

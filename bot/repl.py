@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from platformdirs import user_cache_dir
 
 from bot import format as fmt
-from bot.engine import ask
+from bot.paging import Page, ask_page
 from bot.questions import prepare
 from retrieval.errors import RetrievalError
 from retrieval.search import Searcher
@@ -49,21 +50,29 @@ def _save_history(path: Path | None) -> None:
         readline.write_history_file(path)
 
 
-def answer_line(line: str, state: dict[str, object], searcher: Searcher, top_k: int) -> str:
-    """The REPL's reply to one input line (a question or a command)."""
+@dataclass(frozen=True, slots=True)
+class ReplState:
+    """What `:more` continues: the page last shown, None before the first question."""
+
+    page: Page | None = None
+
+
+def answer_line(
+    line: str, state: ReplState, searcher: Searcher, top_k: int
+) -> tuple[str, ReplState]:
+    """The REPL's reply to one input line (a question or a command), and the state after it."""
     if line in (":help", ":h", "?"):
-        return HELP
+        return HELP, state
     if line == ":more":
-        question = state.get("question")
-        if not isinstance(question, str):
-            return "Ask a question first."
-        offset = int(state.get("offset", 0)) + top_k  # type: ignore[call-overload]
-        state["offset"] = offset
-        result = searcher.ask(question, top_k=top_k, offset=offset)
-        return fmt.render_plain(result) if result.hits else "No more passages."
-    outcome = ask(searcher, prepare(line), top_k=top_k)
-    state["question"], state["offset"] = outcome.question.text, 0
-    return fmt.outcome_reply(outcome).text()
+        if state.page is None:
+            return "Ask a question first.", state
+        page = state.page.next()
+        paged = ask_page(searcher, page, peek=False)
+        if not paged.outcome.result.hits:
+            return "No more passages.", ReplState(page)
+        return fmt.outcome_reply(paged.outcome).text(), ReplState(page)
+    paged = ask_page(searcher, Page(prepare(line), size=top_k), peek=False)
+    return fmt.outcome_reply(paged.outcome).text(), ReplState(paged.page)
 
 
 def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
@@ -71,7 +80,7 @@ def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
     info = searcher.info
     print(f"archive-bot: {info.archive}, {info.articles} articles. {HELP}", file=out)
     history = _setup_history()
-    state: dict[str, object] = {}
+    state = ReplState()
     try:
         while True:
             try:
@@ -84,7 +93,8 @@ def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
             if not line:
                 continue
             try:
-                print(answer_line(line, state, searcher, top_k), file=out, flush=True)
+                reply, state = answer_line(line, state, searcher, top_k)
+                print(reply, file=out, flush=True)
             except RetrievalError as error:
                 print(f"! {error}", file=out)
             except Exception:  # the edge of the loop: a bug in one answer must not end it

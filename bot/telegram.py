@@ -5,19 +5,31 @@ reply. Private chats: any text is a question. Groups (privacy mode on): `/ask qu
 `@bot question` and replies to the bot's messages are questions; other chatter is ignored.
 Replies in groups are compact, with a "更多" button for the next passages.
 
+One question, from update to reply:
+
+    Update ─ private_text / ask / group_text ─┐            more ─ "更多" press (MoreButton)
+             allowlist (_admitted)            │            allowlist, stale button?
+             Asked (chat, quote, compact)     │            Asked(button=the press)
+             Page(prepare(text), top_k)       ▼            Page(question, top_k, offset)
+                                         _respond: admission (ChatRateLimit) → search a
+                                         Page in a worker thread (`bot.paging.ask_page`) →
+                                         `fmt.outcome_reply` → send, with a MoreButton
+                                         when `Paged.more()` says more passages follow
+
+Handlers read what they share from `context.bot_data`, a `BotData` (python-telegram-bot's
+`ContextTypes`): the settings, the searcher and the plumbing of `bot.telegram_infra`
+(allowlist, per-chat rate limit, typing throttle, "更多" question store, the token `Redactor`).
+
 Questions are prepared like everywhere else (`bot.questions`): an empty one gets the usage,
 one with nothing to search is told so without searching, an overlong one is searched by its
-beginning. Every question counts against its chat's rate limit, so one chat cannot starve the
-others; the allowlist is checked first, for messages, commands and button presses alike.
+beginning. Every question and every "更多" press counts against its chat's rate limit, so one
+chat cannot starve the others; the allowlist is checked first, for messages, commands and
+button presses alike.
 
-Faults of the Bot API: a 429 waits `retry_after` and retries (`AIORateLimiter`); a 5xx, a
-dropped connection or a timeout is retried after a short pause, a few times
-(`RetryingRateLimiter`); getUpdates is retried by PTB's polling loop, and an update is
-confirmed only by the next getUpdates, so none is lost. On SIGTERM the updates already fetched
-are answered and confirmed before the process exits.
-
-The bot token is a secret: it is never logged, and the loggers whose lines contain it (httpx
-request lines, PTB's bot set-up lines) are kept at WARNING.
+Faults of the Bot API are met by `RetryingRateLimiter`; getUpdates is retried by PTB's polling
+loop, and an update is confirmed only by the next getUpdates, so none is lost. On SIGTERM the
+updates already fetched are answered and confirmed before the process exits. The bot token is
+a secret: it is never logged (`Redactor`, `SecretFilter`, `quiet_token_loggers`).
 """
 
 from __future__ import annotations
@@ -25,62 +37,61 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 import traceback
-from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
     Update,
+    User,
 )
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
 
 from bot import format as fmt
-from bot.engine import ask as ask_searcher
 from bot.engine import open_searcher
 from bot.errors import BotError, ConfigError
-from bot.questions import Outcome, Problem, Question, clean, prepare
+from bot.paging import Page, Paged, ask_page
+from bot.questions import Problem, Question, clean, prepare
 from bot.settings import Settings
+from bot.telegram_infra import (
+    Admission,
+    Allowlist,
+    ChatRateLimit,
+    QuestionStore,
+    Redactor,
+    RetryingRateLimiter,
+    TypingThrottle,
+    quiet_token_loggers,
+    redact_logs,
+)
 from retrieval.errors import QueryError
-from retrieval.models import Result
 from retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
 
-# Loggers whose lines contain the bot token (httpx: request URLs; PTB: "Set Bot API URL").
-TOKEN_LOGGERS = ("httpx", "httpcore", "telegram.Bot", "telegram.ext.ExtBot")
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
-MAX_RETRIES = 3  # for HTTP 429 (RetryAfter); a refused send was not carried out
-NETWORK_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # pauses before retrying a 5xx, drop or timeout
-NOT_RETRIED = frozenset({"sendChatAction"})  # a late "typing…" is worse than none
 BOOTSTRAP_RETRIES = 3  # getMe / setWebhook at start-up: ride out a blip, then give up clearly
-STATE_KEY = "archive_bot"
-MORE_DATA = re.compile(r"^more:(?P<key>[\w-]{1,16}):(?P<offset>\d{1,4})$")
-QUESTIONS_KEPT = 2048  # "更多" buttons stay usable for this many recent questions
-CHATS_TRACKED = 10_000  # beyond this many chats, the rate limit forgets idle ones
-TYPING_SECONDS = 5.0  # Telegram shows "typing…" this long: one action per chat per period
 WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 COMMANDS = (
@@ -89,174 +100,68 @@ COMMANDS = (
     BotCommand("ask", "提问，例如 /ask " + fmt.EXAMPLE_QUESTION),
 )
 
-Context = ContextTypes.DEFAULT_TYPE
 
-
-class Admission(Enum):
-    """What the per-chat rate limit says about one more question."""
-
-    ANSWER = "answer"
-    WARN = "warn"  # first question over the limit: say "slow down" once
-    IGNORE = "ignore"  # still over the limit, already warned
-
-
-class ChatRateLimit:
-    """A sliding window of question times per chat; 0 questions per window means no limit."""
-
-    def __init__(
-        self,
-        per_window: int,
-        *,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_window = per_window
-        self.window = window
-        self.clock = clock
-        self._times: dict[int, deque[float]] = {}
-        self._warned: set[int] = set()
-
-    def check(self, chat_id: int) -> Admission:
-        """Count a question from the chat if it is within the limit."""
-        if self.per_window <= 0:
-            return Admission.ANSWER
-        now = self.clock()
-        if len(self._times) > CHATS_TRACKED:
-            self._forget_idle(now)
-        times = self._times.setdefault(chat_id, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(times) < self.per_window:
-            times.append(now)
-            self._warned.discard(chat_id)
-            return Admission.ANSWER
-        if chat_id in self._warned:
-            return Admission.IGNORE
-        self._warned.add(chat_id)
-        return Admission.WARN
-
-    def _forget_idle(self, now: float) -> None:
-        """Drop chats that asked nothing within the window, so memory stays bounded."""
-        idle = [
-            chat
-            for chat, times in self._times.items()
-            if not times or times[-1] <= now - self.window
-        ]
-        for chat in idle:
-            del self._times[chat]
-            self._warned.discard(chat)
-
-
-class TypingThrottle:
-    """At most one "typing…" action per chat every `every` seconds.
-
-    Telegram shows the action for five seconds, and every request counts against the bot's
-    flood limits (about 30 a second): a burst of questions should spend them on answers.
-    """
-
-    def __init__(
-        self, every: float = TYPING_SECONDS, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.every = every
-        self.clock = clock
-        self._last: dict[int, float] = {}
-
-    def due(self, chat_id: int) -> bool:
-        """Whether to send the action to this chat now (and note that it was sent)."""
-        now = self.clock()
-        last = self._last.get(chat_id)
-        if last is not None and now - last < self.every:
-            return False
-        if len(self._last) > CHATS_TRACKED:
-            self._last = {c: t for c, t in self._last.items() if now - t < self.every}
-        self._last[chat_id] = now
-        return True
-
-
-class QuestionStore:
-    """Recent questions under short keys, for "更多" buttons (callback data is ≤ 64 bytes)."""
-
-    def __init__(self, size: int = QUESTIONS_KEPT) -> None:
-        self.size = size
-        self._questions: OrderedDict[str, str] = OrderedDict()
-
-    def put(self, question: str) -> str:
-        """Keep a question and return its key, forgetting the oldest beyond `size`."""
-        key = secrets.token_urlsafe(6)
-        self._questions[key] = question
-        while len(self._questions) > self.size:
-            self._questions.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> str | None:
-        """The question kept under a key, or None when it was forgotten (or never kept)."""
-        return self._questions.get(key)
-
-
-class RetryingRateLimiter(AIORateLimiter):
-    """`AIORateLimiter` (Telegram's flood limits; waits and retries after a 429) that also
-    retries a request that failed on the way: an HTTP 5xx, a dropped connection, a timeout.
-
-    Such a request was not carried out, so retrying it cannot duplicate it, with one exception:
-    after a read timeout Telegram may have carried it out and only its answer was lost. We retry
-    then too, so a reply may, rarely, be shown twice; not retrying would lose it instead, and a
-    lost answer leaves someone waiting with no sign of it. getUpdates never comes through here
-    (PTB's polling loop retries it).
-    """
-
-    def __init__(
-        self,
-        *,
-        max_retries: int = MAX_RETRIES,
-        delays: Sequence[float] | None = None,
-        redact: Callable[[str], str] = str,
-    ) -> None:
-        super().__init__(max_retries=max_retries)
-        self.delays = tuple(NETWORK_RETRY_DELAYS if delays is None else delays)
-        self.redact = redact
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        """Send the request through the rate limiter, retrying network failures a few times."""
-        delays = () if endpoint in NOT_RETRIED else self.delays
-        attempt = 0
-        while True:
-            try:
-                return await super().process_request(
-                    callback, args, kwargs, endpoint, data, rate_limit_args
-                )
-            except NetworkError as error:
-                if isinstance(error, BadRequest) or attempt >= len(delays):
-                    raise
-                delay, attempt = delays[attempt], attempt + 1
-                log.warning(
-                    "Bot API %s failed (%s: %s); retry %d of %d in %.1f s.",
-                    endpoint,
-                    type(error).__name__,
-                    self.redact(error.message),
-                    attempt,
-                    len(delays),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-
-@dataclass
-class BotState:
-    """What the handlers share, kept in `application.bot_data`."""
+@dataclass(frozen=True, slots=True)
+class BotData:
+    """What every handler shares, as `context.bot_data`."""
 
     settings: Settings
     searcher: Searcher
+    redact: Redactor
+    allowlist: Allowlist
     limit: ChatRateLimit
     questions: QuestionStore = field(default_factory=QuestionStore)
     typing: TypingThrottle = field(default_factory=TypingThrottle)
+
+
+# ExtBot[int]: the rate limiter's argument type (AIORateLimiter: a retry count).
+Context = CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]
+BotApplication = Application[ExtBot[int], Context, dict[Any, Any], dict[Any, Any], BotData, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MoreButton:
+    """What a "更多" button carries: the question's key and the offset of the next page."""
+
+    PATTERN: ClassVar[re.Pattern[str]] = re.compile(
+        r"^more:(?P<key>[\w-]{1,16}):(?P<offset>\d{1,4})$"
+    )
+
+    key: str
+    offset: int
+
+    @classmethod
+    def parse(cls, data: object) -> MoreButton | None:
+        """The button behind callback data, or None when it is not one (an older version's)."""
+        match = cls.PATTERN.match(data) if isinstance(data, str) else None
+        return cls(match["key"], int(match["offset"])) if match else None
+
+    @property
+    def data(self) -> str:
+        """The callback data (Telegram allows 64 bytes)."""
+        return f"more:{self.key}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """Where a question (or a "更多" press) came from and where its reply goes."""
+
+    chat_id: int
+    reply_to: int | None  # the message the reply quotes (groups, "更多" pages)
+    compact: bool  # groups: the answer and the best passage only
+    asker: str | None = None  # the user's name, logged only with ARCHIVE_BOT_LOG_QUESTIONS
+    button: CallbackQuery | None = None  # a "更多" press: short notices answer the button
+
+    @classmethod
+    def by(cls, message: Message, user: User | None = None) -> Asked:
+        """A message's asker: in groups the reply quotes it and is compact."""
+        group = message.chat.type != ChatType.PRIVATE
+        reply_to = message.message_id if group else None
+        asker = clean(user.full_name) if user else None
+        return cls(message.chat_id, reply_to=reply_to, compact=group, asker=asker)
+
+
+# The application --------------------------------------------------------------------------------
 
 
 def run(
@@ -268,9 +173,10 @@ def run(
     drop_pending_updates: bool = False,
 ) -> None:
     """Answer questions on Telegram until SIGINT or SIGTERM: long polling, or a webhook."""
-    token = bot_token(settings)
+    bot_token(settings)
     secret = webhook_secret(settings) if webhook_url else None
-    redact_logs(token, secret)
+    redact = redactor(settings)
+    redact_logs(redact)
     application = build_application(settings, open_searcher(settings))
     try:
         if webhook_url is None:
@@ -298,10 +204,10 @@ def run(
             "@BotFather gave you."
         ) from None
     except TelegramError as error:
-        reason = error.message.replace(token, "<token>")
         raise BotError(
-            f"Could not start the Telegram bot ({type(error).__name__}: {reason}). Check the "
-            "network and ARCHIVE_BOT_TELEGRAM_BASE_URL, then start it again."
+            f"Could not start the Telegram bot ({type(error).__name__}: "
+            f"{redact(error.message)}). Check the network and ARCHIVE_BOT_TELEGRAM_BASE_URL, "
+            "then start it again."
         ) from None
 
 
@@ -332,17 +238,34 @@ def bot_token(settings: Settings) -> str:
     return token.strip()
 
 
-def build_application(settings: Settings, searcher: Searcher) -> Application:
+def redactor(settings: Settings) -> Redactor:
+    """The `Redactor` of the settings' secrets: the bot token and the webhook secret."""
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    return Redactor.of(bot_token(settings), secret)
+
+
+def build_application(settings: Settings, searcher: Searcher) -> BotApplication:
     """The application with its handlers, talking to `settings.telegram_base_url`."""
     quiet_token_loggers()
-    token = bot_token(settings)
+    redact = redactor(settings)
+    data = BotData(
+        settings,
+        searcher,
+        redact=redact,
+        allowlist=Allowlist.of(settings.allowed_chat_ids),
+        limit=ChatRateLimit(settings.chat_rate_limit),
+    )
+    # PTB makes `bot_data` by calling the type it is given, with no arguments: give it one that
+    # returns the data built here.
+    context_types = ContextTypes(bot_data=cast("type[BotData]", lambda: data))
     timeout = settings.telegram_timeout
     application = (
         ApplicationBuilder()
-        .token(token)
+        .token(bot_token(settings))
         .base_url(settings.telegram_base_url)
+        .context_types(context_types)
         .concurrent_updates(True)
-        .rate_limiter(RetryingRateLimiter(redact=lambda text: text.replace(token, "<token>")))
+        .rate_limiter(RetryingRateLimiter(redact=redact))
         .connect_timeout(timeout)
         .read_timeout(timeout)
         .write_timeout(timeout)
@@ -354,8 +277,6 @@ def build_application(settings: Settings, searcher: Searcher) -> Application:
         .post_init(post_init)
         .build()
     )
-    limit = ChatRateLimit(settings.chat_rate_limit)
-    application.bot_data[STATE_KEY] = BotState(settings, searcher, limit)
     new = filters.UpdateType.MESSAGE
     private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
     application.add_handlers(
@@ -373,14 +294,15 @@ def build_application(settings: Settings, searcher: Searcher) -> Application:
     return application
 
 
-async def post_init(application: Application) -> None:
+async def post_init(application: BotApplication) -> None:
     """Register the command menu and say which archive the bot serves."""
+    data = application.bot_data
     try:
         await application.bot.set_my_commands(list(COMMANDS))
     except TelegramError as error:  # the menu is a convenience: answer questions without it
-        reason = error.message.replace(application.bot.token, "<token>")
+        reason = data.redact(error.message)
         log.warning("Could not set the command menu (%s); going on without it.", reason)
-    info = _state(application.bot_data).searcher.info
+    info = data.searcher.info
     log.info(
         "Bot @%s answers questions about %s (%d articles).",
         application.bot.username,
@@ -389,13 +311,18 @@ async def post_init(application: Application) -> None:
     )
 
 
+# Handlers ---------------------------------------------------------------------------------------
+
+
 async def start(update: Update, context: Context) -> None:
     """Explain what the archive holds and how to ask (/start, /help)."""
     message = update.effective_message
     if message is None or not await _admitted(update, context):
         return
-    info = _state(context.bot_data).searcher.info
-    await _send(context, message, fmt.help_reply(info, bot_username=context.bot.username))
+    info = context.bot_data.searcher.info
+    await _send(
+        context, Asked.by(message), fmt.help_reply(info, bot_username=context.bot.username)
+    )
 
 
 async def ask(update: Update, context: Context) -> None:
@@ -420,7 +347,7 @@ async def not_text(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not await _admitted(update, context):
         return
-    await _send(context, message, fmt.notice_reply(fmt.TEXT_ONLY))
+    await _send(context, Asked.by(message), fmt.notice_reply(fmt.TEXT_ONLY))
 
 
 async def group_text(update: Update, context: Context) -> None:
@@ -436,43 +363,32 @@ async def group_text(update: Update, context: Context) -> None:
 
 async def more(update: Update, context: Context) -> None:
     """Show the next passages of the question behind a "更多" button; other buttons are stale."""
-    query = update.callback_query
-    chat = update.effective_chat
+    query, chat = update.callback_query, update.effective_chat
     if query is None or chat is None or not await _admitted(update, context):
         return
-    state = _state(context.bot_data)
-    match = MORE_DATA.match(query.data or "")
-    question = state.questions.get(match["key"]) if match else None
-    if match is None or question is None:
+    button = MoreButton.parse(query.data)
+    question = context.bot_data.questions.get(button.key) if button else None
+    if button is None or question is None:
         await query.answer(fmt.STALE_BUTTON)
         return
-    if state.limit.check(chat.id) is not Admission.ANSWER:
-        await query.answer(fmt.SLOW_DOWN)
-        return
-    offset = int(match["offset"])
-    outcome = await _search(state, prepare(question), offset=offset)
-    if not outcome.result.hits:
-        await query.answer(fmt.NO_MORE)
-        return
-    await query.answer()
     reply_to = query.message.message_id if query.message else None
-    shown = state.settings.top_k
-    page, markup = _page(state, outcome.result, match["key"], shown=shown, offset=offset)
-    await _send_to(context, chat.id, fmt.answer_reply(page), reply_to=reply_to, markup=markup)
+    asked = Asked(chat.id, reply_to=reply_to, compact=False, button=query)
+    page = Page(question, size=context.bot_data.settings.top_k, offset=button.offset)
+    await _respond(context, asked, page, key=button.key)
 
 
 async def on_error(update: object, context: Context) -> None:
-    """Log an unexpected error (token removed) and tell the user something went wrong.
+    """Log an unexpected error (secrets redacted) and tell the user something went wrong.
 
     A failed getUpdates (no update) that is a network fault gets one line: PTB polls again.
     """
-    error = context.error
+    error, redact = context.error, context.bot_data.redact
     if update is None and isinstance(error, NetworkError) and not isinstance(error, BadRequest):
-        kind, reason = type(error).__name__, _redact(error.message, context)
+        kind, reason = type(error).__name__, redact(error.message)
         log.warning("Polling Telegram failed (%s: %s); polling again.", kind, reason)
         return
     details = "".join(traceback.format_exception(error)) if error else "unknown error"
-    log.error("Unexpected error while handling an update:\n%s", _redact(details, context))
+    log.error("Unexpected error while handling an update:\n%s", redact(details))
     if not isinstance(update, Update):
         return
     try:
@@ -481,7 +397,7 @@ async def on_error(update: object, context: Context) -> None:
         elif update.effective_chat is not None:
             await _send_to(context, update.effective_chat.id, fmt.notice_reply(fmt.FAILURE))
     except TelegramError as failure:  # the edge: nothing is left to tell the user with
-        log.warning("Could not report the error to the chat: %s", _redact(str(failure), context))
+        log.warning("Could not report the error to the chat: %s", redact(str(failure)))
 
 
 def addressed_question(message: Message, *, bot_id: int, username: str | None) -> str | None:
@@ -502,85 +418,72 @@ def addressed_question(message: Message, *, bot_id: int, username: str | None) -
     return None
 
 
-def quiet_token_loggers() -> None:
-    """Keep the loggers whose lines contain the bot token at WARNING."""
-    for name in TOKEN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-class SecretFilter(logging.Filter):
-    """Replaces secrets in a record's message and traceback: a second line of defence."""
-
-    def __init__(self, *secrets: str) -> None:
-        super().__init__()
-        self.secrets = [secret for secret in secrets if secret]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record without the secrets; never drops it."""
-        message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        for secret in self.secrets:
-            if secret in message:
-                message = message.replace(secret, "<secret>")
-                record.msg, record.args = message, None
-            if record.exc_text and secret in record.exc_text:
-                record.exc_text = record.exc_text.replace(secret, "<secret>")
-        return True
-
-
-def redact_logs(*secrets: str | None) -> None:
-    """Add a `SecretFilter` to the root logger's handlers (set up by the entry point)."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(SecretFilter(*(secret for secret in secrets if secret)))
+# The path every question takes ------------------------------------------------------------------
 
 
 async def _admitted(update: Update, context: Context) -> bool:
     """Whether the chat may use the bot; if not, send one short refusal and no archive text."""
-    allowed = _state(context.bot_data).settings.allowed_chat_ids
     chat = update.effective_chat
-    if not allowed or (chat is not None and chat.id in allowed):
+    if context.bot_data.allowlist.admits(chat.id if chat else None):
         return True
     log.info("Refused chat %s: not in ARCHIVE_BOT_ALLOWED_CHAT_IDS.", chat and chat.id)
     if update.callback_query is not None:
         await update.callback_query.answer(fmt.REFUSAL)
     elif update.effective_message is not None:
-        await _send(context, update.effective_message, fmt.notice_reply(fmt.REFUSAL))
+        await _send(context, Asked.by(update.effective_message), fmt.notice_reply(fmt.REFUSAL))
     return False
 
 
 async def _answer(update: Update, context: Context, text: str) -> None:
-    """Rate-limit, prepare, search and reply to one question (compact in groups)."""
-    message, chat = update.effective_message, update.effective_chat
-    if message is None or chat is None:
+    """Answer a message's text as a question: its first page, compact in groups."""
+    message = update.effective_message
+    if message is None:
         return
-    state = _state(context.bot_data)
-    admission = state.limit.check(chat.id)
+    asked = Asked.by(message, update.effective_user)
+    page = Page(prepare(text), size=context.bot_data.settings.top_k)
+    await _respond(context, asked, page)
+
+
+async def _respond(context: Context, asked: Asked, page: Page, *, key: str | None = None) -> None:
+    """Admission → search → page → send: one path for a question and for a "更多" press.
+
+    `key` is the question's key in the store when a button asked for this page.
+    """
+    data = context.bot_data
+    admission = data.limit.check(asked.chat_id)
     if admission is not Admission.ANSWER:
-        if admission is Admission.WARN:
-            await _send(context, message, fmt.notice_reply(fmt.SLOW_DOWN))
+        # A pressed button spins until it is answered; a chat is told once, then ignored.
+        if asked.button is not None or admission is Admission.WARN:
+            await _notice(context, asked, fmt.SLOW_DOWN)
         return
-    question = prepare(text)
-    compact = chat.type != ChatType.PRIVATE
+    question = page.question
     if question.problem is Problem.EMPTY:
-        usage = fmt.usage_reply() if compact else fmt.notice_reply(fmt.EMPTY_QUESTION)
-        await _send(context, message, usage)
+        usage = fmt.usage_reply() if asked.compact else fmt.notice_reply(fmt.EMPTY_QUESTION)
+        await _send(context, asked, usage)
         return
-    if state.settings.log_questions:
-        user = update.effective_user
-        name = clean(user.full_name) if user else None
-        log.info("Question from %s in chat %s: %s", name, chat.id, question.text)
-    if question.problem is None and state.typing.due(chat.id):
-        await _typing(context, chat.id)
+    if page.offset == 0:  # a new question; a later page answers a button, which shows a spinner
+        _log_question(data, asked, question)
+        if question.problem is None and data.typing.due(asked.chat_id):
+            await _typing(context, asked.chat_id)
     try:
-        outcome = await _search(state, question, offset=0)
+        paged = await _search(data, page)
     except QueryError as error:
-        await _send(context, message, fmt.notice_reply(str(error)))
+        await _notice(context, asked, str(error))
         return
-    shown = 1 if compact else state.settings.top_k
-    page, markup = _page(state, outcome.result, None, shown=shown, offset=0)
-    reply = fmt.outcome_reply(replace(outcome, result=page), compact=compact)
-    await _send(context, message, reply, markup=markup)
+    if page.offset and not paged.outcome.result.hits:
+        await _notice(context, asked, fmt.NO_MORE)
+        return
+    if asked.button is not None:
+        await asked.button.answer()
+    reply = fmt.outcome_reply(paged.outcome, compact=asked.compact)
+    markup = _more_markup(data, paged, key, shown=1 if asked.compact else page.size)
+    await _send(context, asked, reply, markup=markup)
+
+
+def _log_question(data: BotData, asked: Asked, question: Question) -> None:
+    """Log who asked what, only when the settings allow it (privacy)."""
+    if data.settings.log_questions:
+        log.info("Question from %s in chat %s: %s", asked.asker, asked.chat_id, question.text)
 
 
 async def _typing(context: Context, chat_id: int) -> None:
@@ -588,45 +491,47 @@ async def _typing(context: Context, chat_id: int) -> None:
     try:
         await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
     except TelegramError as error:
-        log.debug("Could not send the typing action: %s", _redact(str(error), context))
+        log.debug("Could not send the typing action: %s", context.bot_data.redact(str(error)))
 
 
-async def _search(state: BotState, question: Question, *, offset: int) -> Outcome:
-    """Search in a worker thread (so one slow query stalls no other chat), one hit extra.
-
-    The extra hit tells whether a "更多" button has anything to show.
-    """
+async def _search(data: BotData, page: Page) -> Paged:
+    """Search a page in a worker thread, so that one slow query stalls no other chat."""
     started = time.perf_counter()
-    outcome = await asyncio.to_thread(
-        ask_searcher, state.searcher, question, top_k=state.settings.top_k + 1, offset=offset
+    paged = await asyncio.to_thread(ask_page, data.searcher, page)
+    log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, paged.found)
+    return paged
+
+
+def _more_markup(
+    data: BotData, paged: Paged, key: str | None, *, shown: int
+) -> InlineKeyboardMarkup | None:
+    """A "更多" button when more passages follow the `shown` ones, else None."""
+    following = paged.more(shown=shown)
+    if following is None:
+        return None
+    button = MoreButton(key or data.questions.put(following.question), following.offset)
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(fmt.MORE_BUTTON, callback_data=button.data)]]
     )
-    hits = len(outcome.result.hits)
-    log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, hits)
-    return outcome
 
 
-def _page(
-    state: BotState, result: Result, key: str | None, *, shown: int, offset: int
-) -> tuple[Result, InlineKeyboardMarkup | None]:
-    """The first `shown` hits, and a "更多" button when more hits follow."""
-    if len(result.hits) <= shown:
-        return result, None
-    key = key or state.questions.put(result.question)
-    button = InlineKeyboardButton(fmt.MORE_BUTTON, callback_data=f"more:{key}:{offset + shown}")
-    return replace(result, hits=result.hits[:shown]), InlineKeyboardMarkup([[button]])
+async def _notice(context: Context, asked: Asked, text: str) -> None:
+    """A short notice: the answer to a pressed button, else a message to the chat."""
+    if asked.button is not None:
+        await asked.button.answer(text)
+    else:
+        await _send(context, asked, fmt.notice_reply(text))
 
 
 async def _send(
     context: Context,
-    message: Message,
+    asked: Asked,
     reply: fmt.Reply,
     *,
     markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    """Reply to a message (quoting it in groups)."""
-    quote = message.chat.type != ChatType.PRIVATE
-    reply_to = message.message_id if quote else None
-    await _send_to(context, message.chat_id, reply, reply_to=reply_to, markup=markup)
+    """Send a reply where the question came from, quoting it when `asked` says so."""
+    await _send_to(context, asked.chat_id, reply, reply_to=asked.reply_to, markup=markup)
 
 
 async def _send_to(
@@ -659,14 +564,3 @@ async def _send_to(
             reply_parameters=parameters,
             reply_markup=markup,
         )
-
-
-def _state(bot_data: dict[str, object]) -> BotState:
-    state = bot_data[STATE_KEY]
-    if not isinstance(state, BotState):
-        raise TypeError(f"bot_data[{STATE_KEY!r}] is not a BotState")
-    return state
-
-
-def _redact(text: str, context: Context) -> str:
-    return text.replace(context.bot.token, "<token>")

@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from bot import format as fmt
 from bot.engine import ask
 from bot.questions import MAX_CHARS, Problem, clean, prepare
-from bot.repl import answer_line
+from bot.repl import ReplState, answer_line
 from bot.settings import Settings
 from retrieval.search import Searcher
 from tests.fakes.bot_api import GROUP_CHAT, FakeBotApi, tags_used, utf16_len, visible_text
 from tests.fakes.harness import command
 
-EXAMPLE = "溧阳暑托班有多少家"
+EXAMPLE = fmt.EXAMPLE_QUESTION
 ANSWER = "40多家"
 NO_TERMS = "没有可以搜索的词"
 NO_HITS = "没有找到"
@@ -218,11 +218,14 @@ def test_cli_plain_replies_for_unsearchable_and_overlong_questions(
 
 
 def test_repl_answer_line_replies_to_every_bad_question(seed_searcher: Searcher) -> None:
-    state: dict[str, object] = {}
+    state = ReplState()
     for question, kind in CASES.values():
-        check_reply(answer_line(question, state, seed_searcher, 3), kind)
-    assert ANSWER in answer_line(EXAMPLE, state, seed_searcher, 3)
-    assert "2. " in answer_line(":more", state, seed_searcher, 1)
+        reply, state = answer_line(question, state, seed_searcher, 3)
+        check_reply(reply, kind)
+    reply, state = answer_line(EXAMPLE, state, seed_searcher, 1)
+    assert ANSWER in reply
+    reply, state = answer_line(":more", state, seed_searcher, 1)
+    assert "2. " in reply
 
 
 def test_repl_survives_bad_questions_and_answers_the_next(seed_settings: Settings) -> None:

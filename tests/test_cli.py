@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.format import EXAMPLE_QUESTION as EXAMPLE
 from bot.settings import Settings
 from tests.conftest import SHARED
 
-EXAMPLE = "溧阳暑托班有多少家"
 SOURCE = "000_f1c283b55319c401.txt"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import bot.telegram
+import bot.telegram_infra
+from bot import format as fmt
 from bot.settings import Settings
 from tests.fakes.bot_api import Call, FakeBotApi, visible_text
 from tests.fakes.harness import bot_process, stop, wait_started
@@ -19,7 +20,7 @@ from tests.fakes.load import group, replied_to
 # PTB's AIORateLimiter reads RetryAfter.retry_after as a number, deprecated since 22.2.
 pytestmark = pytest.mark.filterwarnings("ignore:Deprecated since version v22.2")
 
-EXAMPLE = "溧阳暑托班有多少家"
+EXAMPLE = fmt.EXAMPLE_QUESTION
 ANSWER = "40多家"
 QUESTIONS = (EXAMPLE, "古雷开发区开展了多少场次反诈宣传", "溧陽暑託班有多少家", "暑托班开在哪里")
 TIMEOUT = 0.5  # the bot's Bot API timeout in these tests: a stalled request fails fast
@@ -28,7 +29,7 @@ TIMEOUT = 0.5  # the bot's Bot API timeout in these tests: a stalled request fai
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shorter pauses between network retries, so that the tests stay quick."""
-    monkeypatch.setattr(bot.telegram, "NETWORK_RETRY_DELAYS", (0.05, 0.1, 0.2, 0.4))
+    monkeypatch.setattr(bot.telegram_infra, "NETWORK_RETRY_DELAYS", (0.05, 0.1, 0.2, 0.4))
 
 
 def ask_in_groups(api: FakeBotApi, questions: Iterable[str], *, chats: int = 1) -> list[int]:

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import format as fmt
+from bot.questions import Outcome, Question
 from retrieval.models import Answer, Hit, Passage, Result, Source
 from retrieval.search import IndexInfo
 from tests.fakes.bot_api import tags_used, visible_text
@@ -27,6 +28,11 @@ def result(
     return Result("溧阳暑托班有多少家", answer, hits)
 
 
+def reply_for(result: Result, *, compact: bool = False) -> fmt.Reply:
+    """The reply every front end shows for a searched question's result (any page of it)."""
+    return fmt.outcome_reply(Outcome(Question(result.question), result), compact=compact)
+
+
 SAMPLE = result(
     hit(1, SENTENCE), hit(2, "第二段：暑托班开设在社区。"), hit(3, "第三段。", title=None)
 )
@@ -34,7 +40,7 @@ INFO = IndexInfo(archive="seeds", files=5, articles=23, passages=180)
 
 
 def test_plain_text_has_answer_then_numbered_passages_with_sources() -> None:
-    text = fmt.render_plain(SAMPLE)
+    text = reply_for(SAMPLE).text()
     lines = text.splitlines()
     assert lines[0] == f"答：{SENTENCE}"
     assert f"1. {SENTENCE}" in lines
@@ -45,7 +51,7 @@ def test_plain_text_has_answer_then_numbered_passages_with_sources() -> None:
 
 
 def test_html_bolds_highlights_and_names_sources() -> None:
-    text = fmt.render_html(SAMPLE)
+    text = reply_for(SAMPLE).html()
     assert "<b>40多家</b>" in text
     assert f"<code>{FILE}</code>，《{TITLE}》" in text
     assert tags_used(text) <= {"b", "i", "code"}
@@ -60,36 +66,36 @@ def test_html_escapes_archive_and_user_text() -> None:
         spans=((0, 2),),
     )
     sample = Result("<i>问题</i>", sample.answer, sample.hits)
-    text = fmt.render_html(sample)
+    text = reply_for(sample).html()
     assert tags_used(text) <= {"b", "code"}
     shown = visible_text(text, "HTML")
     assert nasty in shown and "《<b>标题</b>》" in shown and "a&b.txt" in shown
     later = Result("<i>问题</i>", None, (hit(4, nasty),))
-    assert "「<i>问题</i>」" in visible_text(fmt.render_html(later), "HTML")
-    no_hits = fmt.render_html(Result("<i>问题</i>&amp;", None, ()))
+    assert "「<i>问题</i>」" in visible_text(reply_for(later).html(), "HTML")
+    no_hits = reply_for(Result("<i>问题</i>&amp;", None, ())).html()
     assert "「<i>问题</i>&amp;」" in visible_text(no_hits, "HTML")
 
 
 def test_highlights_are_merged_clipped_and_sorted() -> None:
     sample = result(hit(1, "x"), sentence="abcdef", spans=((4, 99), (0, 2), (1, 3), (5, 5)))
-    assert fmt.render_html(sample).startswith("<b>答：</b><b>abc</b>d<b>ef</b>")
+    assert reply_for(sample).html().startswith("<b>答：</b><b>abc</b>d<b>ef</b>")
 
 
 def test_compact_has_answer_and_best_passage_only() -> None:
-    text = fmt.render_html(SAMPLE, compact=True)
+    text = reply_for(SAMPLE, compact=True).html()
     assert "<b>40多家</b>" in text and "1. " in text
     assert "2. " not in text and "第二段" not in text
 
 
 def test_later_page_names_the_question_and_keeps_ranks() -> None:
     page = Result("溧阳暑托班有多少家", None, (hit(4, "第四段"), hit(5, "第五段")))
-    text = fmt.render_plain(page)
+    text = reply_for(page).text()
     assert text.startswith("「溧阳暑托班有多少家」的更多段落：")
     assert "4. 第四段" in text and "5. 第五段" in text
 
 
 def test_no_hits_suggests_other_words() -> None:
-    text = fmt.render_plain(Result("火星移民计划", None, ()))
+    text = reply_for(Result("火星移民计划", None, ())).text()
     assert "火星移民计划" in text
     assert "少用几个词" in text and "换一种说法" in text
 
@@ -118,7 +124,7 @@ def test_utf16_length_counts_surrogate_pairs() -> None:
 def test_long_results_fit_telegram_limit_and_say_so() -> None:
     body = ("暑托班&<𠀀😀>" * 200)[:900]
     sample = result(*(hit(rank, body) for rank in range(1, 6)))
-    text = fmt.render_html(sample)
+    text = reply_for(sample).html()
     assert fmt.utf16_len(text) <= fmt.TELEGRAM_MAX_CHARS
     shown = visible_text(text, "HTML")
     assert "1. " in shown and "2. " in shown and "3. " not in shown
@@ -131,7 +137,7 @@ def test_long_results_fit_telegram_limit_and_say_so() -> None:
 def test_an_answer_longer_than_the_limit_is_cut_too() -> None:
     sentence = "长" * 5000
     sample = result(hit(1, "段落"), sentence=sentence, spans=((10, 4990),))
-    text = fmt.render_html(sample)
+    text = reply_for(sample).html()
     assert fmt.utf16_len(text) <= fmt.TELEGRAM_MAX_CHARS
     assert text.endswith(f"</b>{fmt.ELLIPSIS}")
     assert tags_used(text) == {"b"}
@@ -173,3 +179,11 @@ def test_any_reply_fits_and_parses(
     plain = reply.text(limit=limit)
     assert fmt.utf16_len(plain) <= limit
     assert full.startswith(plain.split(fmt.ELLIPSIS)[0])
+
+
+def test_a_shortened_question_says_so_on_its_first_page_only() -> None:
+    question = Question("溧阳暑托班有多少家", shortened=True)
+    first = fmt.outcome_reply(Outcome(question, SAMPLE)).text()
+    later = Result(question.text, None, (hit(4, "第四段"),))
+    assert first.startswith(fmt.SHORTENED)
+    assert fmt.SHORTENED not in fmt.outcome_reply(Outcome(question, later)).text()

@@ -25,7 +25,7 @@ from tests.fakes.harness import bot_process, stop, wait_started
 
 pytestmark = pytest.mark.filterwarnings("ignore:Deprecated since version v22.2")
 
-EXAMPLE = "溧阳暑托班有多少家"
+EXAMPLE = fmt.EXAMPLE_QUESTION
 ANSWER = "40多家"
 PRIVATE = PRIVATE_CHAT["id"]
 STRANGER: dict[str, Any] = {"id": 2002, "is_bot": False, "first_name": "Stranger"}

@@ -18,14 +18,10 @@ from pydantic import SecretStr
 
 from bot import format as fmt
 from bot.errors import ConfigError
+from bot.questions import prepare
 from bot.settings import Settings
-from bot.telegram import (
-    Admission,
-    ChatRateLimit,
-    QuestionStore,
-    SecretFilter,
-    run,
-)
+from bot.telegram import run
+from bot.telegram_infra import Admission, ChatRateLimit, QuestionStore, Redactor, SecretFilter
 from retrieval.models import Result
 from retrieval.search import IndexInfo, Searcher
 from tests.fakes.bot_api import (
@@ -41,7 +37,7 @@ from tests.fakes.bot_api import (
 )
 from tests.fakes.harness import bot_process, stop, wait_call
 
-EXAMPLE = "溧阳暑托班有多少家"
+EXAMPLE = fmt.EXAMPLE_QUESTION
 ANSWER = "40多家"
 SOURCE = "000_f1c283b55319c401.txt"
 TITLE = "溧阳工会爱心暑托班点亮多彩假期"
@@ -330,9 +326,9 @@ def test_rate_limit_window_slides() -> None:
 
 def test_question_store_forgets_the_oldest() -> None:
     store = QuestionStore(size=2)
-    keys = [store.put(q) for q in ("一", "二", "三")]
+    keys = [store.put(prepare(q)) for q in ("一", "二", "三")]
     assert store.get(keys[0]) is None
-    assert [store.get(k) for k in keys[1:]] == ["二", "三"]
+    assert [store.get(k) for k in keys[1:]] == [prepare("二"), prepare("三")]
     assert all(len(f"more:{k}:9999".encode()) <= 64 for k in keys)
 
 
@@ -384,7 +380,7 @@ def test_unusable_webhook_secret_is_a_config_error(seed_settings: Settings) -> N
 
 def test_secret_filter_redacts_messages_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("tests.secret_filter")
-    caplog.handler.addFilter(SecretFilter("TOKEN-123"))
+    caplog.handler.addFilter(SecretFilter(Redactor.of("TOKEN-123")))
     try:
         raise ValueError("url http://x/botTOKEN-123/getMe")
     except ValueError:
