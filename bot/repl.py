@@ -1,7 +1,8 @@
 """`archive-bot repl`: an interactive loop for maintainers to try questions.
 
 Line editing and history come from `readline` (history kept in the per-user cache folder);
-`:more` shows the next passages of the last question, `:quit` (or Ctrl-D / Ctrl-C) leaves.
+`:more` shows the next passages of the last question (the next `bot.paging.Page`, kept in a
+`ReplState`), `:quit` (or Ctrl-D / Ctrl-C) leaves.
 Questions go through the same `bot.questions.prepare` and pure formatting as the CLI and the
 Telegram bot, so an empty, unsearchable or overlong question gets the same reply everywhere.
 """

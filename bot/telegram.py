@@ -7,14 +7,16 @@ Replies in groups are compact, with a "更多" button for the next passages.
 
 One question, from update to reply:
 
-    Update ─ private_text / ask / group_text ─┐            more ─ "更多" press (MoreButton)
-             allowlist (_admitted)            │            allowlist, stale button?
-             Asked (chat, quote, compact)     │            Asked(button=the press)
-             Page(prepare(text), top_k)       ▼            Page(question, top_k, offset)
-                                         _respond: admission (ChatRateLimit) → search a
-                                         Page in a worker thread (`bot.paging.ask_page`) →
-                                         `fmt.outcome_reply` → send, with a MoreButton
-                                         when `Paged.more()` says more passages follow
+1. A message `Update` reaches `private_text`, `ask` or `group_text`; a "更多" press reaches
+   `more`, which reads its `MoreButton` (question key, next offset) and finds the prepared
+   `Question` again in the `QuestionStore`.
+2. `_admitted`: the chat is on the `Allowlist`, or it gets one refusal and nothing else.
+3. The handler says where the reply goes (`Asked`: the chat, the message to quote, compact in
+   groups, the pressed button) and which passages (`bot.paging.Page`: the `Question` from
+   `bot.questions.prepare`, `top_k` of them, from an offset).
+4. `_respond`, one path for both: admission by the chat's `ChatRateLimit` (`Admission`), then
+   `bot.paging.ask_page` in a worker thread (a `Paged`), `bot.format.outcome_reply` (a
+   `Reply`), sent as HTML with a new `MoreButton` when `Paged.more()` finds passages left.
 
 Handlers read what they share from `context.bot_data`, a `BotData` (python-telegram-bot's
 `ContextTypes`): the settings, the searcher and the plumbing of `bot.telegram_infra`
@@ -173,9 +175,8 @@ def run(
     drop_pending_updates: bool = False,
 ) -> None:
     """Answer questions on Telegram until SIGINT or SIGTERM: long polling, or a webhook."""
-    bot_token(settings)
+    redact = redactor(settings)  # first: it refuses a missing token
     secret = webhook_secret(settings) if webhook_url else None
-    redact = redactor(settings)
     redact_logs(redact)
     application = build_application(settings, open_searcher(settings))
     try:

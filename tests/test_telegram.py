@@ -20,8 +20,15 @@ from bot import format as fmt
 from bot.errors import ConfigError
 from bot.questions import prepare
 from bot.settings import Settings
-from bot.telegram import run
-from bot.telegram_infra import Admission, ChatRateLimit, QuestionStore, Redactor, SecretFilter
+from bot.telegram import MoreButton, run
+from bot.telegram_infra import (
+    Admission,
+    Allowlist,
+    ChatRateLimit,
+    QuestionStore,
+    Redactor,
+    SecretFilter,
+)
 from retrieval.models import Result
 from retrieval.search import IndexInfo, Searcher
 from tests.fakes.bot_api import (
@@ -459,3 +466,18 @@ def _post(url: str, body: bytes, secret: str) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_more_button_data_round_trips_and_older_data_is_stale() -> None:
+    button = MoreButton("abc-_12", 3)
+    assert MoreButton.parse(button.data) == button and len(button.data.encode()) <= 64
+    for data in ("from-an-older-version", "more:abc:", "more:a b:1", None, 42):
+        assert MoreButton.parse(data) is None
+
+
+def test_one_redactor_blanks_every_secret_and_the_allowlist_admits() -> None:
+    redact = Redactor.of("123:ABC", None, "", "hook-secret")
+    assert redact("bot123:ABC/getMe hook-secret") == "bot<secret>/getMe <secret>"
+    assert Allowlist.of([]).admits(None) and Allowlist.of([]).admits(5)
+    assert Allowlist.of([5]).admits(5) and not Allowlist.of([5]).admits(6)
+    assert not Allowlist.of([5]).admits(None)
