@@ -25,7 +25,7 @@ def result(
     *hits: Hit, sentence: str | None = SENTENCE, spans: tuple[tuple[int, int], ...] = ((12, 16),)
 ) -> Result:
     answer = Answer(sentence, spans, hits[0].passage.passage_id) if sentence and hits else None
-    return Result("溧阳暑托班有多少家", answer, hits)
+    return Result(fmt.EXAMPLE_QUESTION, answer, hits)
 
 
 def reply_for(result: Result, *, compact: bool = False) -> fmt.Reply:
@@ -88,9 +88,9 @@ def test_compact_has_answer_and_best_passage_only() -> None:
 
 
 def test_later_page_names_the_question_and_keeps_ranks() -> None:
-    page = Result("溧阳暑托班有多少家", None, (hit(4, "第四段"), hit(5, "第五段")))
+    page = Result(fmt.EXAMPLE_QUESTION, None, (hit(4, "第四段"), hit(5, "第五段")))
     text = reply_for(page).text()
-    assert text.startswith("「溧阳暑托班有多少家」的更多段落：")
+    assert text.startswith(f"「{fmt.EXAMPLE_QUESTION}」的更多段落：")
     assert "4. 第四段" in text and "5. 第五段" in text
 
 
@@ -182,7 +182,7 @@ def test_any_reply_fits_and_parses(
 
 
 def test_a_shortened_question_says_so_on_its_first_page_only() -> None:
-    question = Question("溧阳暑托班有多少家", shortened=True)
+    question = Question(fmt.EXAMPLE_QUESTION, shortened=True)
     first = fmt.outcome_reply(Outcome(question, SAMPLE)).text()
     later = Result(question.text, None, (hit(4, "第四段"),))
     assert first.startswith(fmt.SHORTENED)
