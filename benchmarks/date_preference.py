@@ -187,7 +187,9 @@ def write_section(body: str) -> None:
     head, marker, _ = text.partition("\n## Date preference")
     if not marker:
         head = text.rstrip("\n") + "\n"
-    QUALITY.write_text(head.rstrip("\n") + "\n\n## Date preference\n\n" + body + "\n", "utf-8")
+    QUALITY.write_text(
+        head.rstrip("\n") + "\n\n## Date preference\n\n" + body.rstrip("\n") + "\n", "utf-8"
+    )
 
 
 def main() -> None:
