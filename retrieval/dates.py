@@ -18,7 +18,9 @@ the British Newspaper Archive take the issue date from the catalogue record, not
 path is a date an archivist chose and checked once for the whole issue, while the masthead is
 read by OCR, where one wrong digit ("2028年") gives a valid but false date, and the first lines
 of a page without a masthead may be an article quoting another day. The masthead is kept as the
-fallback for archives whose files are not named by date (scans numbered 000_….txt).
+fallback for archives whose files are not named by date (scans numbered 000_….txt). Give it the
+raw text when there is one: cleaning may join a short masthead line to the headline under it,
+and a joined line is only read when it says 星期, 农历 or 第…期.
 
 A question names a time with explicit figures only ("去年", "上个月" are not read):
 

@@ -6,7 +6,8 @@ Part of step "ranked passages → Telegram": the id a front end puts in callback
 A passage id today is "<file>#<article>.<n>" ("魅力鄄城/2023/0816_第3版.txt#2.0"): long and
 not ASCII. `short_id` packs the same three parts into 16 characters of base64url:
 
-    short_id("魅力鄄城/2023/0816_第3版.txt", 2, 0)  -> "<12 chars of the file hash>AAACAAAA"
+    short_id("魅力鄄城/2023/0816_第3版.txt", 2, 0)  -> "jCVYzeUnAAACAAAA"
+    parse_short_id("jCVYzeUnAAACAAAA")  -> PassageKey(file_key=0x8c2558cde527, article=2, number=0)
 
     bytes 0-5   blake2b-48 of the file's relative path (POSIX, Unicode NFC)
     bytes 6-8   article number, big-endian, < 2**24

@@ -31,6 +31,7 @@ numbers = st.integers(0, MAX_NUMBER)
 
 def test_short_id_is_fixed_and_fits_telegram() -> None:
     passage_id = short_id(FILE, 2, 0)
+    assert passage_id == "jCVYzeUnAAACAAAA"  # the module docstring's example: a format change
     assert len(passage_id) == ID_CHARS == 16
     assert DEEP_LINK.fullmatch(passage_id)
     assert len(f"full:{passage_id}:999".encode()) <= 64  # callback data
