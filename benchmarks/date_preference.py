@@ -27,7 +27,7 @@ from retrieval.dates import DateAsk, asked_dates, date_from_path, prefer_dates
 from retrieval.errors import RetrievalError
 from retrieval.models import Hit
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.store import Index, build_index, open_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,16 +82,21 @@ def searcher(archive: Path, index_root: Path, *, rebuild: bool) -> Searcher:
     """A searcher over the archive's index, built unless a previous run left one."""
     tokenizer = Tokenizer.from_config(REPO / "config")
     synonyms = Synonyms.from_file(REPO / "config" / "synonyms.txt")
-    try:
-        if rebuild:
-            raise RetrievalError("rebuild asked")
-        index = open_index(index_root)
-    except RetrievalError:
+    index = None if rebuild else _opened(index_root)
+    if index is None:
         started = time.perf_counter()
         stats = build_index(archive, index_root, tokenizer)
         print(f"built {stats.passages:,} passages in {time.perf_counter() - started:.0f} s")
         index = open_index(index_root)
     return Searcher(index, tokenizer, synonyms=synonyms)
+
+
+def _opened(index_root: Path) -> Index | None:
+    """The index a previous run left, if it opens."""
+    try:
+        return open_index(index_root)
+    except RetrievalError:
+        return None
 
 
 def is_right(question: DateQuestion, hit: Hit) -> bool:
