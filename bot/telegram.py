@@ -63,7 +63,6 @@ from bot.engine import open_searcher
 from bot.errors import BotError, ConfigError
 from bot.questions import Outcome, Problem, Question, clean, prepare
 from bot.settings import Settings
-from retrieval.errors import QueryError
 from retrieval.models import Result
 from retrieval.search import Searcher
 
@@ -572,11 +571,7 @@ async def _answer(update: Update, context: Context, text: str) -> None:
         log.info("Question from %s in chat %s: %s", name, chat.id, question.text)
     if question.problem is None and state.typing.due(chat.id):
         await _typing(context, chat.id)
-    try:
-        outcome = await _search(state, question, offset=0)
-    except QueryError as error:
-        await _send(context, message, fmt.notice_reply(str(error)))
-        return
+    outcome = await _search(state, question, offset=0)
     shown = 1 if compact else state.settings.top_k
     page, markup = _page(state, outcome.result, None, shown=shown, offset=0)
     reply = fmt.outcome_reply(replace(outcome, result=page), compact=compact)
