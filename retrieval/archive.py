@@ -260,7 +260,7 @@ def _glued(left: str, right: str) -> bool:
         return True
     if (_is_han(a) and b in _TIGHT_PUNCT) or (a in _TIGHT_PUNCT and _is_han(b)):
         return True
-    if not (_is_cjk(a) and _is_cjk(b) and (_is_han(a) or _is_han(b))):
+    if not (_in_cjk_text(a) and _in_cjk_text(b) and (_is_han(a) or _is_han(b))):
         return False
     # Letter-spaced OCR leaves single characters; headlines separate words of 2+ characters.
     return min(len(_HAN.findall(left)), len(_HAN.findall(right))) <= 1
@@ -271,7 +271,7 @@ def _is_han(char: str) -> bool:
     return is_han(char) or char == "〇"
 
 
-def _is_cjk(char: str) -> bool:
+def _in_cjk_text(char: str) -> bool:
     """Whether a character is a Han ideograph or punctuation used in CJK text."""
     return char in _CJK_PUNCT or _is_han(char)
 
