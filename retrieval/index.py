@@ -1,10 +1,10 @@
 """Pipeline step "BM25 index (saved) → scores": a field's saved arrays, opened and scored.
 
 A field (words, bigrams) is stored term-major, as bm25s and Lucene do: for each term the ids
-of the passages holding it (uint32) and the term's frequency there (uint8): 5 bytes a posting. Scores are computed per query from
-those postings and are exactly `rank_bm25.BM25Okapi`'s (same idf, same epsilon rule for
-negative idf, same length normalisation), but touch only the passages a query's terms occur
-in instead of looping over every passage.
+of the passages holding it (uint32) and the term's frequency there (uint8), 5 bytes a posting.
+Scores are computed per query from those postings and are exactly `rank_bm25.BM25Okapi`'s
+(same idf, same epsilon rule for negative idf, same length normalisation), but touch only the
+passages a query's terms occur in instead of looping over every passage.
 
 A question reaches a field as the ids of its terms; `Field.gather` reads their postings from
 disk once into a `Postings`, and both `Field.top` (the field's best passages) and
