@@ -112,6 +112,5 @@ def ask(searcher: Searcher, question: Question, *, top_k: int, offset: int = 0) 
     """Search a prepared question; one with a problem is not searched (no hits)."""
     if question.problem is not None:
         return Outcome(question, Result(question.text, None, ()), searchable=False)
-    query = searcher.query(question.text)
-    result = searcher.ask(query, top_k=top_k, offset=offset)
-    return Outcome(question, result, searchable=bool(result.hits) or query.searchable)
+    result = searcher.ask(question.text, top_k=top_k, offset=offset)
+    return Outcome(question, result, searchable=bool(result.hits) or result.searchable)

@@ -100,8 +100,13 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a front end renders for one question: the answer sentence and the ranked hits."""
+    """What a front end renders for one question: the answer sentence and the ranked hits.
+
+    `searchable` is False when the question held no word the index searches for (only
+    stopwords or punctuation), so a reply can say why nothing was found.
+    """
 
     question: str
     answer: Answer | None
     hits: tuple[Hit, ...]
+    searchable: bool = True

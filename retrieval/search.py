@@ -96,7 +96,7 @@ class Searcher:
         hits = self.search(query, top_k=top_k, offset=offset)
         answer = best_answer(query, hits) if hits and offset == 0 else None
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
-        return Result(question=query.text, answer=answer, hits=tuple(shown))
+        return Result(query.text, answer, tuple(shown), searchable=query.searchable)
 
     def _fused_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passage ids and their fused scores.

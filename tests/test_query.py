@@ -66,7 +66,8 @@ def test_ask_tokenizes_the_question_once(tmp_path: Path) -> None:
     searcher = Searcher(open_index(tmp_path / "index"), CountingTokenizer())
     CountingTokenizer.calls = 0
     result = searcher.ask("溧阳暑托班有多少家")
-    assert result.hits and CountingTokenizer.calls == 1
+    assert result.hits and CountingTokenizer.calls == 1 and result.searchable
+    assert not searcher.ask("什么?").searchable  # nothing but punctuation and a stopword
 
 
 def test_the_answer_sees_the_synonyms_the_search_used(tmp_path: Path) -> None:
