@@ -202,8 +202,8 @@ def prepare_tokens(paths: RunPaths, n_queries: int, seed: int) -> dict[str, Any]
     n_tokens = save_tokens(paths.tokens, (tokenizer.words(text) for text in texts))
     seconds = time.perf_counter() - started
     save_queries(paths.queries, draw_queries(passages, tokenizer.words, n_queries, seed))
-    expected = index.meta.get("tokens")
-    if expected is not None and expected != n_tokens:
+    expected = index.manifest.tokens
+    if expected != n_tokens:
         raise RuntimeError(f"re-tokenized {n_tokens:,} words, the index holds {expected:,}")
     return {"seconds": seconds, "passages": len(passages), "tokens": n_tokens}
 
@@ -228,8 +228,8 @@ def open_archive_bot(paths: RunPaths) -> Opened:
     from retrieval.store import open_index
 
     words = open_index(paths.index_root).fields["words"]
-    if hasattr(words, "top"):
-        return Opened(lambda q, k: words.top(q.tokens, k), {"top": "Field.top"})
+    if hasattr(words, "gather"):
+        return Opened(lambda q, k: words.top(words.gather(q.tokens), k), {"top": "Field.top"})
     buffer = np.zeros(words.size, dtype=np.float64)
     return Opened(lambda q, k: field_top(words, q.tokens, k, buffer), {"top": "bench helper"})
 

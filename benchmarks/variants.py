@@ -63,7 +63,7 @@ def ranker(model: Any, searcher: Searcher, passages: list[Passage]) -> Callable[
     """A question → top-5 passages function over one rank-bm25 model (no answer sentence)."""
 
     def ask(question: str) -> Result:
-        scores = model.get_scores(searcher.query_tokens(question).words)
+        scores = model.get_scores(list(searcher.query(question).words))
         top = np.argsort(-scores, kind="stable")[:5]
         hits = tuple(
             Hit(rank, float(scores[i]), passages[i])

@@ -1,9 +1,11 @@
 """Composes the retrieval core with settings: the tokenizer, the index and the `Searcher`.
 
 Every front end gets its `Searcher` from `open_searcher`, which opens the saved index and builds
-it first when there is none, when it is damaged, or when the archive or the tokenizer changed
-since it was built; a log line says which. When a rebuild cannot be written (a full disk, no
-permission) and the saved index still opens, the bot keeps answering from it, with a warning.
+it first when there is none, when it is damaged, or when it is stale: `open_index` checks it
+against what a build would use now (`manifest.Expected`: archive, tokenizer, BM25 parameters,
+passage size) and raises `IndexStaleError` naming what differs; this module only reacts, and a
+log line says why. When a rebuild cannot be written (a full disk, no permission) and the stale
+index still opens, the bot keeps answering from it, with a warning.
 
 Every front end asks through `ask`, so that bad questions (`bot.questions`) are met alike.
 """
@@ -15,11 +17,13 @@ import logging
 from bot.errors import IndexWriteError
 from bot.questions import Outcome, Question
 from bot.settings import Settings
-from retrieval.errors import IndexCorruptError, IndexMissingError
+from retrieval.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from retrieval.index import BM25Params
+from retrieval.manifest import Expected
 from retrieval.models import Result
+from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import BuildStats, Index, Progress, build_index, fingerprint, open_index
+from retrieval.store import BuildStats, Index, Progress, build_index, open_index
 from retrieval.tokenize import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ def build(
             root,
             tokenizer or make_tokenizer(settings),
             params=BM25Params(),
+            max_chars=DEFAULT_MAX_CHARS,
             progress=progress,
         )
     except OSError as error:  # reading is per file and never raises: this is the writing
@@ -55,29 +60,33 @@ def build(
         ) from error
 
 
-def stale_reason(index: Index, settings: Settings, tokenizer: Tokenizer) -> str | None:
-    """Why a saved index no longer fits the archive or tokenizer, or None when it does."""
-    if index.fingerprint != fingerprint(settings.archive_dir):
-        return "the archive changed since it was built"
-    if index.meta.get("tokenizer") != tokenizer.describe():
-        return "the tokenizer or its dictionaries changed"
-    return None
-
-
 def open_searcher(settings: Settings) -> Searcher:
     """Open the configured index, building or rebuilding it first when needed."""
     tokenizer = make_tokenizer(settings)
-    index: Index | None = None
+    root = settings.resolved_index_dir
+    expected = Expected.of(
+        settings.archive_dir, tokenizer, params=BM25Params(), max_chars=DEFAULT_MAX_CHARS
+    )
+    stale: Index | None = None
     level = logging.INFO
     try:
-        index = open_index(settings.resolved_index_dir)
-        reason = stale_reason(index, settings, tokenizer)
+        index = open_index(root)
+        stale = index  # kept to answer from if it turns out stale and cannot be rebuilt
+        index.manifest.check(expected)
+        return _searcher(settings, tokenizer, index)
+    except IndexStaleError as error:
+        reason = str(error)
     except IndexMissingError:
         reason = "there is none yet"
     except IndexCorruptError as error:
         reason, level = f"the saved one cannot be used ({error})", logging.WARNING
-    if reason is not None:
-        index = _rebuilt(settings, tokenizer, index, reason, level=level)
+    return _searcher(
+        settings, tokenizer, _rebuilt(settings, tokenizer, stale, reason, level=level)
+    )
+
+
+def _searcher(settings: Settings, tokenizer: Tokenizer, index: Index) -> Searcher:
+    """A searcher over an opened index, with the configured synonyms."""
     synonyms = Synonyms.from_file(settings.config_dir / "synonyms.txt")
     return Searcher(index, tokenizer, synonyms=synonyms)
 
@@ -104,10 +113,4 @@ def ask(searcher: Searcher, question: Question, *, top_k: int, offset: int = 0) 
     if question.problem is not None:
         return Outcome(question, Result(question.text, None, ()), searchable=False)
     result = searcher.ask(question.text, top_k=top_k, offset=offset)
-    searchable = bool(result.hits) or has_terms(searcher, question.text)
-    return Outcome(question, result, searchable=searchable)
-
-
-def has_terms(searcher: Searcher, text: str) -> bool:
-    """Whether a text has any word the index would search for (not only stopwords)."""
-    return bool(searcher.tokenizer.words(text))
+    return Outcome(question, result, searchable=bool(result.hits) or result.searchable)

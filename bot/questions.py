@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from retrieval.models import Result
+from retrieval.query import MAX_QUESTION_CHARS
 
-MAX_CHARS = 1000  # a longer question is searched by its first MAX_CHARS characters
+MAX_CHARS = MAX_QUESTION_CHARS  # a longer question is searched by its first MAX_CHARS characters
 # Other (C*) categories except private use: control, format (zero-width, bidi), surrogate,
 # unassigned. None of them can be searched for, and format characters can disguise an echo.
 _DROPPED = frozenset({"Cc", "Cf", "Cs", "Cn"})

@@ -87,7 +87,6 @@ from bot.telegram_infra import (
     quiet_token_loggers,
     redact_logs,
 )
-from retrieval.errors import QueryError
 from retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -466,11 +465,7 @@ async def _respond(context: Context, asked: Asked, page: Page, *, key: str | Non
         _log_question(data, asked, question)
         if question.problem is None and data.typing.due(asked.chat_id):
             await _typing(context, asked.chat_id)
-    try:
-        paged = await _search(data, page)
-    except QueryError as error:
-        await _notice(context, asked, str(error))
-        return
+    paged = await _search(data, page)
     if page.offset and not paged.outcome.result.hits:
         await _notice(context, asked, fmt.NO_MORE)
         return

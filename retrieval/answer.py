@@ -11,12 +11,17 @@ highlighted.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from retrieval.chars import is_han
 from retrieval.models import Answer, Hit
 from retrieval.passages import sentence_spans
-from retrieval.tokenize import Tokenizer, Tokens, bigram_strings, fold, is_cjk
+from retrieval.tokenize import fold
+
+if TYPE_CHECKING:  # query.py builds on `asks_for` below
+    from retrieval.query import Query
 
 SENTENCE_POOL = 3  # sentences are taken from this many top passages
 CONTEXT_WEIGHT = 0.3  # how much the previous sentence's coverage counts
@@ -51,7 +56,11 @@ class Wanted:
 
 def wanted(question: str) -> Wanted | None:
     """What an answer to this question must contain, if the question says (count, year, …)."""
-    folded = fold(question)
+    return asks_for(fold(question))
+
+
+def asks_for(folded: str) -> Wanted | None:
+    """`wanted` of a question that `fold` has already folded."""
     for asks, pattern in _ASKS:
         if asks.search(folded):
             return Wanted(pattern)
@@ -59,7 +68,7 @@ def wanted(question: str) -> Wanted | None:
     if count is None:
         return Wanted(_ANY_NUMBER) if re.search(r"多大|多长|多高|多久|数量", folded) else None
     unit = count.group(1)
-    if unit in _NOT_UNITS or not is_cjk(unit):
+    if unit in _NOT_UNITS or not is_han(unit):
         return Wanted(_ANY_NUMBER)
     return Wanted(re.compile(rf"{_AMOUNT}\s*{re.escape(unit)}"), near=_ANY_NUMBER)
 
@@ -68,7 +77,7 @@ def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
-def coverage(text: str, words: Sequence[str], grams: set[str]) -> float:
+def coverage(text: str, words: Sequence[str], grams: Set[str]) -> float:
     """Share of the question covered by a text: words by length, plus half the bigram share."""
     folded = fold(text)
     unique = set(words)
@@ -93,16 +102,15 @@ def highlights(sentence: str) -> tuple[tuple[int, int], ...]:
     return tuple(match.span() for match in NUMBER.finditer(sentence) if match.group().strip())
 
 
-def best_answer(question: str, hits: Sequence[Hit], tokenizer: Tokenizer) -> Answer | None:
+def best_answer(query: Query, hits: Sequence[Hit]) -> Answer | None:
     """The best sentence among the top passages' sentences, or None when none covers anything."""
-    tokens = tokenizer.tokens(question)
-    grams, want = bigram_strings(tokens.bigram_text), wanted(question)
+    want = query.wanted
     best: tuple[float, str, str] | None = None
     for hit in hits[:SENTENCE_POOL]:
         text, previous = hit.passage.text, 0.0
         for start, end in sentence_spans(text):
             sentence = text[start:end].strip()
-            own = coverage(sentence, tokens.words, grams)
+            own = max(coverage(sentence, w.words, w.grams) for w in query.wordings)
             fit = fit_bonus(sentence, want)
             # The sentence before counts only for a sentence that holds the wanted number or
             # date: the subject is often named one sentence earlier ("项目总投资…,管道总长…").
@@ -120,17 +128,13 @@ def best_answer(question: str, hits: Sequence[Hit], tokenizer: Tokenizer) -> Ans
 SNIPPET_CHARS = 240
 
 
-def snippet_span(
-    text: str, tokens: Tokens, want: Wanted | None, *, max_chars: int = SNIPPET_CHARS
-) -> tuple[int, int]:
+def snippet_span(text: str, query: Query, *, max_chars: int = SNIPPET_CHARS) -> tuple[int, int]:
     """Span of the sentences of a passage to show: the best one, widened to about max_chars."""
     spans = list(sentence_spans(text))
     if not spans or len(text) <= max_chars:
         return 0, len(text)
-    grams = bigram_strings(tokens.bigram_text)
-    scores = [
-        coverage(text[s:e], tokens.words, grams) + fit_bonus(text[s:e], want) for s, e in spans
-    ]
+    words, grams, want = query.words, query.grams, query.wanted
+    scores = [coverage(text[s:e], words, grams) + fit_bonus(text[s:e], want) for s, e in spans]
     first = last = max(range(len(spans)), key=scores.__getitem__)
     while True:
         before = first - 1 if first > 0 else None

@@ -1,8 +1,9 @@
 """Pipeline step "archive files → clean text": read every .txt file and clean its paragraphs.
 
-`read_archive` decodes each file (UTF-8 with or without BOM, UTF-16/32 with BOM, else GB18030)
+`read_document` decodes each file (UTF-8 with or without BOM, UTF-16/32 with BOM, else GB18030)
 and never raises for one bad file: binary junk, empty or unreadable files come back as
-`Skipped(path, reason)`. Only a missing archive, or one with nothing readable, is an error.
+`Skipped(path, reason)`; only the build (`store.build_index`) fails, for an archive folder
+that is missing or holds nothing readable.
 
 `clean_text` turns one file's text into paragraphs, undoing what OCR and hard wrapping did:
 
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.errors import ArchiveError
+from retrieval.chars import HAN_CLASS, code_points, is_han, nfkc
 from retrieval.models import Document
 
 HEADLINE_MAX_CHARS = 40
@@ -63,7 +64,7 @@ _MAX_NOISE = 0.02
 
 _LINE_BREAKS = ("\r\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029")  # all become "\n"
 _SPACES = re.compile(r"[^\S\n]+")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff〇]")
+_HAN = re.compile(f"[{HAN_CLASS}〇]")  # 〇 stands between Han characters in dates too
 _CJK_PUNCT = frozenset("。、“”‘’《》〈〉「」『』【】〔〕…—·,;:!?()")
 # Punctuation that takes no space next to a Han character (quotes may: "“出卷” 老师").
 _TIGHT_PUNCT = frozenset("。、,;:!?()《》〈〉「」『』【】〔〕…")
@@ -79,11 +80,11 @@ _BYLINE_START = re.compile(
 _BYLINE_END = re.compile(r"(?:摄|文/图|图/文|供图)\)?$")
 # A paragraph opening with a one-character clause ("频、防诈骗录音", "式,并组织") or with
 # closing punctuation is the tail of a sentence broken off before it.
-_FRAGMENT = re.compile(r"^(?:[\u4e00-\u9fff](?=[、,。;:!?”’)])|[、,。;:!?”’)】》」』])")
+_FRAGMENT = re.compile(rf"^(?:[{HAN_CLASS}](?=[、,。;:!?”’)])|[、,。;:!?”’)】》」』])")
 _TRAILING_BYLINE = re.compile(
     r"(?<=[。!?…”’]) ?([□■☉⊙◎●]?(?:本报记者|本报通讯员|记者 |通讯员 )[^。!?;,]*)$"
 )
-_PHRASE_SPACE = re.compile(r"[\u4e00-\u9fff”」》)] [\u4e00-\u9fff“「《(]")
+_PHRASE_SPACE = re.compile(f"[{HAN_CLASS}”」》)] [{HAN_CLASS}“「《(]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,28 +108,28 @@ class _Piece:
     indented: bool = False
 
 
-def read_archive(root: Path) -> tuple[list[Document], list[Skipped]]:
-    """Read every .txt file under `root`, sorted by relative POSIX path.
+@dataclass(frozen=True, slots=True)
+class ArchiveFile:
+    """One .txt file of an archive, listed once per build: for its chunks, size and fingerprint."""
 
-    Raises:
-        ArchiveError: `root` is not a folder, or none of its files could be read.
-    """
-    if not root.is_dir():
-        raise ArchiveError(f"Archive folder {root} does not exist. Check ARCHIVE_BOT_ARCHIVE_DIR.")
-    documents: list[Document] = []
-    skipped: list[Skipped] = []
-    for name in sorted(path.relative_to(root).as_posix() for path in root.rglob("*.txt")):
-        result = read_document(root / name, name)
-        if isinstance(result, Skipped):
-            skipped.append(result)
+    path: Path
+    name: str  # relative to the archive folder, POSIX-style
+    size: int  # 0 when the file cannot be looked at
+    mtime_ns: int | None  # None when the file cannot be looked at
+
+
+def list_archive(root: Path) -> list[ArchiveFile]:
+    """Every .txt file under `root`, sorted by relative POSIX path."""
+    files = []
+    for path in root.rglob("*.txt"):
+        name = path.relative_to(root).as_posix()
+        try:
+            stat = path.stat()
+        except OSError:
+            files.append(ArchiveFile(path, name, 0, None))
         else:
-            documents.append(result)
-    if not documents:
-        raise ArchiveError(
-            f"No readable .txt files in {root} ({len(skipped)} skipped). "
-            "Check ARCHIVE_BOT_ARCHIVE_DIR."
-        )
-    return documents, skipped
+            files.append(ArchiveFile(path, name, stat.st_size, stat.st_mtime_ns))
+    return sorted(files, key=lambda file: file.name)
 
 
 def read_document(path: Path, name: str) -> Document | Skipped:
@@ -181,7 +182,7 @@ def _is_junk(text: str) -> bool:
     """Whether decoded text is really binary: NUL bytes, or many control/replacement chars."""
     if "\x00" in text:
         return True
-    noise = int(np.count_nonzero(_mask_of(_is_noise)[_code_points(text)]))
+    noise = int(np.count_nonzero(_mask_of(_is_noise)[code_points(text)]))
     return noise > _MAX_NOISE * len(text)
 
 
@@ -210,49 +211,6 @@ def _mask_of(test: Callable[[str], bool]) -> np.ndarray:
     return mask
 
 
-# Blocks where no character combines with its neighbours under NFC (no "maybe" in the Unicode
-# quick check apart from combining marks, which the test below excludes): the fast path of
-# `nfkc` only handles text made of these.
-_SIMPLE_BLOCKS = (
-    (0x0000, 0x0300),  # Latin, IPA, spacing modifiers
-    (0x2000, 0x2C00),  # punctuation, symbols, arrows, boxes
-    (0x3000, 0x3100),  # CJK punctuation, kana
-    (0x3400, 0x4DC0),  # CJK extension A
-    (0x4E00, 0xA000),  # CJK unified ideographs
-    (0xFF00, 0xFFF0),  # full-width and half-width forms
-)
-
-
-@cache
-def _nfkc_stable() -> np.ndarray:
-    """Over the BMP, True for a character NFKC leaves as it is, whatever its neighbours."""
-    mask = np.zeros(0x10000, dtype=bool)
-    for first, last in _SIMPLE_BLOCKS:
-        mask[first:last] = [
-            unicodedata.combining(c) == 0 and unicodedata.normalize("NFKC", c) == c
-            for c in map(chr, range(first, last))
-        ]
-    mask[ord("…")] = True  # kept: NFKC would make it "..."
-    return mask
-
-
-def nfkc(text: str) -> str:
-    """NFKC, keeping "…". Chinese text is mostly stable characters plus full-width ASCII and
-    the ideographic space, whose NFKC forms are ASCII: those are mapped in bulk, and only text
-    with anything else goes through `unicodedata.normalize` (≈ 0.2 µs a character)."""
-    codes = _code_points(text)
-    wide = (codes >= 0xFF01) & (codes <= 0xFF5E)
-    codes = np.where(wide, codes - 0xFEE0, codes).astype(np.uint32)
-    codes[codes == 0x3000] = 0x20
-    if codes.size and (codes.max() < 0x10000 and _nfkc_stable()[codes].all()):
-        return codes.tobytes().decode("utf-32-le")
-    return "…".join(unicodedata.normalize("NFKC", part) for part in text.split("…"))
-
-
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
 def clean_text(text: str) -> list[str]:
     """The cleaned, non-empty paragraphs of one file's text, in order, without exact repeats."""
     pieces = [
@@ -279,7 +237,7 @@ def normalize(text: str) -> str:
         if line_break in text:
             text = text.replace(line_break, "\n")
     text = nfkc(text)
-    codes = _code_points(text)
+    codes = code_points(text)
     dropped = _mask_of(_is_dropped)[codes]
     if not dropped.any():
         return text
@@ -302,18 +260,18 @@ def _glued(left: str, right: str) -> bool:
         return True
     if (_is_han(a) and b in _TIGHT_PUNCT) or (a in _TIGHT_PUNCT and _is_han(b)):
         return True
-    if not (_is_cjk(a) and _is_cjk(b) and (_is_han(a) or _is_han(b))):
+    if not (_in_cjk_text(a) and _in_cjk_text(b) and (_is_han(a) or _is_han(b))):
         return False
     # Letter-spaced OCR leaves single characters; headlines separate words of 2+ characters.
     return min(len(_HAN.findall(left)), len(_HAN.findall(right))) <= 1
 
 
 def _is_han(char: str) -> bool:
-    """Whether a character is a Han ideograph."""
-    return _HAN.match(char) is not None
+    """Whether a character is a Han ideograph, or 〇 (written between them in dates)."""
+    return is_han(char) or char == "〇"
 
 
-def _is_cjk(char: str) -> bool:
+def _in_cjk_text(char: str) -> bool:
     """Whether a character is a Han ideograph or punctuation used in CJK text."""
     return char in _CJK_PUNCT or _is_han(char)
 

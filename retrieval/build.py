@@ -15,13 +15,12 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from retrieval.archive import Skipped, clean_text, read_document
+from retrieval.archive import ArchiveFile, Skipped, clean_text, read_document
 from retrieval.articles import split_articles
-from retrieval.index import count_pairs
+from retrieval.fieldbuild import count_pairs
 from retrieval.models import Passage
 from retrieval.passages import split_passages
 from retrieval.tokenize import Tokenizer, UserWord
@@ -69,20 +68,21 @@ def _init_worker(userdict: tuple[UserWord, ...], stopwords: frozenset[str]) -> N
     _tokenizer = Tokenizer(userdict=userdict, stopwords=stopwords)
 
 
-def process_files(files: Sequence[tuple[Path, str]], max_chars: int) -> Chunk:
+def process_files(files: Sequence[ArchiveFile], max_chars: int) -> Chunk:
     """Read, clean, split and tokenize a chunk of files (runs in a worker process)."""
     tokenizer = _tokenizer
     if tokenizer is None:
         raise RuntimeError("worker tokenizer not initialised")
     chunk = Chunk()
-    for path, name in files:
-        chunk.file_bytes += _size(path)
-        document = read_document(path, name)
+    for file in files:
+        chunk.file_bytes += file.size
+        document = read_document(file.path, file.name)
         if isinstance(document, Skipped):
             chunk.skipped.append(document)
             continue
         chunk.documents += 1
-        chunk.passages.extend(passages_of(clean_text(document.text), name, max_chars=max_chars))
+        text = clean_text(document.text)
+        chunk.passages.extend(passages_of(text, file.name, max_chars=max_chars))
     _count_tokens(chunk, tokenizer)
     return chunk
 
@@ -106,13 +106,15 @@ def _count_tokens(chunk: Chunk, tokenizer: Tokenizer) -> None:
     chunk.bigram_postings = count_pairs(all_keys, np.repeat(n, chunk.bigram_lengths))
 
 
-def chunked(root: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[tuple[Path, str]]]:
-    """The archive's .txt files (sorted by relative path) in chunks of about chunk_bytes."""
-    batch: list[tuple[Path, str]] = []
+def chunked(
+    files: Sequence[ArchiveFile], *, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[list[ArchiveFile]]:
+    """An archive's listed files, in order, in chunks of about chunk_bytes."""
+    batch: list[ArchiveFile] = []
     size = 0
-    for path in sorted(root.rglob("*.txt"), key=lambda p: p.relative_to(root).as_posix()):
-        batch.append((path, path.relative_to(root).as_posix()))
-        size += _size(path)
+    for file in files:
+        batch.append(file)
+        size += file.size
         if size >= chunk_bytes:
             yield batch
             batch, size = [], 0
@@ -120,29 +122,26 @@ def chunked(root: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[tupl
         yield batch
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def chunks_of(
-    root: Path, tokenizer: Tokenizer, *, max_chars: int, workers: int | None = None
+    files: Sequence[ArchiveFile],
+    tokenizer: Tokenizer,
+    *,
+    max_chars: int,
+    workers: int | None = None,
 ) -> Iterator[Chunk]:
-    """Processed chunks of an archive, in file order; in parallel when the archive is large."""
-    total = sum(_size(p) for p in root.rglob("*.txt"))
+    """Processed chunks of an archive's files, in order; in parallel when the archive is large."""
+    total = sum(file.size for file in files)
     workers = workers or min(os.cpu_count() or 1, 4)
     args = (tokenizer.userdict, tokenizer.stopwords)
     if workers == 1 or total < PARALLEL_BYTES:
         _init_worker(*args)
-        for files in chunked(root):
-            yield process_files(files, max_chars)
+        for batch in chunked(files):
+            yield process_files(batch, max_chars)
         return
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
         pending = []
-        for files in chunked(root):
-            pending.append(pool.submit(process_files, files, max_chars))
+        for batch in chunked(files):
+            pending.append(pool.submit(process_files, batch, max_chars))
             if len(pending) > 2 * workers:  # bounded: results are large
                 yield pending.pop(0).result()
         for future in pending:

@@ -4,7 +4,9 @@ RetrievalError
 ├── ArchiveError            the archive folder is missing, empty or unreadable
 ├── IndexMissingError       no index at the configured path
 ├── IndexCorruptError       an index that cannot be opened (truncated, tampered, old format)
-└── QueryError              a question that cannot be searched (too long, nothing to match)
+├── IndexStaleError         an index that opens but no longer fits: the archive changed, or the
+│                           tokenizer, the BM25 parameters or the passage size differ
+└── IndexBuildError         a build that cannot be finished (too many passages, hash collision)
 """
 
 
@@ -24,5 +26,9 @@ class IndexCorruptError(RetrievalError):
     """The saved index is damaged or from another version. Run `archive-bot index` to rebuild."""
 
 
-class QueryError(RetrievalError):
-    """The question cannot be searched; the message says how to rephrase it."""
+class IndexStaleError(RetrievalError):
+    """The saved index was built from other inputs; the message names which. Rebuild it."""
+
+
+class IndexBuildError(RetrievalError):
+    """The archive cannot be indexed as it is; the message says what to change."""

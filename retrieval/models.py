@@ -43,6 +43,18 @@ class Source:
     end: int
 
 
+def passage_id(file: str, article: int, number: int) -> str:
+    """The stable id of a passage: "<file>#<article>.<n>" (`parse_passage_id` reads it back)."""
+    return f"{file}#{article}.{number}"
+
+
+def parse_passage_id(passage_id: str) -> tuple[str, int, int]:
+    """File, article number and passage number of an id made by `passage_id`."""
+    file, _, rest = passage_id.rpartition("#")
+    article, _, number = rest.partition(".")
+    return file, int(article), int(number)
+
+
 @dataclass(frozen=True, slots=True)
 class Passage:
     """A window of whole sentences from one article: what is indexed and shown to users."""
@@ -88,8 +100,13 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a front end renders for one question: the answer sentence and the ranked hits."""
+    """What a front end renders for one question: the answer sentence and the ranked hits.
+
+    `searchable` is False when the question held no word the index searches for (only
+    stopwords or punctuation), so a reply can say why nothing was found.
+    """
 
     question: str
     answer: Answer | None
     hits: tuple[Hit, ...]
+    searchable: bool = True

@@ -12,7 +12,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from retrieval.models import Article, Passage, Source
+from retrieval.models import Article, Passage, Source, passage_id
 
 DEFAULT_MAX_CHARS = 1000  # chosen by benchmarks/sweep_quality.py
 
@@ -68,7 +68,7 @@ def split_passages(
     breaks = [i for i, char in enumerate(body) if char == "\n"]
     return [
         Passage(
-            passage_id=f"{file}#{article.number}.{n}",
+            passage_id=passage_id(file, article.number, n),
             text=body[start:end],
             source=Source(
                 file=file,

@@ -1,7 +1,9 @@
 """Pipeline step "BM25 index → ranked passages": the `Searcher` that front ends call.
 
-A question is tokenized like the passages, expanded with synonyms, and scored on two fields:
-jieba words and character bigrams. Each field's scores are divided by the query's best score
+A question is worked out once into a `Query` (folded, expanded with synonyms, tokenized like the
+passages) and scored on two fields: jieba words and character bigrams. Each field reads the
+query's postings once (`Field.gather` → `Postings`) for both its own best passages and the
+exact scores of the fused candidates. Each field's scores are divided by the query's best score
 in that field and the two are summed with a weight, so a passage that matches the words well
 and the characters well wins, and OCR-split or unknown words still count through the bigrams.
 Near-duplicate passages (the same text repeated on a page) are shown once.
@@ -10,19 +12,20 @@ Near-duplicate passages (the same text repeated on a page) are shown once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.answer import best_answer, snippet_span, wanted
+from retrieval.answer import best_answer, snippet_span
 from retrieval.index import top_k as best_first
 from retrieval.models import Hit, Result
+from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
 from retrieval.store import Index
-from retrieval.tokenize import Tokenizer, Tokens, fold, read_wordlist
+from retrieval.tokenize import Tokenizer, fold
 
-MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning
+__all__ = ["MAX_QUESTION_CHARS", "IndexInfo", "Query", "Searcher", "Synonyms"]
+
 BIGRAM_WEIGHT = 0.5
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
 
@@ -35,31 +38,6 @@ class IndexInfo:
     files: int
     articles: int
     passages: int
-
-
-class Synonyms:
-    """Groups of interchangeable terms (`config/synonyms.txt`: one group a line)."""
-
-    def __init__(self, groups: Iterable[Sequence[str]] = ()) -> None:
-        self._groups = [tuple(fold(term) for term in group) for group in groups if len(group) > 1]
-
-    @classmethod
-    def from_file(cls, path: Path) -> Synonyms:
-        """Read groups separated by whitespace, commas or ⇄."""
-        if not path.is_file():
-            return cls()
-        return cls(re.split(r"[\s,，⇄=]+", line.strip()) for line in read_wordlist(path))
-
-    def expand(self, text: str) -> list[str]:
-        """The other members of every group one of whose members occurs in the text."""
-        folded = fold(text)
-        return [
-            other
-            for group in self._groups
-            if any(term in folded for term in group)
-            for other in group
-            if other not in folded
-        ]
 
 
 class Searcher:
@@ -80,26 +58,24 @@ class Searcher:
 
     @property
     def info(self) -> IndexInfo:
-        """Archive name and sizes, from the index description."""
-        meta = self.index.meta
+        """Archive name and sizes, from the index manifest."""
+        manifest = self.index.manifest
         return IndexInfo(
-            archive=Path(str(meta.get("archive", ""))).name,
-            files=int(meta.get("files", 0)),  # type: ignore[call-overload]
-            articles=int(meta.get("articles", 0)),  # type: ignore[call-overload]
-            passages=int(meta.get("passages", 0)),  # type: ignore[call-overload]
+            archive=Path(manifest.archive).name,
+            files=manifest.files,
+            articles=manifest.articles,
+            passages=manifest.passages,
         )
 
-    def query_tokens(self, question: str) -> Tokens:
-        """Tokens of a question plus its synonyms' tokens."""
-        text = question[:MAX_QUESTION_CHARS]
-        expanded = " ".join([text, *self.synonyms.expand(text)])
-        return self.tokenizer.tokens(expanded)
+    def query(self, question: str) -> Query:
+        """The question worked out once: folded, with synonyms, tokenized."""
+        return Query.of(question, self.tokenizer, self.synonyms)
 
-    def search(self, question: str, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
+    def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
-        tokens = self.query_tokens(question)
-        candidates, scores = self._fused_scores(tokens, offset + top_k)
+        query = question if isinstance(question, Query) else self.query(question)
         wanted = offset + top_k
+        candidates, scores = self._fused_scores(query, wanted)
         order = best_first(scores, wanted * 2 + 8)
         hits: list[Hit] = []
         seen: set[str] = set()
@@ -114,35 +90,39 @@ class Searcher:
                 break
         return hits[offset:]
 
-    def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
+    def ask(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> Result:
         """Hits with their snippets and, for the first page, the answer sentence."""
-        hits = self.search(question, top_k=top_k, offset=offset)
-        answer = best_answer(question, hits, self.tokenizer) if hits and offset == 0 else None
-        tokens, want = self.query_tokens(question), wanted(question)
-        shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
-        return Result(question=question, answer=answer, hits=tuple(shown))
+        query = question if isinstance(question, Query) else self.query(question)
+        hits = self.search(query, top_k=top_k, offset=offset)
+        answer = best_answer(query, hits) if hits and offset == 0 else None
+        shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
+        return Result(query.text, answer, tuple(shown), searchable=query.searchable)
 
-    def _fused_scores(self, tokens: Tokens, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fused_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passage ids and their fused scores.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
-        scored exactly in both fields, each field divided by its best score.
+        scored exactly in both fields, each field divided by its best score. A field reads the
+        query's postings once for both steps.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
-        fields: list[tuple[str, float, list[str] | np.ndarray]] = [
-            ("words", 1.0, tokens.words),
-            ("bigrams", self.bigram_weight, tokens.bigrams),
+        terms: list[tuple[str, float, tuple[str, ...] | np.ndarray]] = [
+            ("words", 1.0, query.words),
+            ("bigrams", self.bigram_weight, query.bigrams),
         ]
-        found = [
-            (self.index.fields[name], weight, query, *self.index.fields[name].top(query, depth))
-            for name, weight, query in fields
-            if weight > 0
-        ]
-        found = [item for item in found if len(item[3]) and item[4][0] > 0]
+        found = []
+        for name, weight, tokens in terms:
+            if weight <= 0:
+                continue
+            field = self.index.fields[name]
+            postings = field.gather(tokens)
+            ids, scores = field.top(postings, depth)
+            if len(ids) and scores[0] > 0:
+                found.append((field, weight, postings, ids, scores[0]))
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         candidates = np.unique(np.concatenate([item[3] for item in found]))
         fused = np.zeros(len(candidates))
-        for field, weight, query, _, best in found:
-            fused += field.scores_for(query, candidates) * (weight / best[0])
+        for field, weight, postings, _, best in found:
+            fused += field.scores_for(postings, candidates) * (weight / best)
         return candidates, fused

@@ -1,6 +1,10 @@
 """Pipeline step "archive → saved index": runs read → clean → articles → passages → tokens →
 BM25 for a whole archive, writes it atomically, and opens it again.
 
+A build lists the archive once (`archive.list_archive`); that listing feeds the chunks, the
+progress total and the fingerprint the `IndexManifest` records. Field arrays are built by
+`retrieval.fieldbuild`; the passage table here (`PassageArrays`).
+
 An index folder holds generations: `CURRENT` names the complete one, each generation is a
 folder written in full (meta.json last) before `CURRENT` is switched with an atomic rename. A
 build killed at any point leaves the previous generation in use; two builders take a file lock
@@ -9,59 +13,34 @@ so they never write at once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import time
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
+from retrieval.archive import list_archive
 from retrieval.build import Progress, chunks_of, index_text, passages_of
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
-from retrieval.index import (
-    FIELDS,
-    FORMAT_VERSION,
-    BM25Params,
-    Field,
-    FieldBuilder,
-    StringTable,
-    load_arrays,
-    open_field,
-    params_from_meta,
-    params_to_meta,
-    read_meta,
-    save_arrays,
-    write_meta,
-)
-from retrieval.models import Passage, Source
+from retrieval.fieldbuild import FieldBuilder
+from retrieval.index import FIELDS, BM25Params, Field, FieldArrays, StringTable, load_arrays
+from retrieval.manifest import FORMAT_VERSION, Expected, IndexManifest, fingerprint
+from retrieval.models import Passage, Source, parse_passage_id, passage_id
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer
 
-__all__ = ["Index", "build_index", "index_text", "open_index", "passages_of"]
+__all__ = ["Index", "Progress", "build_index", "index_text", "open_index", "passages_of"]
 
 log = logging.getLogger(__name__)
 
 # Columns of the per-passage table: ids into files/titles, then positions in the source.
 _COLUMNS = ("file", "title", "article", "number", "paragraph", "start", "end")
-
-
-def fingerprint(archive_dir: Path) -> str:
-    """Fingerprint of an archive: every .txt file's relative path, size and modification time."""
-    digest = hashlib.sha256()
-    for path in sorted(archive_dir.rglob("*.txt")):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        digest.update(f"{path.relative_to(archive_dir).as_posix()}\0{stat.st_size}\0".encode())
-        digest.update(f"{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +55,41 @@ class BuildStats:
     seconds: float
 
 
-def _id_parts(passage_id: str) -> tuple[str, int, int]:
-    """File, article number and passage number of a passage id "<file>#<article>.<n>"."""
-    file, _, rest = passage_id.rpartition("#")
-    article, _, number = rest.partition(".")
-    return file, int(article), int(number)
+@dataclass(frozen=True, slots=True)
+class PassageArrays:
+    """The passage table's arrays, saved as `passages.<name>.npy` (texts in one `.bin` file).
+
+    Row i of `rows` is passage i's `_COLUMNS`; its text is `text[text_offsets[i]:...[i + 1]]`,
+    its file `files` entry `rows[i, 0]` and its title `titles` entry `rows[i, 1] - 1` (0: none).
+    """
+
+    rows: np.ndarray  # uint32, (passages, len(_COLUMNS))
+    text_offsets: np.ndarray  # int64, passages + 1, into passages.text.bin
+    files: np.ndarray  # uint8 UTF-8 blob of the file names
+    file_offsets: np.ndarray  # int64
+    titles: np.ndarray  # uint8 UTF-8 blob of the article titles
+    title_offsets: np.ndarray  # int64
+
+    def save(self, folder: Path) -> None:
+        """Write each array as `passages.<name>.npy`."""
+        for item in fields(self):
+            values = np.ascontiguousarray(getattr(self, item.name))
+            np.save(folder / f"passages.{item.name}.npy", values)
+
+    @classmethod
+    def open(cls, folder: Path) -> PassageArrays:
+        """Memory-map the saved arrays."""
+        return cls(**load_arrays(folder, "passages", [item.name for item in fields(cls)]))
 
 
 class PassageTable:
     """Per-passage texts and sources, memory-mapped."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self._texts = StringTable(arrays["text"], arrays["text_offsets"])
-        self._files = StringTable(arrays["files"], arrays["file_offsets"])
-        self._titles = StringTable(arrays["titles"], arrays["title_offsets"])
-        self._rows = np.asarray(arrays["rows"]).view(np.ndarray)  # plain view: fast rows
+    def __init__(self, arrays: PassageArrays, texts: np.ndarray) -> None:
+        self._texts = StringTable(texts, arrays.text_offsets)
+        self._files = StringTable(arrays.files, arrays.file_offsets)
+        self._titles = StringTable(arrays.titles, arrays.title_offsets)
+        self._rows = np.asarray(arrays.rows).view(np.ndarray)  # plain view: fast rows
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -99,7 +98,7 @@ class PassageTable:
         file, title, article, number, paragraph, start, end = self._rows[i].tolist()
         path = self._files[file]
         return Passage(
-            passage_id=f"{path}#{article}.{number}",
+            passage_id=passage_id(path, article, number),
             text=self._texts[i],
             source=Source(path, self._titles[title - 1] if title else None, paragraph, start, end),
         )
@@ -130,7 +129,7 @@ class PassageWriter:
                 self._titles.setdefault(source.title, len(self._titles) + 1) if source.title else 0
             )
             file = self._files.setdefault(source.file, len(self._files))
-            _, article, number = _id_parts(passage.passage_id)
+            _, article, number = parse_passage_id(passage.passage_id)
             row = (file, title, article, number, source.paragraph, source.start, source.end)
             self._rows.extend(row)
 
@@ -139,34 +138,27 @@ class PassageWriter:
         self._texts.close()
         rows = np.frombuffer(self._rows, dtype=np.uint32).reshape(-1, len(_COLUMNS))
         offsets = np.frombuffer(self._offsets, dtype=np.int64)
-        arrays: dict[str, np.ndarray] = {"rows": rows, "text_offsets": offsets}
-        arrays["files"], arrays["file_offsets"] = StringTable.encode(list(self._files))
-        arrays["titles"], arrays["title_offsets"] = StringTable.encode(list(self._titles))
-        save_arrays(self._folder, "passages", arrays)
+        files, file_offsets = StringTable.encode(list(self._files))
+        titles, title_offsets = StringTable.encode(list(self._titles))
+        PassageArrays(rows, offsets, files, file_offsets, titles, title_offsets).save(self._folder)
         return int(np.count_nonzero(rows[:, 3] == 0))  # every article has one passage 0
 
 
-_TABLE_ARRAYS = ("rows", "text_offsets", "files", "file_offsets", "titles", "title_offsets")
-
-
 class Index:
-    """An opened index: its description, its fields and its passages."""
+    """An opened index: its manifest, its fields and its passages."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.meta = read_meta(folder)
-        params = params_from_meta(self.meta)
-        self.fields: dict[str, Field] = {name: open_field(folder, name, params) for name in FIELDS}
-        table = load_arrays(folder, "passages", _TABLE_ARRAYS)
-        table["text"] = _load_blob(folder / "passages.text.bin", int(table["text_offsets"][-1]))
-        self.passages = PassageTable(table)
+        self.manifest = IndexManifest.read(folder)
+        params = self.manifest.bm25
+        self.fields: dict[str, Field] = {
+            name: Field(FieldArrays.open(folder, name), params) for name in FIELDS
+        }
+        table = PassageArrays.open(folder)
+        texts = _load_blob(folder / "passages.text.bin", int(table.text_offsets[-1]))
+        self.passages = PassageTable(table, texts)
         if any(field.size != len(self.passages) for field in self.fields.values()):
             raise IndexCorruptError("Index fields and passages disagree; rebuild the index.")
-
-    @property
-    def fingerprint(self) -> str:
-        """Fingerprint of the archive this index was built from."""
-        return str(self.meta.get("fingerprint", ""))
 
 
 def _load_blob(path: Path, size: int) -> np.ndarray:
@@ -191,12 +183,23 @@ def current_generation(index_root: Path) -> Path:
     return index_root / name
 
 
-def open_index(index_root: Path, *, attempts: int = 5) -> Index:
-    """Open the current generation of an index folder.
+def open_index(index_root: Path, *, expected: Expected | None = None, attempts: int = 5) -> Index:
+    """Open the current generation of an index folder, checked against `expected` if given.
 
     A build that finishes while the index is being opened removes the generation being read;
     the opening then starts again from the generation `CURRENT` names now.
+
+    Raises:
+        IndexMissingError: there is no index. IndexCorruptError: it cannot be opened.
+        IndexStaleError: it opens, but was built from other inputs than `expected`.
     """
+    index = _open_current(index_root, attempts)
+    if expected is not None:
+        index.manifest.check(expected)
+    return index
+
+
+def _open_current(index_root: Path, attempts: int) -> Index:
     generation = current_generation(index_root)
     for _ in range(attempts - 1):
         try:
@@ -247,11 +250,12 @@ def _write_generation(
         raise ArchiveError(
             f"Archive folder {archive_dir} does not exist. Check ARCHIVE_BOT_ARCHIVE_DIR."
         )
+    listing = list_archive(archive_dir)  # before reading: a file changed meanwhile is stale
     table = PassageWriter(folder)
     words, bigrams = FieldBuilder(folder / "words.spill"), FieldBuilder(folder / "bigrams.spill")
     vocab: dict[str, int] = {}
     files, skipped = 0, list[str]()
-    for chunk in chunks_of(archive_dir, tokenizer, max_chars=max_chars):
+    for chunk in chunks_of(listing, tokenizer, max_chars=max_chars):
         base = np.uint64(len(table))
         table.add(chunk.passages)
         remap = np.array([vocab.setdefault(w, len(vocab)) for w in chunk.words], dtype=np.uint64)
@@ -265,31 +269,29 @@ def _write_generation(
         if progress:
             progress(chunk.file_bytes)
     if not len(table):
-        raise ArchiveError(f"No text to index in {archive_dir}. Check ARCHIVE_BOT_ARCHIVE_DIR.")
+        raise ArchiveError(
+            f"No text to index in {archive_dir} ({len(skipped)} skipped). "
+            "Check ARCHIVE_BOT_ARCHIVE_DIR."
+        )
     articles = table.finish()
-    save_arrays(folder, "words", words.finish(params, list(vocab)))
-    save_arrays(folder, "bigrams", bigrams.finish(params))
+    words.finish(params, list(vocab)).save(folder, "words")
+    bigrams.finish(params).save(folder, "bigrams")
     stats = BuildStats(files, tuple(skipped), articles, len(table), words.tokens, 0.0)
-    write_meta(folder, _meta(archive_dir, tokenizer, params, max_chars, stats))
+    manifest = IndexManifest(
+        format_version=FORMAT_VERSION,
+        archive=str(archive_dir.resolve()),
+        fingerprint=fingerprint(listing),
+        tokenizer=tokenizer.describe(),
+        bm25=params,
+        max_chars=max_chars,
+        files=stats.files,
+        articles=stats.articles,
+        passages=stats.passages,
+        tokens=stats.tokens,
+        skipped=stats.skipped,
+    )
+    manifest.write(folder)
     return stats
-
-
-def _meta(
-    archive_dir: Path, tokenizer: Tokenizer, params: BM25Params, max_chars: int, stats: BuildStats
-) -> dict[str, object]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "archive": str(archive_dir.resolve()),
-        "fingerprint": fingerprint(archive_dir),
-        "tokenizer": tokenizer.describe(),
-        "bm25": params_to_meta(params),
-        "max_chars": max_chars,
-        "files": stats.files,
-        "skipped": list(stats.skipped),
-        "articles": stats.articles,
-        "passages": stats.passages,
-        "tokens": stats.tokens,
-    }
 
 
 def _switch_current(index_root: Path, generation: Path) -> None:

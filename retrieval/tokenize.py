@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import rjieba
+
+from retrieval.chars import HAN_RANGES, is_han, nfkc
 
 TOKENIZER_VERSION = 3
 
@@ -79,7 +80,9 @@ def _foldable() -> np.ndarray:
 
 def fold(text: str) -> str:
     """Fold for matching: NFKC, traditional → simplified, lowercase; same length as NFKC text."""
-    text = unicodedata.normalize("NFKC", text)
+    text = nfkc(text)
+    if "…" in text:  # the one character cleaning keeps from NFKC; matching does not
+        text = text.replace("…", "...")
     # str.translate with a dict looks up every character in Python (≈ 0.2 µs each); most text
     # has nothing to fold, and a vectorised look at the code points says so.
     mask = _foldable()
@@ -89,10 +92,14 @@ def fold(text: str) -> str:
     return text.lower()
 
 
-def is_cjk(char: str) -> bool:
-    """True for a CJK unified ideograph (the characters jieba segments as Chinese)."""
-    code = ord(char)
-    return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2FA1F
+@dataclass(frozen=True, slots=True)
+class TokenizerInfo:
+    """What a tokenizer does, as a saved index records it: any change means a rebuild."""
+
+    version: int
+    segmenter: str  # segmenter and jieba versions
+    fold: str
+    dictionaries: str  # hash of the user dictionary and the stopwords
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +149,13 @@ _CJK_SLOTS = 1 << 15
 
 
 def _cjk_index_table() -> np.ndarray:
-    table = np.full(0x30000, -1, dtype=np.int32)
-    table[0x4E00:0xA000] = np.arange(0xA000 - 0x4E00)
-    base = 0xA000 - 0x4E00
-    table[0x3400:0x4DC0] = base + np.arange(0x4DC0 - 0x3400)
-    base += 0x4DC0 - 0x3400
-    table[0xF900:0xFB00] = base + np.arange(0xFB00 - 0xF900)
-    base += 0xFB00 - 0xF900
-    table[0x20000:0x30000] = base + np.arange(0x10000) % (_CJK_SLOTS - base)
+    table = np.full(0x30000, -1, dtype=np.int32)  # plane 3 shares the last slot (clipped)
+    base = 0
+    for first, end in HAN_RANGES:
+        end = min(end, len(table))
+        room = _CJK_SLOTS - base
+        table[first:end] = base + np.arange(end - first) % room
+        base += min(end - first, room)
     return table
 
 
@@ -167,7 +173,7 @@ def bigram_keys(text: str) -> np.ndarray:
 def bigram_strings(text: str) -> set[str]:
     """The adjacent CJK character pairs of a text, as strings (for answer scoring)."""
     return {
-        text[i : i + 2] for i in range(len(text) - 1) if is_cjk(text[i]) and is_cjk(text[i + 1])
+        text[i : i + 2] for i in range(len(text) - 1) if is_han(text[i]) and is_han(text[i + 1])
     }
 
 
@@ -206,7 +212,11 @@ class Tokenizer:
 
     def tokens(self, text: str) -> Tokens:
         """Word tokens and bigram keys of a text, stopwords and punctuation removed."""
-        segments = self.segments(text)
+        return self.folded_tokens(fold(text))
+
+    def folded_tokens(self, folded: str) -> Tokens:
+        """`tokens` of text that `fold` has already folded (a `Query` folds its text once)."""
+        segments = self._jieba.cut(folded, False)
         stop = self.stopwords
         words = [seg for seg in segments if seg not in stop and _WORD.search(seg)]
         # Blank the stopwords out so that no bigram spans "多少" or joins across them.
@@ -218,18 +228,18 @@ class Tokenizer:
         segments = self.segments(text)
         return [seg for seg in segments if seg not in self.stopwords and _WORD.search(seg)]
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> TokenizerInfo:
         """What the saved index records, so that a change of tokenizer forces a rebuild."""
         digest = hashlib.sha256()
         for entry in self.userdict:
             digest.update(f"{entry.word}\t{entry.freq}\n".encode())
         digest.update("\n".join(sorted(self.stopwords)).encode())
-        return {
-            "version": TOKENIZER_VERSION,
-            "segmenter": f"rjieba {version('rjieba')} (HMM off, = jieba {version('jieba')})",
-            "fold": "NFKC + OpenCC t2s characters + lowercase",
-            "dictionaries": digest.hexdigest()[:16],
-        }
+        return TokenizerInfo(
+            version=TOKENIZER_VERSION,
+            segmenter=f"rjieba {version('rjieba')} (HMM off, = jieba {version('jieba')})",
+            fold="NFKC + OpenCC t2s characters + lowercase",
+            dictionaries=digest.hexdigest()[:16],
+        )
 
     def reference_words(self, text: str) -> list[str]:
         """Word tokens from jieba itself (slow): the oracle the fast path is tested against."""

@@ -7,6 +7,7 @@ import pytest
 from retrieval.answer import highlights, snippet_span, wanted
 from retrieval.models import Hit, Passage, Source
 from retrieval.passages import sentence_spans
+from retrieval.query import Query
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO
 
@@ -45,7 +46,7 @@ def test_snippet_is_whole_sentences_around_the_best_one(tokenizer: Tokenizer) ->
     filler = "这是一句与问题无关的话,只为把段落拉长到超过限制。" * 1
     text = filler * 6 + "像这样的爱心暑托班,溧阳还有40多家。" + filler * 6
     question = "溧阳暑托班有多少家"
-    start, end = snippet_span(text, tokenizer.tokens(question), wanted(question), max_chars=80)
+    start, end = snippet_span(text, Query.of(question, tokenizer), max_chars=80)
     assert "溧阳还有40多家" in text[start:end] and end - start <= 80
     bounds = {s for s, _ in sentence_spans(text)} | {e for _, e in sentence_spans(text)}
     assert start in bounds and end in bounds
@@ -55,7 +56,7 @@ def test_snippet_is_whole_sentences_around_the_best_one(tokenizer: Tokenizer) ->
 
 def test_short_passage_is_shown_whole(tokenizer: Tokenizer) -> None:
     text = "短段落。只有两句。"
-    assert snippet_span(text, tokenizer.tokens("短段落"), None) == (0, len(text))
+    assert snippet_span(text, Query.of("短段落", tokenizer)) == (0, len(text))
 
 
 def test_answer_prefers_the_sentence_with_the_asked_unit(seed_searcher) -> None:  # type: ignore[no-untyped-def]

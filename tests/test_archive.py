@@ -13,8 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retrieval.archive import Skipped, clean_text, decode, nfkc, normalize, read_archive
+from retrieval.archive import Skipped, clean_text, decode, list_archive, normalize, read_document
+from retrieval.chars import nfkc
 from retrieval.errors import ArchiveError
+from retrieval.models import Document
+from retrieval.store import build_index
+from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -39,8 +43,15 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 # Reading -------------------------------------------------------------------------------------
 
 
+def read_all(root: Path) -> tuple[list[Document], list[Skipped]]:
+    """Every file of an archive read as a build reads it: listed, then decoded one by one."""
+    read = [read_document(file.path, file.name) for file in list_archive(root)]
+    documents = [item for item in read if isinstance(item, Document)]
+    return documents, [item for item in read if isinstance(item, Skipped)]
+
+
 def _archive(root: Path) -> None:
-    """A small archive with one file of every kind read_archive meets."""
+    """A small archive with one file of every kind a build meets."""
     (root / "sub" / "deeper").mkdir(parents=True)
     (root / "a_utf8.txt").write_bytes(TEXT.encode("utf-8"))
     (root / "b_bom.txt").write_bytes(TEXT.encode("utf-8-sig"))
@@ -55,17 +66,17 @@ def _archive(root: Path) -> None:
     (root / "gone.txt").symlink_to(root / "missing-target.txt")
 
 
-def test_read_archive_decodes_every_encoding_and_sorts_by_path(tmp_path: Path) -> None:
+def test_reading_decodes_every_encoding_and_sorts_by_path(tmp_path: Path) -> None:
     _archive(tmp_path)
-    documents, _ = read_archive(tmp_path)
+    documents, _ = read_all(tmp_path)
     paths = [document.path for document in documents]
     assert paths == ["a_utf8.txt", "b_bom.txt", "c_utf16.txt", "d_gb18030.txt", "sub/deeper/e.txt"]
     assert all(document.text == TEXT for document in documents)  # BOMs stripped
 
 
-def test_read_archive_skips_bad_files_with_a_reason(tmp_path: Path) -> None:
+def test_reading_skips_bad_files_with_a_reason(tmp_path: Path) -> None:
     _archive(tmp_path)
-    _, skipped = read_archive(tmp_path)
+    _, skipped = read_all(tmp_path)
     reasons = {item.path: item.reason for item in skipped}
     assert set(reasons) == {"empty.txt", "folder.txt", "gone.txt", "junk.txt"}
     assert reasons["empty.txt"] == "empty"
@@ -75,20 +86,22 @@ def test_read_archive_skips_bad_files_with_a_reason(tmp_path: Path) -> None:
     assert all(isinstance(item, Skipped) for item in skipped)
 
 
-def test_read_archive_missing_root_says_what_to_check(tmp_path: Path) -> None:
+def test_building_a_missing_archive_says_what_to_check(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="ARCHIVE_BOT_ARCHIVE_DIR"):
-        read_archive(tmp_path / "nowhere")
+        build_index(tmp_path / "nowhere", tmp_path / "index", Tokenizer())
 
 
-def test_read_archive_without_readable_files_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "junk.txt").write_bytes(os.urandom(2048))
-    (tmp_path / "readme.md").write_text("正文。", encoding="utf-8")
+def test_building_an_archive_without_readable_files_is_an_error(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "junk.txt").write_bytes(os.urandom(2048))
+    (archive / "readme.md").write_text("正文。", encoding="utf-8")
     with pytest.raises(ArchiveError, match=r"1 skipped.*ARCHIVE_BOT_ARCHIVE_DIR"):
-        read_archive(tmp_path)
+        build_index(archive, tmp_path / "index", Tokenizer())
 
 
-def test_read_archive_reads_the_seeds() -> None:
-    documents, skipped = read_archive(SEEDS)
+def test_reading_the_seeds() -> None:
+    documents, skipped = read_all(SEEDS)
     assert [document.path[:3] for document in documents] == ["000", "001", "002", "003", "004"]
     assert skipped == []
 

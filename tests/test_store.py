@@ -11,7 +11,7 @@ import pytest
 from bot.engine import open_searcher
 from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
-from retrieval.index import FORMAT_VERSION
+from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
 from retrieval.store import build_index, current_generation, open_index
 from retrieval.tokenize import Tokenizer

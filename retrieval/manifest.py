@@ -1,0 +1,148 @@
+"""What a saved index was built from (`IndexManifest`, its `meta.json`) and whether it still fits.
+
+Every generation of an index ends with `meta.json`, written last, e.g.
+
+    {"format_version": 4, "archive": "/data/archive", "fingerprint": "9f2c…",
+     "tokenizer": {"version": 3, "segmenter": "rjieba 0.1.13 …", …},
+     "bm25": {"k1": 1.5, "b": 0.75, "epsilon": 0.25}, "max_chars": 1000,
+     "files": 2, "articles": 9, "passages": 12, "tokens": 840, "skipped": []}
+
+An index of another format version cannot be opened at all (`IndexCorruptError`). One that
+opens is compared with what the caller would build now (`Expected`: the archive's fingerprint,
+the tokenizer, the BM25 parameters, the passage size) by `IndexManifest.check`, the one place
+that decides staleness: it raises `IndexStaleError` naming every part that differs, and the
+caller only decides what to do (rebuild, or keep answering from the old index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from retrieval.archive import ArchiveFile, list_archive
+from retrieval.errors import IndexCorruptError, IndexStaleError
+from retrieval.index import BM25Params
+from retrieval.passages import DEFAULT_MAX_CHARS
+from retrieval.tokenize import Tokenizer, TokenizerInfo
+
+FORMAT_VERSION = 4
+META = "meta.json"
+
+
+def fingerprint(files: Sequence[ArchiveFile]) -> str:
+    """Fingerprint of an archive's listing: every file's relative path, size and mtime."""
+    digest = hashlib.sha256()
+    for file in files:
+        if file.mtime_ns is None:  # could not be looked at: not part of what was indexed
+            continue
+        digest.update(f"{file.name}\0{file.size}\0{file.mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What an index built now would be built from: the yardstick a saved one is checked by."""
+
+    fingerprint: str
+    tokenizer: TokenizerInfo
+    bm25: BM25Params
+    max_chars: int
+
+    @classmethod
+    def of(
+        cls,
+        archive_dir: Path,
+        tokenizer: Tokenizer,
+        *,
+        params: BM25Params | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> Expected:
+        """What building `archive_dir` with these settings would record."""
+        files = list_archive(archive_dir) if archive_dir.is_dir() else []
+        return cls(fingerprint(files), tokenizer.describe(), params or BM25Params(), max_chars)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexManifest:
+    """A saved index's description: how it was built, from what, and what it holds."""
+
+    format_version: int
+    archive: str  # absolute path of the archive folder
+    fingerprint: str
+    tokenizer: TokenizerInfo
+    bm25: BM25Params
+    max_chars: int  # passage size
+    files: int
+    articles: int
+    passages: int
+    tokens: int  # word tokens of all passages
+    skipped: tuple[str, ...]  # archive files that could not be read
+
+    def check(self, expected: Expected) -> None:
+        """Raise IndexStaleError naming every way this index differs from `expected`."""
+        reasons = []
+        if self.fingerprint != expected.fingerprint:
+            reasons.append("the archive changed since it was built")
+        if self.tokenizer != expected.tokenizer:
+            reasons.append("the tokenizer or its dictionaries changed")
+        if self.bm25 != expected.bm25:
+            reasons.append(f"the BM25 parameters changed ({self.bm25} → {expected.bm25})")
+        if self.max_chars != expected.max_chars:
+            sizes = f"{self.max_chars} → {expected.max_chars} characters"
+            reasons.append(f"the passage size changed ({sizes})")
+        if reasons:
+            raise IndexStaleError(
+                f"The saved index no longer fits: {'; '.join(reasons)}. "
+                "Run `archive-bot index` to rebuild it."
+            )
+
+    def write(self, folder: Path) -> None:
+        """Write `meta.json` (last, so a folder with meta.json is complete)."""
+        text = json.dumps(asdict(self), ensure_ascii=False, indent=2)
+        (folder / META).write_text(text, "utf-8")
+
+    @classmethod
+    def read(cls, folder: Path) -> IndexManifest:
+        """Read `meta.json`; unreadable, incomplete or of another format version is corrupt."""
+        try:
+            data = json.loads((folder / META).read_text("utf-8"))
+        except (OSError, ValueError) as error:
+            raise IndexCorruptError(
+                f"Index metadata is unreadable ({error}). Run `archive-bot index` to rebuild."
+            ) from error
+        found = data.get("format_version") if isinstance(data, dict) else None
+        if found != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"Index format {found} is not the supported {FORMAT_VERSION}. "
+                "Run `archive-bot index` to rebuild."
+            )
+        try:
+            return _manifest(data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise IndexCorruptError(
+                f"Index metadata is incomplete ({error!r}). Run `archive-bot index` to rebuild."
+            ) from error
+
+
+def _manifest(data: dict[str, Any]) -> IndexManifest:
+    """The manifest in a parsed `meta.json`, every field converted to its type."""
+    skipped = data["skipped"]
+    if not isinstance(skipped, list):
+        raise TypeError("skipped is not a list")
+    return IndexManifest(
+        format_version=int(data["format_version"]),
+        archive=str(data["archive"]),
+        fingerprint=str(data["fingerprint"]),
+        tokenizer=TokenizerInfo(**data["tokenizer"]),
+        bm25=BM25Params(**data["bm25"]),
+        max_chars=int(data["max_chars"]),
+        files=int(data["files"]),
+        articles=int(data["articles"]),
+        passages=int(data["passages"]),
+        tokens=int(data["tokens"]),
+        skipped=tuple(str(name) for name in skipped),
+    )
