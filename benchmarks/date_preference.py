@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from retrieval.dates import DateAsk, asked_dates, date_from_path, prefer_dates
+from retrieval.dates import DATE_WEIGHT, DateAsk, asked_dates, date_from_path, prefer_dates
 from retrieval.errors import RetrievalError
 from retrieval.models import Hit
 from retrieval.search import Searcher, Synonyms
@@ -39,6 +39,7 @@ YEARS = ("2022", "2023", "2024")
 DEPTH = 30  # hits re-ranked per question
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 REPORTS = ((0, 0.0), (45, 0.0), (45, 0.5), (45, 1.0))  # (report_days, report_fit) swept
+SHIPPED_WEIGHTS = (0.0, 0.5, DATE_WEIGHT)  # through `Searcher` (report window as shipped)
 KINDS = {
     "year": "names the year of the broadcast",
     "day": "names the broadcast day",
@@ -79,7 +80,8 @@ def unpack(folder: Path) -> Path:
 
 
 def searcher(archive: Path, index_root: Path, *, rebuild: bool) -> Searcher:
-    """A searcher over the archive's index, built unless a previous run left one."""
+    """A plain-BM25 searcher (date weight 0) over the archive's index, built unless a previous
+    run left one."""
     tokenizer = Tokenizer.from_config(REPO / "config")
     synonyms = Synonyms.from_file(REPO / "config" / "synonyms.txt")
     index = None if rebuild else _opened(index_root)
@@ -88,7 +90,7 @@ def searcher(archive: Path, index_root: Path, *, rebuild: bool) -> Searcher:
         stats = build_index(archive, index_root, tokenizer)
         print(f"built {stats.passages:,} passages in {time.perf_counter() - started:.0f} s")
         index = open_index(index_root)
-    return Searcher(index, tokenizer, synonyms=synonyms)
+    return Searcher(index, tokenizer, synonyms=synonyms, date_weight=0.0)
 
 
 def _opened(index_root: Path) -> Index | None:
@@ -133,6 +135,32 @@ def rank_of(question: DateQuestion, hits: list[Hit], ask: DateAsk | None, s: Set
     return next((n for n, i in enumerate(order, 1) if is_right(question, hits[i])), 0)
 
 
+def shipped_rank(question: DateQuestion, search: Searcher, weight: float) -> int:
+    """1-based rank of the first right hit of the shipped path, `Searcher.search` re-ranking
+    its whole candidate pool by `Query.dates` with `weight` (0 = plain BM25), 0 if none."""
+    ranked = Searcher(search.index, search.tokenizer, synonyms=search.synonyms, date_weight=weight)
+    hits = ranked.search(question.question, top_k=DEPTH)
+    return next((n for n, hit in enumerate(hits, 1) if is_right(question, hit)), 0)
+
+
+def shipped_table(ranks: dict[str, dict[float, int]], questions: list[DateQuestion]) -> str:
+    """Markdown table of the shipped path: recall@1 / @3 per weight and kind of question."""
+    groups = [(kind, [q for q in questions if q.kind == kind]) for kind in KINDS]
+    groups += [("all", questions)]
+    lines = [
+        "| `Searcher` date weight | " + " | ".join(f"{k} ({len(g)})" for k, g in groups) + " |"
+    ]
+    lines.append("|---" * (len(groups) + 1) + "|")
+    for weight in SHIPPED_WEIGHTS:
+        cells = [
+            f"{sum(1 for q in g if ranks[q.id][weight] == 1)} / "
+            f"{sum(1 for q in g if 0 < ranks[q.id][weight] <= 3)}"
+            for _, g in groups
+        ]
+        lines.append(f"| {weight} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(ranks: dict[str, dict[Setting, int]], questions: list[DateQuestion]) -> str:
     """Markdown table: recall@1 / @3 per setting (rows) and kind of question (columns)."""
     groups = [(kind, [q for q in questions if q.kind == kind]) for kind in KINDS]
@@ -164,6 +192,14 @@ top {depth} hits of the shipped search are re-ranked by `prefer_dates`; a hit is
 expected file holding every `must_contain` string. Cells are recall@1 / recall@3; "report days"
 and "report fit": a page up to that many days after an asked month or year fits that well
 (0 = treated as any other date).
+"""
+
+SHIPPED_INTRO = f"""
+
+Through the shipped path: `Searcher.search` reads the asked date from the `Query` and re-ranks
+its whole fused candidate pool (at least the best 100 passages of each field, not only the top
+{DEPTH}) before cutting a page, so `ask`, the REPL, Telegram and "更多" pages all see this order:
+
 """
 
 NOTES = """
@@ -206,13 +242,15 @@ def main() -> None:
     index_root = Path(os.environ.get("ARCHIVE_BOT_INDEX_DIR", WORK / "index"))
     search = searcher(unpack(WORK), index_root, rebuild=args.rebuild)
     questions = load(QUESTIONS)
-    ranks: dict[str, dict[float, int]] = {}
+    ranks: dict[str, dict[Setting, int]] = {}
+    shipped: dict[str, dict[float, int]] = {}
     for question in questions:
         hits = search.search(question.question, top_k=DEPTH)
         ask = asked_dates(question.question)
         ranks[question.id] = {s: rank_of(question, hits, ask, s) for s in SETTINGS}
+        shipped[question.id] = {w: shipped_rank(question, search, w) for w in SHIPPED_WEIGHTS}
         print(question.id, question.kind, ask, list(ranks[question.id].values()))
-    result = table(ranks, questions)
+    result = table(ranks, questions) + SHIPPED_INTRO + shipped_table(shipped, questions)
     print(result)
     if args.write:
         files = sum(1 for _ in (WORK / "archive").rglob("*.txt"))

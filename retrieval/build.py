@@ -14,12 +14,14 @@ import os
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 
 import numpy as np
 
 from retrieval.archive import ArchiveFile, Skipped, clean_text, read_document
 from retrieval.articles import split_articles
+from retrieval.dates import page_date
 from retrieval.fieldbuild import count_pairs
 from retrieval.models import Passage
 from retrieval.passages import split_passages
@@ -30,13 +32,18 @@ PARALLEL_BYTES = 16 << 20  # smaller archives are built in-process (no pool star
 Progress = Callable[[int], None]
 
 
-def passages_of(paragraphs: list[str], path: str, *, max_chars: int) -> list[Passage]:
-    """Every passage of one file's cleaned paragraphs."""
-    return [
+def passages_of(
+    paragraphs: list[str], path: str, *, max_chars: int, page: date | None = None
+) -> list[Passage]:
+    """Every passage of one file's cleaned paragraphs, each carrying the page's date."""
+    passages = [
         passage
         for article in split_articles(paragraphs)
         for passage in split_passages(article, file=path, max_chars=max_chars)
     ]
+    if page is None:
+        return passages
+    return [replace(p, source=replace(p.source, date=page)) for p in passages]
 
 
 def index_text(passage: Passage) -> str:
@@ -82,7 +89,9 @@ def process_files(files: Sequence[ArchiveFile], max_chars: int) -> Chunk:
             continue
         chunk.documents += 1
         text = clean_text(document.text)
-        chunk.passages.extend(passages_of(text, file.name, max_chars=max_chars))
+        # The raw text: cleaning may join a short masthead line to the headline under it.
+        page = page_date(file.name, document.text)
+        chunk.passages.extend(passages_of(text, file.name, max_chars=max_chars, page=page))
     _count_tokens(chunk, tokenizer)
     return chunk
 

@@ -6,7 +6,9 @@ RetrievalError
 ├── IndexCorruptError       an index that cannot be opened (truncated, tampered, old format)
 ├── IndexStaleError         an index that opens but no longer fits: the archive changed, or the
 │                           tokenizer, the BM25 parameters or the passage size differ
-└── IndexBuildError         a build that cannot be finished (too many passages, hash collision)
+├── IndexBuildError         a build that cannot be finished (too many passages, hash collision)
+└── PassageGoneError        a passage id this archive does not hold (any more); its subclass
+    └── MalformedIdError    (in `retrieval.ids`) is not an id at all
 """
 
 
@@ -32,3 +34,7 @@ class IndexStaleError(RetrievalError):
 
 class IndexBuildError(RetrievalError):
     """The archive cannot be indexed as it is; the message says what to change."""
+
+
+class PassageGoneError(RetrievalError):
+    """No passage with this id in the archive as indexed now. Ask again for a fresh one."""

@@ -39,15 +39,18 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from retrieval.errors import RetrievalError
+from retrieval.errors import PassageGoneError
+from retrieval.models import parse_passage_id
 
 __all__ = [
     "ID_CHARS",
+    "ID_FORMAT",
     "MAX_NUMBER",
     "MalformedIdError",
     "PassageKey",
     "article_pages",
     "file_key",
+    "id_of",
     "parse_short_id",
     "short_id",
     "utf16_len",
@@ -57,6 +60,7 @@ KEY_BYTES = 6
 NUMBER_BYTES = 3
 MAX_NUMBER = 2 ** (8 * NUMBER_BYTES) - 1
 ID_CHARS = 16  # (6 + 3 + 3) bytes of base64url, no padding
+ID_FORMAT = "short-v1: blake2b-48(path) + article:24 + number:24, base64url"  # in meta.json
 TELEGRAM_MAX_CHARS = 4096  # per message, in UTF-16 code units
 PAGE_RESERVE = 96  # room on each page for a heading line and a "2/5" counter
 _ID = re.compile(rf"[A-Za-z0-9_-]{{{ID_CHARS}}}")
@@ -64,7 +68,7 @@ _PARAGRAPH_END = re.compile(r"\n+")
 _SENTENCE_END = re.compile(r"[。！？!?；;…]+[”’」』）)\]】》]*")
 
 
-class MalformedIdError(RetrievalError, ValueError):
+class MalformedIdError(PassageGoneError, ValueError):
     """Not a passage id of this archive (cut, mistyped or forged). Search again for a fresh one."""
 
 
@@ -94,6 +98,11 @@ def short_id(file: str, article: int, number: int) -> str:
         + number.to_bytes(NUMBER_BYTES, "big")
     )
     return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def id_of(passage_id: str) -> str:
+    """The short id of a passage given its long id ("<file>#<article>.<n>")."""
+    return short_id(*parse_passage_id(passage_id))
 
 
 def parse_short_id(passage_id: str) -> PassageKey:

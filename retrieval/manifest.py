@@ -5,7 +5,8 @@ Every generation of an index ends with `meta.json`, written last, e.g.
     {"format_version": 4, "archive": "/data/archive", "fingerprint": "9f2c…",
      "tokenizer": {"version": 3, "segmenter": "rjieba 0.1.13 …", …},
      "bm25": {"k1": 1.5, "b": 0.75, "epsilon": 0.25}, "max_chars": 1000,
-     "files": 2, "articles": 9, "passages": 12, "tokens": 840, "skipped": []}
+     "files": 2, "articles": 9, "passages": 12, "tokens": 840, "skipped": [],
+     "ids": "short-v1: blake2b-48(path) + article:24 + number:24, base64url"}
 
 An index of another format version cannot be opened at all (`IndexCorruptError`). One that
 opens is compared with what the caller would build now (`Expected`: the archive's fingerprint,
@@ -25,11 +26,12 @@ from typing import Any
 
 from retrieval.archive import ArchiveFile, list_archive
 from retrieval.errors import IndexCorruptError, IndexStaleError
+from retrieval.ids import ID_FORMAT
 from retrieval.index import BM25Params
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer, TokenizerInfo
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: per-passage file keys and page dates; short ids (`ids.ID_FORMAT`)
 META = "meta.json"
 
 
@@ -81,6 +83,7 @@ class IndexManifest:
     passages: int
     tokens: int  # word tokens of all passages
     skipped: tuple[str, ...]  # archive files that could not be read
+    ids: str = ID_FORMAT  # how passage ids (links, buttons) are made: `ids.short_id`
 
     def check(self, expected: Expected) -> None:
         """Raise IndexStaleError naming every way this index differs from `expected`."""
@@ -145,4 +148,5 @@ def _manifest(data: dict[str, Any]) -> IndexManifest:
         passages=int(data["passages"]),
         tokens=int(data["tokens"]),
         skipped=tuple(str(name) for name in skipped),
+        ids=str(data["ids"]),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 
@@ -33,7 +34,7 @@ class Source:
 
     `paragraph` is the 0-based index of the cleaned paragraph the passage starts in; `start` and
     `end` are character offsets of the passage inside that article's body text (its paragraphs
-    joined by "\\n").
+    joined by "\\n"). `date` is the page's date (`dates.page_date`), None when unknown.
     """
 
     file: str
@@ -41,6 +42,7 @@ class Source:
     paragraph: int
     start: int
     end: int
+    date: datetime.date | None = None
 
 
 def passage_id(file: str, article: int, number: int) -> str:
@@ -110,3 +112,4 @@ class Result:
     answer: Answer | None
     hits: tuple[Hit, ...]
     searchable: bool = True
+    terms: tuple[str, ...] = ()  # the searched words (question and synonyms), to highlight

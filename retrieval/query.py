@@ -13,6 +13,7 @@ question's own words. For 溧阳暑托班有多少家:
     words     溧阳 暑托班 家 暑期 托管班 暑期 托管    (the synonyms' words follow the question's)
     wordings  溧阳 暑托班 家 | 溧阳 暑期 托管班 家 | 溧阳 暑期 托管 家
     wanted    a number followed by 家
+    dates     None (2023年8月的暑托班 would give DateAsk(year=2023, month=8): `dates.asked_dates`)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.answer import Wanted, asks_for
+from retrieval.dates import DateAsk, asked_dates
 from retrieval.tokenize import Tokenizer, bigram_strings, fold, read_wordlist
 
 MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning
@@ -89,6 +91,7 @@ class Query:
     grams: frozenset[str]  # the same bigrams as strings, for the snippet
     wordings: tuple[Wording, ...]  # as asked, then with a synonym in place of a term (answer)
     wanted: Wanted | None  # what an answer must hold, if the question says
+    dates: DateAsk | None = None  # the year, month or day the question names (ranking prefers)
 
     @classmethod
     def of(cls, question: str, tokenizer: Tokenizer, synonyms: Synonyms | None = None) -> Query:
@@ -118,6 +121,7 @@ class Query:
             grams=frozenset(grams),
             wordings=tuple(wordings),
             wanted=asks_for(folded),
+            dates=asked_dates(folded),
         )
 
     @property

@@ -6,7 +6,9 @@ query's postings once (`Field.gather` → `Postings`) for both its own best pass
 exact scores of the fused candidates. Each field's scores are divided by the query's best score
 in that field and the two are summed with a weight, so a passage that matches the words well
 and the characters well wins, and OCR-split or unknown words still count through the bigrams.
-Near-duplicate passages (the same text repeated on a page) are shown once.
+Near-duplicate passages (the same text repeated on a page) are shown once. A question that
+names a year, month or day (`Query.dates`) re-ranks the whole fused candidate pool by page date
+(`dates.prefer_dates`) before any page is cut from it, so every page of the answer agrees.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.answer import best_answer, snippet_span
+from retrieval.dates import DATE_WEIGHT, prefer_dates
 from retrieval.index import top_k as best_first
 from retrieval.models import Hit, Result
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
+from retrieval.reading import FullArticle, whole_article
 from retrieval.store import Index
 from retrieval.tokenize import Tokenizer, fold
 
@@ -50,11 +54,13 @@ class Searcher:
         *,
         synonyms: Synonyms | None = None,
         bigram_weight: float = BIGRAM_WEIGHT,
+        date_weight: float = DATE_WEIGHT,
     ) -> None:
         self.index = index
         self.tokenizer = tokenizer
         self.synonyms = synonyms or Synonyms()
         self.bigram_weight = bigram_weight
+        self.date_weight = date_weight  # 0: page dates never change the ranking
 
     @property
     def info(self) -> IndexInfo:
@@ -76,6 +82,10 @@ class Searcher:
         query = question if isinstance(question, Query) else self.query(question)
         wanted = offset + top_k
         candidates, scores = self._fused_scores(query, wanted)
+        if query.dates is not None and self.date_weight > 0 and len(candidates):
+            days = self.index.passages.dates_of(candidates)
+            pool = list(zip(scores.tolist(), days, strict=True))
+            scores = np.array(prefer_dates(pool, query.dates, weight=self.date_weight))
         order = best_first(scores, wanted * 2 + 8)
         hits: list[Hit] = []
         seen: set[str] = set()
@@ -96,7 +106,13 @@ class Searcher:
         hits = self.search(query, top_k=top_k, offset=offset)
         answer = best_answer(query, hits) if hits and offset == 0 else None
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
-        return Result(query.text, answer, tuple(shown), searchable=query.searchable)
+        return Result(
+            query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
+        )
+
+    def article(self, passage_id: str) -> FullArticle:
+        """The whole article holding a passage, by its short id (`reading.whole_article`)."""
+        return whole_article(self.index.passages, passage_id)
 
     def _fused_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passage ids and their fused scores.

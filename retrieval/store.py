@@ -20,6 +20,7 @@ import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,9 @@ from filelock import FileLock
 
 from retrieval.archive import list_archive
 from retrieval.build import Progress, chunks_of, index_text, passages_of
-from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
+from retrieval.errors import ArchiveError, IndexBuildError, IndexCorruptError, IndexMissingError
 from retrieval.fieldbuild import FieldBuilder
+from retrieval.ids import PassageKey, file_key
 from retrieval.index import FIELDS, BM25Params, Field, FieldArrays, StringTable, load_arrays
 from retrieval.manifest import FORMAT_VERSION, Expected, IndexManifest, fingerprint
 from retrieval.models import Passage, Source, parse_passage_id, passage_id
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # Columns of the per-passage table: ids into files/titles, then positions in the source.
 _COLUMNS = ("file", "title", "article", "number", "paragraph", "start", "end")
+_EPOCH = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class PassageArrays:
 
     Row i of `rows` is passage i's `_COLUMNS`; its text is `text[text_offsets[i]:...[i + 1]]`,
     its file `files` entry `rows[i, 0]` and its title `titles` entry `rows[i, 1] - 1` (0: none).
+    `file_keys[i]` finds a short id's passages without hashing every file name at query time;
+    `dates[i]` is read once at build time from the raw page (`dates.page_date`).
     """
 
     rows: np.ndarray  # uint32, (passages, len(_COLUMNS))
@@ -69,6 +74,8 @@ class PassageArrays:
     file_offsets: np.ndarray  # int64
     titles: np.ndarray  # uint8 UTF-8 blob of the article titles
     title_offsets: np.ndarray  # int64
+    file_keys: np.ndarray  # uint64, passages: `ids.file_key` of the passage's file
+    dates: np.ndarray  # int32, passages: the page's date in days since 1970-01-01, -1 none
 
     def save(self, folder: Path) -> None:
         """Write each array as `passages.<name>.npy`."""
@@ -90,6 +97,8 @@ class PassageTable:
         self._files = StringTable(arrays.files, arrays.file_offsets)
         self._titles = StringTable(arrays.titles, arrays.title_offsets)
         self._rows = np.asarray(arrays.rows).view(np.ndarray)  # plain view: fast rows
+        self._keys = np.asarray(arrays.file_keys).view(np.ndarray)
+        self._dates = np.asarray(arrays.dates).view(np.ndarray)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -97,11 +106,22 @@ class PassageTable:
     def __getitem__(self, i: int) -> Passage:
         file, title, article, number, paragraph, start, end = self._rows[i].tolist()
         path = self._files[file]
+        source = Source(path, self._titles[title - 1] if title else None, paragraph, start, end)
         return Passage(
             passage_id=passage_id(path, article, number),
             text=self._texts[i],
-            source=Source(path, self._titles[title - 1] if title else None, paragraph, start, end),
+            source=replace(source, date=day_of(int(self._dates[i]))),
         )
+
+    def dates_of(self, ids: np.ndarray) -> list[date | None]:
+        """The page dates of some passages (by row), None where unknown."""
+        return [day_of(days) for days in self._dates[ids].tolist()]
+
+    def article(self, key: PassageKey) -> list[Passage]:
+        """Every passage of the article a short id's key names, in order; [] if none."""
+        rows = np.flatnonzero(self._keys == np.uint64(key.file_key))
+        rows = rows[self._rows[rows, 2] == key.article]
+        return [self[int(i)] for i in rows[np.argsort(self._rows[rows, 3], kind="stable")]]
 
 
 class PassageWriter:
@@ -114,6 +134,9 @@ class PassageWriter:
         self._rows = array("I")
         self._files: dict[str, int] = {}
         self._titles: dict[str, int] = {}  # id 0 means no title
+        self._keys = array("Q")
+        self._dates = array("i")
+        self._key_files: dict[int, str] = {}  # file key → the one file that has it
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -128,10 +151,25 @@ class PassageWriter:
             title = (
                 self._titles.setdefault(source.title, len(self._titles) + 1) if source.title else 0
             )
-            file = self._files.setdefault(source.file, len(self._files))
+            if source.file not in self._files:
+                self._new_file(source.file)
+            file = self._files[source.file]
             _, article, number = parse_passage_id(passage.passage_id)
             row = (file, title, article, number, source.paragraph, source.start, source.end)
             self._rows.extend(row)
+            self._keys.append(file_key(source.file))
+            self._dates.append(days_of(source.date))
+
+    def _new_file(self, name: str) -> None:
+        """Number a file; refuse one whose short-id key another file has already."""
+        key = file_key(name)
+        other = self._key_files.setdefault(key, name)
+        if other != name:
+            raise IndexBuildError(
+                f"{other!r} and {name!r} share the passage-id key {key:012x}, so links to "
+                "their passages could open the wrong one. Rename one of them and rebuild."
+            )
+        self._files[name] = len(self._files)
 
     def finish(self) -> int:
         """Write the table's arrays; returns the number of articles."""
@@ -140,7 +178,12 @@ class PassageWriter:
         offsets = np.frombuffer(self._offsets, dtype=np.int64)
         files, file_offsets = StringTable.encode(list(self._files))
         titles, title_offsets = StringTable.encode(list(self._titles))
-        PassageArrays(rows, offsets, files, file_offsets, titles, title_offsets).save(self._folder)
+        keys = np.frombuffer(self._keys, dtype=np.uint64)
+        dates = np.frombuffer(self._dates, dtype=np.int32)
+        arrays = PassageArrays(
+            rows, offsets, files, file_offsets, titles, title_offsets, keys, dates
+        )
+        arrays.save(self._folder)
         return int(np.count_nonzero(rows[:, 3] == 0))  # every article has one passage 0
 
 
@@ -159,6 +202,16 @@ class Index:
         self.passages = PassageTable(table, texts)
         if any(field.size != len(self.passages) for field in self.fields.values()):
             raise IndexCorruptError("Index fields and passages disagree; rebuild the index.")
+
+
+def days_of(day: date | None) -> int:
+    """A date as days since 1970-01-01 (the `dates` column), -1 for None."""
+    return -1 if day is None else day.toordinal() - _EPOCH
+
+
+def day_of(days: int) -> date | None:
+    """The date a `dates` entry holds, None for -1."""
+    return None if days < 0 else date.fromordinal(days + _EPOCH)
 
 
 def _load_blob(path: Path, size: int) -> np.ndarray:

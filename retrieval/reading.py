@@ -1,0 +1,75 @@
+"""Pipeline step "ranked passages → the whole article": a passage's short id back to its article.
+
+A user who reads a passage may want the article around it (`archive-bot show ID`, the REPL's
+`:open N`, Telegram's "全文" button and `/start ID` links). The id (`ids.short_id`) names a
+file key, an article number and a passage number; the article is every passage of that file
+and article, in order (`PassageTable.article`), so no article text is stored twice.
+
+Passages never overlap: `passages.split_passages` packs whole sentences into windows that
+follow one another in the article's body, so passage n + 1 starts where passage n ended or
+after a paragraph break ("\\n" and the whitespace around it, dropped from both). Joining them
+in order, with a "\\n" where such a gap was, gives the body back:
+
+    passages  (0, 812) "本报讯 昨日,……大桥历时三年建成。"   (813, 1530) "市民王先生说,……"
+    text      "本报讯 昨日,……大桥历时三年建成。\\n市民王先生说,……"
+
+An id of a file that is gone, or changed so that the article or passage no longer exists, is
+`PassageGoneError`; a string that is not an id at all, its subclass `MalformedIdError`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.errors import PassageGoneError
+from retrieval.ids import parse_short_id
+from retrieval.models import Passage
+from retrieval.store import PassageTable
+
+__all__ = ["FullArticle", "join_passages", "whole_article"]
+
+
+@dataclass(frozen=True, slots=True)
+class FullArticle:
+    """An article rebuilt from its passages, named by the id of the passage it was opened from."""
+
+    id: str
+    file: str
+    title: str | None
+    date: datetime.date | None
+    text: str
+
+
+def whole_article(table: PassageTable, passage_id: str) -> FullArticle:
+    """The article holding the passage a short id names.
+
+    Raises:
+        MalformedIdError: not an id. PassageGoneError: no such passage in this index.
+    """
+    key = parse_short_id(passage_id)
+    passages = table.article(key)
+    if not any(_number(p) == key.number for p in passages):
+        raise PassageGoneError(
+            f"No passage {passage_id} in the archive as indexed now: the archive changed since "
+            "the id was given. Ask the question again for a fresh id."
+        )
+    source = passages[0].source
+    return FullArticle(passage_id, source.file, source.title, source.date, join_passages(passages))
+
+
+def join_passages(passages: Sequence[Passage]) -> str:
+    """The article body of consecutive passages: a "\\n" where a paragraph break was dropped."""
+    parts: list[str] = []
+    end = None
+    for passage in passages:
+        if end is not None and passage.source.start > end:
+            parts.append("\n")
+        parts.append(passage.text)
+        end = passage.source.end
+    return "".join(parts)
+
+
+def _number(passage: Passage) -> int:
+    return int(passage.passage_id.rpartition(".")[2])
