@@ -1,4 +1,4 @@
-"""The `archive-bot` command: ask, index, repl, eval and telegram.
+"""The `archive-bot` command: ask, show, index, repl, eval and telegram.
 
 The entry point loads settings once, sets up logging, and turns every error this project raises
 on purpose into one line on stderr that says what to do next, with a non-zero exit code.
@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
@@ -29,7 +30,9 @@ from bot.questions import Problem, prepare
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
 from retrieval.evaluate import evaluate, load_questions
+from retrieval.ids import id_of
 from retrieval.models import Result
+from retrieval.reading import FullArticle
 
 
 def result_json(result: Result, *, question: str | None = None) -> dict[str, object]:
@@ -39,6 +42,7 @@ def result_json(result: Result, *, question: str | None = None) -> dict[str, obj
         "answer": result.answer.sentence if result.answer else None,
         "passages": [
             {
+                "id": id_of(hit.passage.passage_id),
                 "rank": hit.rank,
                 "score": round(hit.score, 6),
                 "text": hit.passage.text,
@@ -48,11 +52,27 @@ def result_json(result: Result, *, question: str | None = None) -> dict[str, obj
                     "paragraph": hit.passage.source.paragraph,
                     "start": hit.passage.source.start,
                     "end": hit.passage.source.end,
+                    "date": _iso(hit.passage.source.date),
                 },
             }
             for hit in result.hits
         ],
     }
+
+
+def article_json(article: FullArticle) -> dict[str, object]:
+    """The `show --json` object (the contract in README)."""
+    return {
+        "id": article.id,
+        "file": article.file,
+        "title": article.title,
+        "date": _iso(article.date),
+        "text": article.text,
+    }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def _questions(args: argparse.Namespace) -> Iterator[str]:
@@ -88,6 +108,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             print(_json_line(result_json(outcome.result, question=raw)), file=out, flush=True)
         else:
             print(fmt.outcome_reply(outcome).text(), file=out, flush=True)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Print the whole article holding a passage, by the id `ask --json` gave it."""
+    article = open_searcher(settings).article(args.id.strip())
+    if args.json:
+        print(_json_line(article_json(article)), file=out)
+    else:
+        print(fmt.article_reply(article).text(), file=out)
     return 0
 
 
@@ -173,6 +203,12 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print JSON (JSONL with -)")
     ask.add_argument("--top", type=_positive, help="how many passages (default 3)")
     ask.set_defaults(run=cmd_ask)
+    show = sub.add_parser(
+        "show", help="print a passage's whole article", description=cmd_show.__doc__
+    )
+    show.add_argument("id", help='a passage id, e.g. the "id" of a passage of ask --json')
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(run=cmd_show)
     sub.add_parser("index", help="(re)build the index").set_defaults(run=cmd_index)
     repl = sub.add_parser("repl", help="interactive loop for testing")
     repl.add_argument("--top", type=_positive, help="passages per page")

@@ -7,19 +7,29 @@ the REPL, the CLI and Telegram's plain-text fallback). Both renderings fit a lim
 UTF-16 code units, as Telegram counts: paragraphs that do not fit are shortened at the end with
 "…", cutting between code points of the raw text, so that a tag, an HTML entity or a surrogate
 pair is never cut.
+
+Every snippet shows why it matched: the question's searched words (`Result.terms`, synonyms
+included) are marked, bold in Telegram and 【in brackets】 in the REPL (`Reply.text(marks=True)`):
+brackets survive copying, pipes and terminals without colour, and are how Chinese text sets
+off a term, where ANSI bold would leave escape codes in anything that is not a terminal. A
+source names its page's date and, when a `Link` is given (Telegram), links to the article in
+the bot (`https://t.me/<bot>?start=<id>`), so a forwarded answer can be read on.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from bot.questions import MAX_CHARS, Outcome, Problem
-from retrieval.models import Answer, Hit, Result
+from retrieval.ids import id_of
+from retrieval.models import Answer, Hit, Result, Source
+from retrieval.tokenize import fold
 
 if TYPE_CHECKING:
+    from retrieval.reading import FullArticle
     from retrieval.search import IndexInfo
 
 TELEGRAM_MAX_CHARS = 4096  # per message, in UTF-16 code units
@@ -28,6 +38,11 @@ EXAMPLE_QUESTION = "溧阳暑托班有多少家"  # the one copy: help, usage an
 QUESTION_ECHO_CHARS = 40  # how much of a question is repeated back
 
 MORE_BUTTON = "更多"
+FULL_TEXT_BUTTON = "全文"
+PREVIOUS_BUTTON = "上一页"
+NEXT_BUTTON = "下一页"
+ARTICLE_GONE = "档案已更新，这篇文章已不在其中了。请重新提问。"
+MIN_MARKED_CHARS = 2  # one character (家, 年) is everywhere: marking it would mark noise
 REFUSAL = "抱歉，这个机器人不对这个聊天开放。"
 SLOW_DOWN = "问得太快了，请稍等一会儿再问。"
 FAILURE = "抱歉，出了点问题，请稍后再试。"
@@ -41,15 +56,17 @@ EMPTY_COMMAND_LINE_QUESTION = (
 )
 SHORTENED = f"问题太长，只按前 {MAX_CHARS} 个字搜索。"
 
-Style = Literal["b", "i", "code"]
+Style = Literal["b", "i", "code", "mark"]  # mark: a searched word (bold, or 【】 in text)
+Link = Callable[[str], str]  # a passage's short id → the URL its source links to
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A run of text with at most one style."""
+    """A run of text with at most one style, or a link (`href`, then the style is not shown)."""
 
     text: str
     style: Style | None = None
+    href: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +90,10 @@ class Reply:
         """
         return _fit(self.paragraphs, _span_html, limit)
 
-    def text(self, *, limit: int | None = None) -> str:
-        """Plain text without styles, within `limit` when one is given."""
-        return _fit(self.paragraphs, _span_text, limit)
+    def text(self, *, limit: int | None = None, marks: bool = False) -> str:
+        """Plain text without styles, within `limit` when one is given; `marks`: searched
+        words in 【】."""
+        return _fit(self.paragraphs, _span_marked if marks else _span_text, limit)
 
 
 def utf16_len(text: str) -> int:
@@ -83,10 +101,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def answer_reply(result: Result, *, compact: bool = False) -> Reply:
+def answer_reply(result: Result, *, compact: bool = False, link: Link | None = None) -> Reply:
     """The answer sentence, then the passages with their sources; compact: best passage only.
 
-    A later page (its first hit is not rank 1) starts with a line naming the question.
+    A later page (its first hit is not rank 1) starts with a line naming the question. With
+    `link`, each source links to its article.
     """
     paragraphs: list[Paragraph] = []
     hits = result.hits[:1] if compact else result.hits
@@ -94,11 +113,11 @@ def answer_reply(result: Result, *, compact: bool = False) -> Reply:
         paragraphs.append(_plain(f"「{_echo(result.question)}」的更多段落："))
     if result.answer is not None:
         paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(result.answer))))
-    paragraphs.extend(_passage(hit) for hit in hits)
+    paragraphs.extend(_passage(hit, result.terms, link) for hit in hits)
     return Reply(tuple(paragraphs))
 
 
-def outcome_reply(outcome: Outcome, *, compact: bool = False) -> Reply:
+def outcome_reply(outcome: Outcome, *, compact: bool = False, link: Link | None = None) -> Reply:
     """The reply to a question, whatever it was: how to ask, why nothing could be searched,
     that nothing was found, or the answer (any page of it); a shortened question says so first,
     on its first page."""
@@ -110,7 +129,7 @@ def outcome_reply(outcome: Outcome, *, compact: bool = False) -> Reply:
     elif not result.hits:
         reply = no_hits_reply(question.text)
     else:
-        reply = answer_reply(result, compact=compact)
+        reply = answer_reply(result, compact=compact, link=link)
     if question.shortened and not _later_page(result):
         return Reply((_plain(SHORTENED), *reply.paragraphs))
     return reply
@@ -194,13 +213,68 @@ def _echo(question: str) -> str:
     return flat[:QUESTION_ECHO_CHARS] + ELLIPSIS
 
 
-def _passage(hit: Hit) -> Paragraph:
-    """A numbered passage, then "— file, 《title》"."""
-    source = hit.passage.source
-    tail = [Span("\n— "), Span(source.file, "code")]
+def article_reply(article: FullArticle, *, page: int = 1, pages: list[str] | None = None) -> Reply:
+    """An article (or page `page` of `pages`, its text cut by `ids.article_pages`): its title,
+    date and file, then the text; "2/5" when there are several pages."""
+    shown = pages[page - 1] if pages else article.text
+    heading = [Span(f"《{article.title}》" if article.title else "（无标题）", "b")]
+    if pages and len(pages) > 1:
+        heading.append(Span(f"  {page}/{len(pages)}"))
+    where = [Span("\n"), Span(article.file, "code")]
+    if article.date:
+        where.append(Span(f"，{article.date.isoformat()}"))
+    return Reply((Paragraph((*heading, *where)), _plain(shown.strip("\n"))))
+
+
+def _passage(hit: Hit, terms: Sequence[str], link: Link | None) -> Paragraph:
+    """A numbered passage with its searched words marked, then "— file, 《title》, date"."""
+    text = hit.snippet_text
+    body = [Span(f"{hit.rank}. "), *_marked(text, term_spans(text, terms))]
+    return Paragraph(tuple(body), _source(hit.passage.source, hit.passage.passage_id, link))
+
+
+def _source(source: Source, passage_id: str, link: Link | None) -> tuple[Span, ...]:
+    """ "— file，《title》，YYYY-MM-DD", the file linking to the article when there is a link."""
+    file = Span(source.file, href=link(id_of(passage_id))) if link else Span(source.file, "code")
+    tail = [Span("\n— "), file]
     if source.title:
         tail.append(Span(f"，《{source.title}》"))
-    return Paragraph((Span(f"{hit.rank}. "), Span(hit.snippet_text)), tuple(tail))
+    if source.date:
+        tail.append(Span(f"，{source.date.isoformat()}"))
+    return tuple(tail)
+
+
+def term_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the searched words (folded, at least `MIN_MARKED_CHARS` long) occur in a text.
+
+    The text is folded like the question (traditional → simplified, full-width → ASCII) when
+    folding keeps its length, so that 暑託班 in a page is marked for 暑托班.
+    """
+    folded = fold(text)
+    haystack = folded if len(folded) == len(text) else text
+    spans = []
+    for term in set(terms):
+        if len(term) < MIN_MARKED_CHARS:
+            continue
+        start = haystack.find(term)
+        while start >= 0:
+            spans.append((start, start + len(term)))
+            start = haystack.find(term, start + len(term))
+    return _merged(spans, len(text))
+
+
+def _marked(text: str, spans: Iterable[tuple[int, int]]) -> list[Span]:
+    """The text as plain spans and "mark" spans along `spans` (sorted, not overlapping)."""
+    out: list[Span] = []
+    position = 0
+    for start, end in spans:
+        if start > position:
+            out.append(Span(text[position:start]))
+        out.append(Span(text[start:end], "mark"))
+        position = end
+    if position < len(text) or not out:
+        out.append(Span(text[position:]))
+    return out
 
 
 def _highlighted(answer: Answer) -> list[Span]:
@@ -233,11 +307,18 @@ def _merged(spans: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]
 
 def _span_html(span: Span) -> str:
     escaped = html.escape(span.text, quote=False)
-    return f"<{span.style}>{escaped}</{span.style}>" if span.style and escaped else escaped
+    if span.href is not None and escaped:
+        return f'<a href="{html.escape(span.href, quote=True)}">{escaped}</a>'
+    tag = "b" if span.style == "mark" else span.style
+    return f"<{tag}>{escaped}</{tag}>" if tag and escaped else escaped
 
 
 def _span_text(span: Span) -> str:
     return span.text
+
+
+def _span_marked(span: Span) -> str:
+    return f"【{span.text}】" if span.style == "mark" and span.text else span.text
 
 
 Render = Callable[[Span], str]
@@ -294,8 +375,8 @@ def _longest_prefix(span: Span, render: Render, budget: int) -> str:
     low, high = 0, len(span.text)  # render(prefix of `low` chars) always fits
     while low < high:
         middle = (low + high + 1) // 2
-        if utf16_len(render(Span(span.text[:middle], span.style))) <= budget:
+        if utf16_len(render(replace(span, text=span.text[:middle]))) <= budget:
             low = middle
         else:
             high = middle - 1
-    return render(Span(span.text[:low], span.style)) if low else ""
+    return render(replace(span, text=span.text[:low])) if low else ""

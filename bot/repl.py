@@ -2,7 +2,8 @@
 
 Line editing and history come from `readline` (history kept in the per-user cache folder);
 `:more` shows the next passages of the last question (the next `bot.paging.Page`, kept in a
-`ReplState`), `:quit` (or Ctrl-D / Ctrl-C) leaves.
+`ReplState`), `:open N` the whole article of the N-th passage shown (numbered as shown),
+`:quit` (or Ctrl-D / Ctrl-C) leaves. The question's words are marked 【like this】.
 Questions go through the same `bot.questions.prepare` and pure formatting as the CLI and the
 Telegram bot, so an empty, unsearchable or overlong question gets the same reply everywhere.
 """
@@ -11,22 +12,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from platformdirs import user_cache_dir
 
 from bot import format as fmt
-from bot.paging import Page, ask_page
+from bot.paging import Page, Paged, ask_page
 from bot.questions import prepare
 from retrieval.errors import RetrievalError
+from retrieval.ids import id_of
 from retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
 
 PROMPT = "问> "
-HELP = "Type a question in Chinese. :more shows more passages, :help this text, :quit leaves."
+HELP = (
+    "Type a question in Chinese. :more shows more passages, :open N the whole article of "
+    "passage N, :help this text, :quit leaves."
+)
 
 
 def _setup_history() -> Path | None:
@@ -53,9 +58,19 @@ def _save_history(path: Path | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReplState:
-    """What `:more` continues: the page last shown, None before the first question."""
+    """What `:more` continues (the page last shown, None before the first question) and what
+    `:open N` opens (rank → short id of the passages shown so far for that question)."""
 
     page: Page | None = None
+    shown: tuple[tuple[int, str], ...] = ()
+
+    def after(self, paged: Paged) -> ReplState:
+        """The state once a page is shown: its passages can be opened too."""
+        hits = paged.outcome.result.hits
+        earlier = self.shown if paged.page.offset else ()
+        return ReplState(
+            paged.page, earlier + tuple((h.rank, id_of(h.passage.passage_id)) for h in hits)
+        )
 
 
 def answer_line(
@@ -64,16 +79,28 @@ def answer_line(
     """The REPL's reply to one input line (a question or a command), and the state after it."""
     if line in (":help", ":h", "?"):
         return HELP, state
+    if line.startswith(":open"):
+        return open_article(line, state, searcher), state
     if line == ":more":
         if state.page is None:
             return "Ask a question first.", state
         page = state.page.next()
         paged = ask_page(searcher, page, peek=False)
         if not paged.outcome.result.hits:
-            return "No more passages.", ReplState(page)
-        return fmt.outcome_reply(paged.outcome).text(), ReplState(page)
+            return "No more passages.", replace(state, page=page)
+        return fmt.outcome_reply(paged.outcome).text(marks=True), state.after(paged)
     paged = ask_page(searcher, Page(prepare(line), size=top_k), peek=False)
-    return fmt.outcome_reply(paged.outcome).text(), ReplState(paged.page)
+    return fmt.outcome_reply(paged.outcome).text(marks=True), ReplState().after(paged)
+
+
+def open_article(line: str, state: ReplState, searcher: Searcher) -> str:
+    """The reply to `:open N`: the whole article of the N-th passage shown."""
+    number = line.removeprefix(":open").strip()
+    ids = dict(state.shown)
+    if not number.isdigit() or int(number) not in ids:
+        shown = ", ".join(str(rank) for rank, _ in state.shown) or "none yet"
+        return f"Usage: :open N, N the number of a passage shown ({shown})."
+    return fmt.article_reply(searcher.article(ids[int(number)])).text()
 
 
 def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:

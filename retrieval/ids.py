@@ -108,7 +108,10 @@ def id_of(passage_id: str) -> str:
 def parse_short_id(passage_id: str) -> PassageKey:
     """The file key, article and number of a short id; `MalformedIdError` if it is not one."""
     if not isinstance(passage_id, str) or _ID.fullmatch(passage_id) is None:
-        raise MalformedIdError(f"{str(passage_id)[:40]!r} is not a {ID_CHARS}-character id")
+        raise MalformedIdError(
+            f"{str(passage_id)[:40]!r} is not a passage id ({ID_CHARS} characters of A-Z, a-z, "
+            "0-9, _ and -): copy the id of a passage from an answer."
+        )
     try:
         raw = base64.urlsafe_b64decode(passage_id)
     except (binascii.Error, ValueError) as error:  # unreachable for 16 chars of the alphabet

@@ -59,8 +59,8 @@ def test_ask_json_follows_the_contract(seed_settings: Settings) -> None:
     scores = [p["score"] for p in result["passages"]]
     assert scores == sorted(scores, reverse=True)
     for passage in result["passages"]:
-        assert set(passage) == {"rank", "score", "text", "source"}
-        assert set(passage["source"]) == {"file", "title", "paragraph", "start", "end"}
+        assert set(passage) == {"id", "rank", "score", "text", "source"}
+        assert set(passage["source"]) == {"file", "title", "paragraph", "start", "end", "date"}
         assert isinstance(passage["source"]["paragraph"], int)
         assert "<" not in passage["text"]
     assert result["passages"][0]["source"]["file"] == SOURCE
@@ -109,3 +109,31 @@ def test_repl_answers_pages_and_quits(seed_settings: Settings) -> None:
     assert "40多家" in done.stdout and done.stdout.count(SOURCE) >= 1
     eof = run(["repl"], seed_settings, stdin=f"{EXAMPLE}\n")  # Ctrl-D ends cleanly
     assert eof.returncode == 0 and "Traceback" not in eof.stderr
+
+
+def test_ask_json_passages_carry_ids_and_dates(seed_settings: Settings) -> None:
+    done = run(["ask", "--json", EXAMPLE], seed_settings)
+    passages = json.loads(done.stdout)["passages"]
+    assert all(len(p["id"]) == 16 for p in passages)
+    assert len({p["id"] for p in passages}) == len(passages)
+    assert all(p["source"]["date"] is None for p in passages)  # the seeds name no date
+    again = json.loads(run(["ask", "--json", EXAMPLE], seed_settings).stdout)["passages"]
+    assert [p["id"] for p in again] == [p["id"] for p in passages]
+
+
+def test_show_prints_the_whole_article_as_text_and_json(seed_settings: Settings) -> None:
+    best = json.loads(run(["ask", "--json", EXAMPLE], seed_settings).stdout)["passages"][0]
+    done = run(["show", best["id"]], seed_settings)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"《{best['source']['title']}》\n{SOURCE}")
+    assert best["text"] in done.stdout
+    shown = json.loads(run(["show", "--json", best["id"]], seed_settings).stdout)
+    assert set(shown) == {"id", "file", "title", "date", "text"}
+    assert shown["id"] == best["id"] and shown["file"] == SOURCE and best["text"] in shown["text"]
+
+
+@pytest.mark.parametrize(("passage_id", "says"), [("A" * 16, "changed"), ("bad", "not a passage")])
+def test_show_unknown_or_malformed_id_fails(seed_settings: Settings, passage_id: str, says: str):
+    done = run(["show", passage_id], seed_settings)
+    assert done.returncode != 0 and not done.stdout
+    assert says in done.stderr
