@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from bot.questions import MAX_CHARS, Outcome, Problem
+from retrieval.ids import article_pages as cut_pages
 from retrieval.ids import id_of
 from retrieval.models import Answer, Hit, Result, Source
 from retrieval.tokenize import fold
@@ -42,6 +43,7 @@ FULL_TEXT_BUTTON = "全文"
 PREVIOUS_BUTTON = "上一页"
 NEXT_BUTTON = "下一页"
 ARTICLE_GONE = "档案已更新，这篇文章已不在其中了。请重新提问。"
+INLINE_TITLE_CHARS = 60
 MIN_MARKED_CHARS = 2  # one character (家, 年) is everywhere: marking it would mark noise
 REFUSAL = "抱歉，这个机器人不对这个聊天开放。"
 SLOW_DOWN = "问得太快了，请稍等一会儿再问。"
@@ -205,12 +207,12 @@ def _plain(text: str) -> Paragraph:
     return Paragraph((Span(text),))
 
 
-def _echo(question: str) -> str:
+def _echo(question: str, chars: int = QUESTION_ECHO_CHARS) -> str:
     """The question on one line, shortened for repeating it back."""
     flat = " ".join(question.split())
-    if len(flat) <= QUESTION_ECHO_CHARS:
+    if len(flat) <= chars:
         return flat
-    return flat[:QUESTION_ECHO_CHARS] + ELLIPSIS
+    return flat[:chars] + ELLIPSIS
 
 
 def article_reply(article: FullArticle, *, page: int = 1, pages: list[str] | None = None) -> Reply:
@@ -226,10 +228,52 @@ def article_reply(article: FullArticle, *, page: int = 1, pages: list[str] | Non
     return Reply((Paragraph((*heading, *where)), _plain(shown.strip("\n"))))
 
 
-def _passage(hit: Hit, terms: Sequence[str], link: Link | None) -> Paragraph:
+def article_pages(article: FullArticle) -> list[str]:
+    """The article's text cut into pages (`ids.article_pages`) whose `article_reply`, rendered
+    as HTML, fits one Telegram message: room is kept for the heading and for escaping."""
+    heading = utf16_len(article_reply(article, page=999, pages=[""] * 999).html(limit=None))
+    escapes = 4 * sum(article.text.count(char) for char in "&<>")  # "&" → "&amp;": 4 more
+    reserve = min(heading + escapes + 8, TELEGRAM_MAX_CHARS // 2)
+    return cut_pages(article.text, reserve=reserve) or [""]
+
+
+def inline_title(result: Result, hit: Hit) -> str:
+    """What an inline result is listed as: the answer sentence if it comes from this passage,
+    else the passage's start (to a line of `INLINE_TITLE_CHARS`)."""
+    # Once answers carry a short span (`Answer.short`), it is the better title.
+    answer = result.answer
+    text = answer.sentence if answer and answer.passage_id == hit.passage.passage_id else None
+    return _echo(text or hit.snippet_text.lstrip(ELLIPSIS), INLINE_TITLE_CHARS)
+
+
+def inline_description(hit: Hit) -> str:
+    """The line under an inline result's title: file, title and date of its page."""
+    source = hit.passage.source
+    parts = [source.file, f"《{source.title}》" if source.title else "", _day(source)]
+    return "，".join(part for part in parts if part)
+
+
+def inline_reply(result: Result, hit: Hit, *, link: Link | None = None) -> Reply:
+    """The message an inline result sends: the answer (when this passage holds it), the
+    passage and its source."""
+    answer = result.answer
+    paragraphs = []
+    if answer is not None and answer.passage_id == hit.passage.passage_id:
+        paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(answer))))
+    paragraphs.append(_passage(hit, result.terms, link, numbered=False))
+    return Reply(tuple(paragraphs))
+
+
+def _day(source: Source) -> str:
+    return source.date.isoformat() if source.date else ""
+
+
+def _passage(
+    hit: Hit, terms: Sequence[str], link: Link | None, *, numbered: bool = True
+) -> Paragraph:
     """A numbered passage with its searched words marked, then "— file, 《title》, date"."""
     text = hit.snippet_text
-    body = [Span(f"{hit.rank}. "), *_marked(text, term_spans(text, terms))]
+    body = [Span(f"{hit.rank}. " if numbered else ""), *_marked(text, term_spans(text, terms))]
     return Paragraph(tuple(body), _source(hit.passage.source, hit.passage.passage_id, link))
 
 

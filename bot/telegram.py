@@ -50,6 +50,8 @@ from telegram import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -66,6 +68,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     ExtBot,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -87,11 +90,17 @@ from bot.telegram_infra import (
     quiet_token_loggers,
     redact_logs,
 )
+from retrieval.errors import PassageGoneError
+from retrieval.ids import ID_CHARS, id_of
+from retrieval.models import Result
 from retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY)
+INLINE_RESULTS = 5  # results offered for `@bot 问题` typed in any chat
+INLINE_CACHE_SECONDS = 10  # short: the archive may be rebuilt, and results are per user
+PASSAGE_ID = re.compile(rf"^[A-Za-z0-9_-]{{{ID_CHARS}}}$")
 BOOTSTRAP_RETRIES = 3  # getMe / setWebhook at start-up: ride out a blip, then give up clearly
 WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -141,6 +150,34 @@ class MoreButton:
     def data(self) -> str:
         """The callback data (Telegram allows 64 bytes)."""
         return f"more:{self.key}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleButton:
+    """What a "全文", "上一页" or "下一页" button carries: a passage's short id and a page.
+
+    Nothing is kept in memory, so the button works after a restart; `turn` (上一页/下一页)
+    edits the article message it is on, "全文" sends the article as a new message.
+    """
+
+    PATTERN: ClassVar[re.Pattern[str]] = re.compile(
+        rf"^(?P<kind>full|page):(?P<id>[A-Za-z0-9_-]{{{ID_CHARS}}}):(?P<page>\d{{1,4}})$"
+    )
+
+    passage_id: str
+    page: int = 1
+    turn: bool = False
+
+    @classmethod
+    def parse(cls, data: object) -> ArticleButton | None:
+        """The button behind callback data, or None when it is not one."""
+        match = cls.PATTERN.match(data) if isinstance(data, str) else None
+        return cls(match["id"], int(match["page"]), match["kind"] == "page") if match else None
+
+    @property
+    def data(self) -> str:
+        """The callback data: at most 26 bytes of Telegram's 64."""
+        return f"{'page' if self.turn else 'full'}:{self.passage_id}:{self.page}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +324,9 @@ def build_application(settings: Settings, searcher: Searcher) -> BotApplication:
             MessageHandler(new & private & filters.TEXT, private_text),
             MessageHandler(new & private & ~filters.StatusUpdate.ALL, not_text),
             MessageHandler(new & groups & filters.TEXT & ~filters.COMMAND, group_text),
+            CallbackQueryHandler(read_on, pattern=ArticleButton.PATTERN),
             CallbackQueryHandler(more),
+            InlineQueryHandler(inline),
         ]
     )
     application.add_error_handler(on_error)
@@ -315,9 +354,14 @@ async def post_init(application: BotApplication) -> None:
 
 
 async def start(update: Update, context: Context) -> None:
-    """Explain what the archive holds and how to ask (/start, /help)."""
+    """Explain what the archive holds and how to ask (/start, /help); `/start ID` (a deep link
+    from a source) opens that passage's article."""
     message = update.effective_message
     if message is None or not await _admitted(update, context):
+        return
+    payload = context.args[0] if context.args else ""
+    if PASSAGE_ID.match(payload):
+        await _show_article(context, message.chat_id, ArticleButton(payload))
         return
     info = context.bot_data.searcher.info
     await _send(
@@ -375,6 +419,51 @@ async def more(update: Update, context: Context) -> None:
     asked = Asked(chat.id, reply_to=reply_to, compact=False, button=query)
     page = Page(question, size=context.bot_data.settings.top_k, offset=button.offset)
     await _respond(context, asked, page, key=button.key)
+
+
+async def read_on(update: Update, context: Context) -> None:
+    """Show a page of the article behind a "全文", "上一页" or "下一页" button."""
+    query, chat = update.callback_query, update.effective_chat
+    if query is None or chat is None or not await _admitted(update, context):
+        return
+    button = ArticleButton.parse(query.data)
+    if button is None:
+        await query.answer(fmt.STALE_BUTTON)
+        return
+    edit = query.message.message_id if button.turn and query.message else None
+    await _show_article(context, chat.id, button, pressed=query, edit=edit)
+
+
+async def inline(update: Update, context: Context) -> None:
+    """Answer `@bot 问题` typed in any chat with up to five passages to send; users not on the
+    allowlist get no results."""
+    query = update.inline_query
+    if query is None:
+        return
+    data = context.bot_data
+    results: list[InlineQueryResultArticle] = []
+    question = prepare(query.query)
+    if data.allowlist.admits(query.from_user.id) and question.problem is not Problem.EMPTY:
+        paged = await _search(data, Page(question, size=INLINE_RESULTS), peek=False)
+        results = inline_results(paged.outcome.result, _link(context))
+    await query.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=True)
+
+
+def inline_results(result: Result, link: fmt.Link | None) -> list[InlineQueryResultArticle]:
+    """One inline result a passage: listed by its answer or start, sending answer and source."""
+    return [
+        InlineQueryResultArticle(
+            id=id_of(hit.passage.passage_id),
+            title=fmt.inline_title(result, hit),
+            description=fmt.inline_description(hit),
+            input_message_content=InputTextMessageContent(
+                fmt.inline_reply(result, hit, link=link).html(),
+                parse_mode="HTML",
+                link_preview_options=NO_PREVIEW,
+            ),
+        )
+        for hit in result.hits
+    ]
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -471,8 +560,8 @@ async def _respond(context: Context, asked: Asked, page: Page, *, key: str | Non
         return
     if asked.button is not None:
         await asked.button.answer()
-    reply = fmt.outcome_reply(paged.outcome, compact=asked.compact)
-    markup = _more_markup(data, paged, key, shown=1 if asked.compact else page.size)
+    reply = fmt.outcome_reply(paged.outcome, compact=asked.compact, link=_link(context))
+    markup = _answer_markup(data, paged, key, shown=1 if asked.compact else page.size)
     await _send(context, asked, reply, markup=markup)
 
 
@@ -490,25 +579,88 @@ async def _typing(context: Context, chat_id: int) -> None:
         log.debug("Could not send the typing action: %s", context.bot_data.redact(str(error)))
 
 
-async def _search(data: BotData, page: Page) -> Paged:
+async def _search(data: BotData, page: Page, *, peek: bool = True) -> Paged:
     """Search a page in a worker thread, so that one slow query stalls no other chat."""
     started = time.perf_counter()
-    paged = await asyncio.to_thread(ask_page, data.searcher, page)
+    paged = await asyncio.to_thread(ask_page, data.searcher, page, peek=peek)
     log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, paged.found)
     return paged
 
 
-def _more_markup(
+def _answer_markup(
     data: BotData, paged: Paged, key: str | None, *, shown: int
 ) -> InlineKeyboardMarkup | None:
-    """A "更多" button when more passages follow the `shown` ones, else None."""
+    """ "更多" when passages follow the `shown` ones, and "全文" for the first passage shown."""
+    row = []
     following = paged.more(shown=shown)
-    if following is None:
+    if following is not None:
+        button = MoreButton(key or data.questions.put(following.question), following.offset)
+        row.append(InlineKeyboardButton(fmt.MORE_BUTTON, callback_data=button.data))
+    hits = paged.outcome.result.hits
+    if hits:
+        full = ArticleButton(id_of(hits[0].passage.passage_id))
+        row.append(InlineKeyboardButton(fmt.FULL_TEXT_BUTTON, callback_data=full.data))
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def _link(context: Context) -> fmt.Link | None:
+    """Where a source links: the article in this bot (a deep link), once its username is known."""
+    username = context.bot.username  # from getMe, which initialising the application calls
+    if not username:
         return None
-    button = MoreButton(key or data.questions.put(following.question), following.offset)
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(fmt.MORE_BUTTON, callback_data=button.data)]]
+    return lambda passage_id: f"https://t.me/{username}?start={passage_id}"
+
+
+async def _show_article(
+    context: Context,
+    chat_id: int,
+    button: ArticleButton,
+    *,
+    pressed: CallbackQuery | None = None,
+    edit: int | None = None,
+) -> None:
+    """Send (or, turning a page, edit to) a page of an article, with 上一页/下一页 buttons.
+
+    An id the archive no longer holds (it was rebuilt since) is told so plainly.
+    """
+    try:
+        article = context.bot_data.searcher.article(button.passage_id)
+    except PassageGoneError:
+        if pressed is not None:
+            await pressed.answer(fmt.ARTICLE_GONE, show_alert=True)
+        else:
+            await _send_to(context, chat_id, fmt.notice_reply(fmt.ARTICLE_GONE))
+        return
+    pages = fmt.article_pages(article)
+    page = min(max(button.page, 1), len(pages))
+    reply = fmt.article_reply(article, page=page, pages=pages)
+    markup = _page_markup(button.passage_id, page, len(pages))
+    if pressed is not None:
+        await pressed.answer()
+    if edit is None:
+        await _send_to(context, chat_id, reply, markup=markup)
+        return
+    await context.bot.edit_message_text(
+        reply.html(),
+        chat_id=chat_id,
+        message_id=edit,
+        parse_mode="HTML",
+        link_preview_options=NO_PREVIEW,
+        reply_markup=markup,
     )
+
+
+def _page_markup(passage_id: str, page: int, pages: int) -> InlineKeyboardMarkup | None:
+    """上一页/下一页 for the pages before and after `page`, if any."""
+    row = [
+        InlineKeyboardButton(text, callback_data=ArticleButton(passage_id, to, turn=True).data)
+        for text, to, shown in (
+            (fmt.PREVIOUS_BUTTON, page - 1, page > 1),
+            (fmt.NEXT_BUTTON, page + 1, page < pages),
+        )
+        if shown
+    ]
+    return InlineKeyboardMarkup([row]) if row else None
 
 
 async def _notice(context: Context, asked: Asked, text: str) -> None:
