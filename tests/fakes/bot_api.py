@@ -1,8 +1,9 @@
 """A fake Telegram Bot API server for tests: aiohttp on 127.0.0.1, an ephemeral port, own thread.
 
 Routes `/bot<token>/<method>` for the methods the bot uses (getMe, getUpdates with offset and
-long polling, sendMessage, editMessageText, sendChatAction, answerCallbackQuery, setMyCommands,
-deleteWebhook, ...) and answers HTTP 400 `{"ok": false, ...}` for anything else. It records
+long polling, sendMessage, editMessageText, sendChatAction, answerCallbackQuery,
+answerInlineQuery, setMyCommands, deleteWebhook, ...) and answers HTTP 400
+`{"ok": false, ...}` for anything else. It records
 every request, checks HTML the way Telegram does (known tags, nesting, entities, 4096 UTF-16
 units after parsing), and lets a test push updates and inject faults: an error answer (429 with
 retry_after, 500, ...), a dropped connection, a request left unanswered past the client's
@@ -14,6 +15,8 @@ never carried out, so `delivered()` lists exactly what a user would see:
         ...  # start the bot
         api.push_message("溧阳暑托班有多少家")
         call = api.wait_for("sendMessage")
+        api.push_inline("溧阳暑托班")  # `@bot 溧阳暑托班` typed in some chat
+        api.wait_for("answerInlineQuery")
         api.drop_next("sendMessage")  # the next send: connection closed, no answer
 """
 
@@ -43,7 +46,7 @@ BOT_USER: dict[str, Any] = {
     "username": "archive_test_bot",
     "can_join_groups": True,
     "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
+    "supports_inline_queries": True,  # inline mode switched on with BotFather's /setinline
 }
 USER: dict[str, Any] = {"id": 1001, "is_bot": False, "first_name": "Ann", "language_code": "zh"}
 OTHER_USER: dict[str, Any] = {"id": 1002, "is_bot": False, "first_name": "Bo"}
@@ -343,6 +346,12 @@ class FakeBotApi:
         self.push({"callback_query": query})
         return query_id
 
+    def push_inline(self, query: str, *, user: dict[str, Any] = USER) -> str:
+        """Queue an inline query (`@bot query` typed in any chat); returns its id."""
+        query_id = f"iq{next(self._ids)}"
+        self.push({"inline_query": {"id": query_id, "from": user, "query": query, "offset": ""}})
+        return query_id
+
     def push(self, update: dict[str, Any]) -> int:
         """Queue a raw update (its update_id is assigned here); returns the update_id."""
         with self._changed:
@@ -548,6 +557,7 @@ class FakeBotApi:
             "editmessagetext": self._edit_message_text,
             "sendchataction": self._true,
             "answercallbackquery": self._true,
+            "answerinlinequery": self._answer_inline_query,
             "setmycommands": self._true,
             "getmycommands": self._empty_list,
             "deletewebhook": self._true,
@@ -618,9 +628,20 @@ class FakeBotApi:
         self.messages[message["message_id"]] = message
         return message
 
-    def _checked_text(self, params: dict[str, Any]) -> str:
+    async def _answer_inline_query(self, params: dict[str, Any]) -> bool:
+        """Check each result's message as Telegram would (HTML, length); at most 50 results."""
+        results = params.get("results") or []
+        if len(results) > 50:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        for result in results:
+            if len(str(result.get("id", "")).encode()) > 64:
+                raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            self._checked_text(result["input_message_content"], key="message_text")
+        return True
+
+    def _checked_text(self, params: dict[str, Any], *, key: str = "text") -> str:
         """The visible text of a send or edit, or the ApiError Telegram would answer."""
-        text = str(params.get("text") or "")
+        text = str(params.get(key) or "")
         parse_mode = params.get("parse_mode")
         if parse_mode and self._reject_entities:
             with self._changed:
