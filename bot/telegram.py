@@ -18,6 +18,13 @@ One question, from update to reply:
    `bot.paging.ask_page` in a worker thread (a `Paged`), `bot.format.outcome_reply` (a
    `Reply`), sent as HTML with a new `MoreButton` when `Paged.more()` finds passages left.
 
+Reading on: every answer carries a "全文" `ArticleButton` (the best passage's short id and a
+page, nothing in memory, so it outlives restarts); `read_on` sends the article a page at a
+time and "上一页"/"下一页" edit that message. Each source links to `/start <id>` in this bot
+(the username comes from getMe), which `start` opens the same way. `inline` answers
+`@bot 问题` typed in any chat with up to five `InlineQueryResultArticle`s, for allowed users
+only. An id the rebuilt archive no longer holds is told so (`fmt.ARTICLE_GONE`).
+
 Handlers read what they share from `context.bot_data`, a `BotData` (python-telegram-bot's
 `ContextTypes`): the settings, the searcher and the plumbing of `bot.telegram_infra`
 (allowlist, per-chat rate limit, typing throttle, "更多" question store, the token `Redactor`).
