@@ -6,10 +6,11 @@ The archive is three years of the news corpus (`../shared/bench/news-corpus.tar.
 evening news, one file a day), unpacked to /tmp as `2022/20220309.txt`, ...: the page date
 comes from the path, as `page_date` reads it. The index is built with archive-bot's own
 `build_index` into $ARCHIVE_BOT_INDEX_DIR (else /tmp/dates-bench/index) and kept for the next
-run. Each question of `benchmarks/date_questions.jsonl` takes the top 30 hits of `Searcher`;
-they are re-ranked by `prefer_dates` at several weights (0 = plain BM25). A hit is a passage
-of the question's file holding every `must_contain` string. `--write` replaces the section
-"Date preference" of benchmarks/QUALITY.md with the table.
+run. Each question of `benchmarks/date_questions.jsonl` takes the top 30 hits of `Searcher`
+without dates; they are re-ranked by `prefer_dates` at several weights (0 = plain BM25); then
+the shipped path, `Searcher.search` with `date_weight`, is measured as the front ends use it.
+A hit is a passage of the question's file holding every `must_contain` string. `--write`
+replaces the section "Date preference" of benchmarks/QUALITY.md with the tables.
 """
 
 from __future__ import annotations
@@ -188,10 +189,10 @@ own (`benchmarks/date_questions.jsonl`) over three years of the CCTV evening new
 {files} daily files, the page date read from the path `YYYY/YYYYMMDD.txt`). Each question names
 a year, a month or a day and asks for a figure that recurs with other values on other dates
 (monthly CPI, quarterly GDP, the yearly grain harvest, gaokao candidates, holiday travel). The
-top {depth} hits of the shipped search are re-ranked by `prefer_dates`; a hit is a passage of the
-expected file holding every `must_contain` string. Cells are recall@1 / recall@3; "report days"
-and "report fit": a page up to that many days after an asked month or year fits that well
-(0 = treated as any other date).
+top {depth} hits of the search without dates (`Searcher(date_weight=0)`) are re-ranked by
+`prefer_dates`; a hit is a passage of the expected file holding every `must_contain` string.
+Cells are recall@1 / recall@3; "report days" and "report fit": a page up to that many days
+after an asked month or year fits that well (0 = treated as any other date).
 """
 
 SHIPPED_INTRO = f"""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import format as fmt
 from bot.questions import Outcome, Question
 from retrieval.models import Answer, Hit, Passage, Result, Source
+from retrieval.reading import FullArticle
 from retrieval.search import IndexInfo
 from tests.fakes.bot_api import tags_used, visible_text
 
@@ -187,3 +191,35 @@ def test_a_shortened_question_says_so_on_its_first_page_only() -> None:
     later = Result(question.text, None, (hit(4, "第四段"),))
     assert first.startswith(fmt.SHORTENED)
     assert fmt.SHORTENED not in fmt.outcome_reply(Outcome(question, later)).text()
+
+
+def test_searched_words_are_marked_and_sources_dated_and_linked() -> None:
+    dated = hit(1, "溧阳的暑托班開設在社區,家长很满意。<b>")
+    dated = replace(
+        dated,
+        passage=replace(
+            dated.passage, source=replace(dated.passage.source, date=date(2023, 8, 16))
+        ),
+    )
+    marked = Result("溧阳暑托班开设", None, (dated,), terms=("溧阳", "暑托班", "开设", "家"))
+    reply = fmt.answer_reply(marked, link=lambda key: f'https://t.me/bot?start={key}&x="')
+    text = reply.text(marks=True)
+    # Folded like the question (開設 → 开设), touching words as one mark, one character never.
+    assert "【溧阳】的【暑托班開設】在社區" in text and "【家】" not in text
+    assert "，2023-08-16" in text and "【" not in reply.text()
+    html = reply.html()
+    assert "<b>溧阳</b>" in html and "&lt;b&gt;" in html
+    assert '<a href="https://t.me/bot?start=' in html and "&amp;x=&quot;" in html
+    assert tags_used(html) <= {"b", "a"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(alphabet="溧阳&<>\n。ab𝄞", min_size=1, max_size=20_000))
+def test_article_pages_fit_one_message_each_and_lose_nothing(text: str) -> None:
+    article = FullArticle("A" * 16, "dir/" + "长" * 200 + ".txt", "标题" * 20, None, text)
+    pages = fmt.article_pages(article)
+    for number in range(1, len(pages) + 1):
+        html = fmt.article_reply(article, page=number, pages=pages).html(limit=None)
+        assert fmt.utf16_len(visible_text(html, "HTML")) <= fmt.TELEGRAM_MAX_CHARS
+        assert fmt.utf16_len(html) <= fmt.TELEGRAM_MAX_CHARS  # never cut by the fitting
+    assert "".join(pages) == text
