@@ -31,9 +31,9 @@ Handlers read what they share from `context.bot_data`, a `BotData` (python-teleg
 
 Questions are prepared like everywhere else (`bot.questions`): an empty one gets the usage,
 one with nothing to search is told so without searching, an overlong one is searched by its
-beginning. Every question and every "更多" press counts against its chat's rate limit, so one
-chat cannot starve the others; the allowlist is checked first, for messages, commands and
-button presses alike.
+beginning. Every question and every "更多", "全文" or page press counts against its chat's
+rate limit, so one chat cannot starve the others; the allowlist is checked first, for
+messages, commands and button presses alike (inline queries: by the user's id).
 
 Faults of the Bot API are met by `RetryingRateLimiter`; getUpdates is retried by PTB's polling
 loop, and an update is confirmed only by the next getUpdates, so none is lost. On SIGTERM the
@@ -436,6 +436,9 @@ async def read_on(update: Update, context: Context) -> None:
     button = ArticleButton.parse(query.data)
     if button is None:
         await query.answer(fmt.STALE_BUTTON)
+        return
+    if context.bot_data.limit.check(chat.id) is not Admission.ANSWER:  # like "更多" presses
+        await query.answer(fmt.SLOW_DOWN)
         return
     edit = query.message.message_id if button.turn and query.message else None
     await _show_article(context, chat.id, button, pressed=query, edit=edit)

@@ -195,3 +195,14 @@ def test_inline_query_of_a_user_not_allowed_gets_nothing(
     assert refused.params["results"] == [] and refused.params["is_personal"] is True
     api.push_inline(EXAMPLE, user=USER)
     assert api.wait_for("answerInlineQuery", count=2).params["results"]
+
+
+def test_full_text_presses_count_against_the_chat_rate_limit(
+    api: FakeBotApi, start_bot: Callable
+) -> None:
+    start_bot(chat_rate_limit=1)
+    api.push_message(EXAMPLE)
+    answer = api.wait_for("sendMessage")
+    api.push_callback(bot_message(api, answer), buttons(answer)[fmt.FULL_TEXT_BUTTON])
+    assert api.wait_for("answerCallbackQuery").params["text"] == fmt.SLOW_DOWN
+    assert len(api.calls("sendMessage")) == 1
