@@ -2,7 +2,7 @@
 
 Every generation of an index ends with `meta.json`, written last, e.g.
 
-    {"format_version": 4, "archive": "/data/archive", "fingerprint": "9f2c…",
+    {"format_version": 5, "archive": "/data/archive", "fingerprint": "9f2c…",
      "tokenizer": {"version": 3, "segmenter": "rjieba 0.1.13 …", …},
      "bm25": {"k1": 1.5, "b": 0.75, "epsilon": 0.25}, "max_chars": 1000,
      "files": 2, "articles": 9, "passages": 12, "tokens": 840, "skipped": [],

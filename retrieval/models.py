@@ -105,11 +105,12 @@ class Result:
     """What a front end renders for one question: the answer sentence and the ranked hits.
 
     `searchable` is False when the question held no word the index searches for (only
-    stopwords or punctuation), so a reply can say why nothing was found.
+    stopwords or punctuation), so a reply can say why nothing was found. `terms` are the words
+    searched for (the question's and its synonyms', folded), so a reply can mark them.
     """
 
     question: str
     answer: Answer | None
     hits: tuple[Hit, ...]
     searchable: bool = True
-    terms: tuple[str, ...] = ()  # the searched words (question and synonyms), to highlight
+    terms: tuple[str, ...] = ()
