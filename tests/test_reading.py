@@ -120,3 +120,10 @@ def test_two_files_sharing_an_id_key_are_refused(archive: Path, tmp_path: Path) 
         pytest.raises(IndexBuildError, match="Rename one"),
     ):
         build_index(archive, tmp_path / "index", Tokenizer())
+
+
+def test_a_time_no_page_fits_leaves_the_ranking_alone(archive: Path, tmp_path: Path) -> None:
+    (archive / "misc.txt").write_text("交通\n\n地铁三号线今天通车。\n", "utf-8")  # no date
+    search = searcher(archive, tmp_path / "index")
+    best = search.search("2030年长江大桥通车", top_k=1)[0]  # no page of 2030: nothing to prefer
+    assert best.passage.source.file == "2023/20230816.txt"
