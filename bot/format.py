@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.questions import MAX_CHARS, Outcome, Problem
 from retrieval.ids import article_pages as cut_pages
-from retrieval.ids import id_of
-from retrieval.models import Answer, Hit, Result, Source
+from retrieval.models import Answer, Hit, Passage, Result, Source
 from retrieval.tokenize import fold
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ MORE_BUTTON = "更多"
 FULL_TEXT_BUTTON = "全文"
 PREVIOUS_BUTTON = "上一页"
 NEXT_BUTTON = "下一页"
-ARTICLE_GONE = "档案已更新，这篇文章已不在其中了。请重新提问。"
+ARTICLE_GONE = "档案已更新，这篇文章已改动或已不在档案里。请重新提问。"
 INLINE_TITLE_CHARS = 60
 MIN_MARKED_CHARS = 2  # one character (家, 年) is everywhere: marking it would mark noise
 REFUSAL = "抱歉，这个机器人不对这个聊天开放。"
@@ -59,7 +58,7 @@ EMPTY_COMMAND_LINE_QUESTION = (
 SHORTENED = f"问题太长，只按前 {MAX_CHARS} 个字搜索。"
 
 Style = Literal["b", "i", "code", "mark"]  # mark: a searched word (bold, or 【】 in text)
-Link = Callable[[str], str]  # a passage's short id → the URL its source links to
+Link = Callable[[Passage], str]  # a passage → the URL its source links to
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,12 +273,13 @@ def _passage(
     """A numbered passage with its searched words marked, then "— file, 《title》, date"."""
     text = hit.snippet_text
     body = [Span(f"{hit.rank}. " if numbered else ""), *_marked(text, term_spans(text, terms))]
-    return Paragraph(tuple(body), _source(hit.passage.source, hit.passage.passage_id, link))
+    return Paragraph(tuple(body), _source(hit.passage, link))
 
 
-def _source(source: Source, passage_id: str, link: Link | None) -> tuple[Span, ...]:
+def _source(passage: Passage, link: Link | None) -> tuple[Span, ...]:
     """ "— file，《title》，YYYY-MM-DD", the file linking to the article when there is a link."""
-    file = Span(source.file, href=link(id_of(passage_id))) if link else Span(source.file, "code")
+    source = passage.source
+    file = Span(source.file, href=link(passage)) if link else Span(source.file, "code")
     tail = [Span("\n— "), file]
     if source.title:
         tail.append(Span(f"，《{source.title}》"))

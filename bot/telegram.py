@@ -48,7 +48,7 @@ import logging
 import re
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
@@ -99,7 +99,8 @@ from bot.telegram_infra import (
 )
 from retrieval.errors import PassageGoneError
 from retrieval.ids import ID_CHARS, id_of
-from retrieval.models import Result
+from retrieval.models import Passage, Result
+from retrieval.reading import CHECK_CHARS, text_check
 from retrieval.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY)
 INLINE_RESULTS = 5  # results offered for `@bot 问题` typed in any chat
 INLINE_CACHE_SECONDS = 10  # short: the archive may be rebuilt, and results are per user
-PASSAGE_ID = re.compile(rf"^[A-Za-z0-9_-]{{{ID_CHARS}}}$")
+# What a button or a deep link names: a passage's short id, then the check of its text.
+READ_ON = rf"(?P<id>[A-Za-z0-9_-]{{{ID_CHARS}}})(?P<check>[A-Za-z0-9_-]{{{CHECK_CHARS}}})?"
+DEEP_LINK = re.compile(rf"^{READ_ON}$")
 BOOTSTRAP_RETRIES = 3  # getMe / setWebhook at start-up: ride out a blip, then give up clearly
 WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -161,30 +164,51 @@ class MoreButton:
 
 @dataclass(frozen=True, slots=True)
 class ArticleButton:
-    """What a "全文", "上一页" or "下一页" button carries: a passage's short id and a page.
+    """What a "全文", "上一页" or "下一页" button (or a `/start` deep link) carries: a passage's
+    short id, the check of the text shown (`reading.text_check`) and a page.
 
-    Nothing is kept in memory, so the button works after a restart; `turn` (上一页/下一页)
-    edits the article message it is on, "全文" sends the article as a new message.
+    Nothing is kept in memory, so the button works after a restart, and the check tells a
+    passage whose file has changed since; `turn` (上一页/下一页) edits the article message it
+    is on, "全文" sends the article as a new message.
     """
 
     PATTERN: ClassVar[re.Pattern[str]] = re.compile(
-        rf"^(?P<kind>full|page):(?P<id>[A-Za-z0-9_-]{{{ID_CHARS}}}):(?P<page>\d{{1,4}})$"
+        rf"^(?P<kind>full|page):{READ_ON}:(?P<page>\d{{1,4}})$"
     )
 
     passage_id: str
+    check: str | None = None
     page: int = 1
     turn: bool = False
+
+    @classmethod
+    def of(cls, passage: Passage) -> ArticleButton:
+        """The "全文" button of a passage shown."""
+        return cls(id_of(passage.passage_id), text_check(passage.text))
 
     @classmethod
     def parse(cls, data: object) -> ArticleButton | None:
         """The button behind callback data, or None when it is not one."""
         match = cls.PATTERN.match(data) if isinstance(data, str) else None
-        return cls(match["id"], int(match["page"]), match["kind"] == "page") if match else None
+        if match is None:
+            return None
+        return cls(match["id"], match["check"], int(match["page"]), match["kind"] == "page")
+
+    @classmethod
+    def linked(cls, payload: str) -> ArticleButton | None:
+        """The article a `/start` payload (a deep link of a source) names, or None."""
+        match = DEEP_LINK.match(payload)
+        return cls(match["id"], match["check"]) if match else None
+
+    @property
+    def payload(self) -> str:
+        """What a deep link carries: id and check, 24 characters."""
+        return self.passage_id + (self.check or "")
 
     @property
     def data(self) -> str:
-        """The callback data: at most 26 bytes of Telegram's 64."""
-        return f"{'page' if self.turn else 'full'}:{self.passage_id}:{self.page}"
+        """The callback data: at most 34 bytes of Telegram's 64."""
+        return f"{'page' if self.turn else 'full'}:{self.payload}:{self.page}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,9 +390,9 @@ async def start(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or not await _admitted(update, context):
         return
-    payload = context.args[0] if context.args else ""
-    if PASSAGE_ID.match(payload):
-        await _show_article(context, message.chat_id, ArticleButton(payload))
+    linked = ArticleButton.linked(context.args[0]) if context.args else None
+    if linked is not None:
+        await _show_article(context, message.chat_id, linked)
         return
     info = context.bot_data.searcher.info
     await _send(
@@ -608,7 +632,7 @@ def _answer_markup(
         row.append(InlineKeyboardButton(fmt.MORE_BUTTON, callback_data=button.data))
     hits = paged.outcome.result.hits
     if hits:
-        full = ArticleButton(id_of(hits[0].passage.passage_id))
+        full = ArticleButton.of(hits[0].passage)
         row.append(InlineKeyboardButton(fmt.FULL_TEXT_BUTTON, callback_data=full.data))
     return InlineKeyboardMarkup([row]) if row else None
 
@@ -618,7 +642,7 @@ def _link(context: Context) -> fmt.Link | None:
     username = context.bot.username  # from getMe, which initialising the application calls
     if not username:
         return None
-    return lambda passage_id: f"https://t.me/{username}?start={passage_id}"
+    return lambda passage: f"https://t.me/{username}?start={ArticleButton.of(passage).payload}"
 
 
 async def _show_article(
@@ -634,7 +658,7 @@ async def _show_article(
     An id the archive no longer holds (it was rebuilt since) is told so plainly.
     """
     try:
-        article = context.bot_data.searcher.article(button.passage_id)
+        article = context.bot_data.searcher.article(button.passage_id, check=button.check)
     except PassageGoneError:
         if pressed is not None:
             await pressed.answer(fmt.ARTICLE_GONE, show_alert=True)
@@ -644,7 +668,7 @@ async def _show_article(
     pages = fmt.article_pages(article)
     page = min(max(button.page, 1), len(pages))
     reply = fmt.article_reply(article, page=page, pages=pages)
-    markup = _page_markup(button.passage_id, page, len(pages))
+    markup = _page_markup(button, page, len(pages))
     if pressed is not None:
         await pressed.answer()
     if edit is None:
@@ -660,10 +684,10 @@ async def _show_article(
     )
 
 
-def _page_markup(passage_id: str, page: int, pages: int) -> InlineKeyboardMarkup | None:
+def _page_markup(button: ArticleButton, page: int, pages: int) -> InlineKeyboardMarkup | None:
     """上一页/下一页 for the pages before and after `page`, if any."""
     row = [
-        InlineKeyboardButton(text, callback_data=ArticleButton(passage_id, to, turn=True).data)
+        InlineKeyboardButton(text, callback_data=replace(button, page=to, turn=True).data)
         for text, to, shown in (
             (fmt.PREVIOUS_BUTTON, page - 1, page > 1),
             (fmt.NEXT_BUTTON, page + 1, page < pages),

@@ -14,12 +14,17 @@ in order, with a "\\n" where such a gap was, gives the body back:
     text      "本报讯 昨日,……大桥历时三年建成。\\n市民王先生说,……"
 
 An id of a file that is gone, or changed so that the article or passage no longer exists, is
-`PassageGoneError`; a string that is not an id at all, its subclass `MalformedIdError`.
+`PassageGoneError`; a string that is not an id at all, its subclass `MalformedIdError`. An id
+names a place (file, article, passage), so after its file changes it would open whatever is
+there now: a link or button that must open what the user saw carries `text_check` of the
+passage's text too (8 characters), and a passage whose text differs is gone as well.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +33,10 @@ from retrieval.ids import parse_short_id
 from retrieval.models import Passage
 from retrieval.store import PassageTable
 
-__all__ = ["FullArticle", "join_passages", "whole_article"]
+__all__ = ["CHECK_CHARS", "FullArticle", "join_passages", "text_check", "whole_article"]
+
+CHECK_BYTES = 6
+CHECK_CHARS = 8  # base64url of CHECK_BYTES, no padding
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +50,25 @@ class FullArticle:
     text: str
 
 
-def whole_article(table: PassageTable, passage_id: str) -> FullArticle:
-    """The article holding the passage a short id names.
+def text_check(text: str) -> str:
+    """8 base64url characters of a passage's text hash: whether it is still the one shown."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=CHECK_BYTES).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def whole_article(
+    table: PassageTable, passage_id: str, *, check: str | None = None
+) -> FullArticle:
+    """The article holding the passage a short id names (whose text has `check`, if given).
 
     Raises:
-        MalformedIdError: not an id. PassageGoneError: no such passage in this index.
+        MalformedIdError: not an id. PassageGoneError: no such passage in this index, or its
+        text is no longer the one `check` was made from.
     """
     key = parse_short_id(passage_id)
     passages = table.article(key)
-    if not any(_number(p) == key.number for p in passages):
+    named = [p for p in passages if _number(p) == key.number]
+    if not named or (check is not None and text_check(named[0].text) != check):
         raise PassageGoneError(
             f"No passage {passage_id} in the archive as indexed now: the archive changed since "
             "the id was given. Ask the question again for a fresh id."

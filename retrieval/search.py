@@ -108,9 +108,9 @@ class Searcher:
             query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
         )
 
-    def article(self, passage_id: str) -> FullArticle:
+    def article(self, passage_id: str, *, check: str | None = None) -> FullArticle:
         """The whole article holding a passage, by its short id (`reading.whole_article`)."""
-        return whole_article(self.index.passages, passage_id)
+        return whole_article(self.index.passages, passage_id, check=check)
 
     def _by_date(self, ask: DateAsk, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """The candidates' scores re-ranked by how well their page dates fit the asked time.

@@ -202,7 +202,7 @@ def test_searched_words_are_marked_and_sources_dated_and_linked() -> None:
         ),
     )
     marked = Result("溧阳暑托班开设", None, (dated,), terms=("溧阳", "暑托班", "开设", "家"))
-    reply = fmt.answer_reply(marked, link=lambda key: f'https://t.me/bot?start={key}&x="')
+    reply = fmt.answer_reply(marked, link=lambda passage: 'https://t.me/bot?start=x&x="')
     text = reply.text(marks=True)
     # Folded like the question (開設 → 开设), touching words as one mark, one character never.
     assert "【溧阳】的【暑托班開設】在社區" in text and "【家】" not in text

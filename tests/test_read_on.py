@@ -36,7 +36,9 @@ EXAMPLE = fmt.EXAMPLE_QUESTION
 SOURCE = "000_f1c283b55319c401.txt"
 TITLE = "溧阳工会爱心暑托班点亮多彩假期"
 PRIVATE = PRIVATE_CHAT["id"]
-LINK = re.compile(rf'<a href="https://t\.me/{BOT_USER["username"]}\?start=([\w-]{{16}})">')
+LINK = re.compile(
+    rf'<a href="https://t\.me/{BOT_USER["username"]}\?start=([\w-]{{24}})">'
+)  # id + check
 # A long article: three or more messages, with text that must be escaped.
 SENTENCE = "第{}段:运河<b>&治理</b>工程推进顺利,沿岸村镇的防洪能力明显提升,水质持续改善。"
 LONG_PAGE = "运河治理\n\n" + "\n".join(SENTENCE.format(n) for n in range(260)) + "\n"
@@ -159,6 +161,20 @@ def test_ids_gone_after_a_rebuild_say_so(
     assert alert.params["text"] == fmt.ARTICLE_GONE and alert.params["show_alert"] is True
     api.push_message(f"/start {id_of(old)}")
     assert shown(api.wait_for("sendMessage")) == fmt.ARTICLE_GONE
+
+
+def test_a_link_to_a_passage_whose_file_changed_says_so(
+    api: FakeBotApi, start_bot: Callable, tmp_path: Path
+) -> None:
+    first = long_searcher(tmp_path).search("运河治理", top_k=1)[0].passage
+    changed = LONG_PAGE.replace("第0段", "第〇段")  # the same places, another text
+    rebuilt = long_searcher(tmp_path, changed)
+    assert rebuilt.article(id_of(first.passage_id)).text != first.text  # the id alone opens it
+    start_bot(searcher=rebuilt)
+    api.push_message(f"/start {ArticleButton.of(first).payload}")
+    assert shown(api.wait_for("sendMessage")) == fmt.ARTICLE_GONE
+    api.push_callback(api.make_message("运河"), ArticleButton.of(first).data)
+    assert api.wait_for("answerCallbackQuery").params["text"] == fmt.ARTICLE_GONE
 
 
 def test_inline_query_offers_five_results_to_send(api: FakeBotApi, start_bot: Callable) -> None:

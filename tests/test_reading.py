@@ -14,6 +14,7 @@ from retrieval.articles import split_articles
 from retrieval.errors import IndexBuildError, PassageGoneError
 from retrieval.ids import MalformedIdError, id_of
 from retrieval.passages import article_body
+from retrieval.reading import CHECK_CHARS, text_check
 from retrieval.search import Searcher
 from retrieval.store import build_index, open_index
 from retrieval.tokenize import Tokenizer
@@ -127,3 +128,13 @@ def test_a_time_no_page_fits_leaves_the_ranking_alone(archive: Path, tmp_path: P
     search = searcher(archive, tmp_path / "index")
     best = search.search("2030年长江大桥通车", top_k=1)[0]  # no page of 2030: nothing to prefer
     assert best.passage.source.file == "2023/20230816.txt"
+
+
+def test_a_check_tells_a_changed_passage_from_the_one_shown(archive: Path, tmp_path: Path) -> None:
+    search = searcher(archive, tmp_path / "index")
+    shown = search.search("茶叶节", top_k=1)[0].passage
+    key = id_of(shown.passage_id)
+    assert len(text_check(shown.text)) == CHECK_CHARS
+    assert search.article(key, check=text_check(shown.text)).title == "茶叶节开幕"
+    with pytest.raises(PassageGoneError):
+        search.article(key, check=text_check(shown.text + "。"))

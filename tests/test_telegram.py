@@ -51,7 +51,7 @@ SOURCE = "000_f1c283b55319c401.txt"
 TITLE = "溧阳工会爱心暑托班点亮多彩假期"
 BOT = f"@{BOT_USER['username']}"
 REPO = Path(__file__).resolve().parent.parent
-DEEP_LINK = re.compile(rf'<a href="https://t\.me/{BOT_USER["username"]}\?start=[\w-]{{16}}">')
+DEEP_LINK = re.compile(rf'<a href="https://t\.me/{BOT_USER["username"]}\?start=[\w-]{{24}}">')
 PRIVATE = PRIVATE_CHAT["id"]
 GROUP = GROUP_CHAT["id"]
 
