@@ -59,6 +59,7 @@ REPORT_DAYS = 45  # pages this soon after an asked month or year may report its 
 REPORT_FIT = 1.0  # ... and fit as well as the period itself (monthly data come out ~10 days on)
 MASTHEAD_LINES = 8  # non-empty lines from the top of a page searched for a masthead
 MASTHEAD_MAX_CHARS = 30  # a longer line is an article's lede that happens to open with a date
+_PROSE = re.compile(r"[，,。；;！!？?：:（(]")  # a sentence's punctuation: not a masthead
 _MASTHEAD_WORDS = re.compile(r"星期|礼拜|农历|周[一二三四五六日天]|第\s*\d+\s*期")
 FIRST_YEAR, LAST_YEAR = 1800, 2100  # outside this a match is an id or a figure, not a year
 
@@ -190,7 +191,13 @@ def prefer_dates(
 
 
 def _is_masthead(line: str) -> bool:
-    """Whether a line that holds a date reads as a masthead rather than an article's lede."""
+    """Whether a line that holds a date reads as a masthead rather than an article's lede.
+
+    A masthead is a list of items (paper, date, weekday, issue), never a sentence: a line with
+    sentence punctuation is prose that mentions a date ("该剧于2009年4月14日起，每周星期二…").
+    """
+    if _PROSE.search(line):
+        return False
     return len(line) <= MASTHEAD_MAX_CHARS or _MASTHEAD_WORDS.search(line) is not None
 
 

@@ -82,6 +82,8 @@ def test_masthead_with_weekday_and_lunar_date_may_be_long() -> None:
         "2025年13月5日 星期六",  # invalid
         "2025年4月5日,全市召开会议,部署下一阶段的防汛抗旱和安全生产各项工作任务。",  # a lede
         "8月1日鄄城县文旅局联合县综合行政执法局开展检查行动。",  # no year (seeds/002)
+        "2008年5月12日起，由富士电视台于每星期一21:00播出",  # prose naming a weekday
+        "该刊于1976年11月3日创刊，每月出版",  # a short sentence, not a masthead
         "",
     ],
 )
