@@ -79,11 +79,21 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The best answering sentence, with the character spans to highlight (numbers, names)."""
+    """The best answering sentence, with the character spans to highlight (numbers, names).
+
+    `short` is the (start, end) span of `sentence` that answers exactly (40多家, 1903年), or None
+    when the reader is not confident of one.
+    """
 
     sentence: str
     highlights: tuple[tuple[int, int], ...]
     passage_id: str
+    short: tuple[int, int] | None = None
+
+    @property
+    def short_text(self) -> str | None:
+        """The exact answer, when there is one."""
+        return None if self.short is None else self.sentence[self.short[0] : self.short[1]]
 
 
 @dataclass(frozen=True, slots=True)
