@@ -19,12 +19,14 @@ import numpy as np
 from retrieval.answer import best_answer, snippet_span, wanted
 from retrieval.index import top_k as best_first
 from retrieval.models import Hit, Result
+from retrieval.reader import Candidate
 from retrieval.store import Index
 from retrieval.tokenize import Tokenizer, Tokens, fold, read_wordlist
 
 MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning
 BIGRAM_WEIGHT = 0.5
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
+FIELDS = ("words", "bigrams")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,24 +97,38 @@ class Searcher:
         expanded = " ".join([text, *self.synonyms.expand(text)])
         return self.tokenizer.tokens(expanded)
 
+    def word_idf(self, words: Sequence[str]) -> list[float]:
+        """Each word's idf in the words field (the highest idf for a word it does not know)."""
+        field = self.index.fields["words"]
+        top = float(field.idf.max()) if len(field.idf) else 1.0
+        return [float(field.idf[ids[0]]) if (ids := field.term_ids([w])) else top for w in words]
+
     def search(self, question: str, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
+        found = self.candidates(question, depth=offset + top_k)
+        return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
+
+    def candidates(self, question: str, *, depth: int) -> list[Candidate]:
+        """The best `depth` passages in BM25's fused order, each with its per-field scores."""
         tokens = self.query_tokens(question)
-        candidates, scores = self._fused_scores(tokens, offset + top_k)
-        wanted = offset + top_k
-        order = best_first(scores, wanted * 2 + 8)
-        hits: list[Hit] = []
+        ids, fields = self._field_scores(tokens, depth)
+        fused = sum(
+            (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
+        )
+        order = best_first(fused, depth * 2 + 8)
+        found: list[Candidate] = []
         seen: set[str] = set()
         for i in order:
-            passage = self.index.passages[int(candidates[i])]
+            passage = self.index.passages[int(ids[i])]
             key = re.sub(r"\W+", "", fold(passage.text))
             if key in seen:
                 continue
             seen.add(key)
-            hits.append(Hit(len(hits) + 1, float(scores[i]), passage))
-            if len(hits) == wanted:
+            words, bigrams = (float(fields[n][i]) if n in fields else 0.0 for n in FIELDS)
+            found.append(Candidate(passage, len(found) + 1, words, bigrams, float(fused[i])))
+            if len(found) == depth:
                 break
-        return hits[offset:]
+        return found
 
     def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
         """Hits with their snippets and, for the first page, the answer sentence."""
@@ -122,27 +138,33 @@ class Searcher:
         shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
         return Result(question=question, answer=answer, hits=tuple(shown))
 
-    def _fused_scores(self, tokens: Tokens, wanted: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate passage ids and their fused scores.
+    def _weight(self, field: str) -> float:
+        return self.bigram_weight if field == "bigrams" else 1.0
+
+    def _field_scores(
+        self, tokens: Tokens, wanted: int
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Candidate passage ids and each field's scores of them, divided by its best score.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
-        scored exactly in both fields, each field divided by its best score.
+        scored exactly in both fields. The fused score is the weighted sum of the fields.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
-        fields: list[tuple[str, float, list[str] | np.ndarray]] = [
-            ("words", 1.0, tokens.words),
-            ("bigrams", self.bigram_weight, tokens.bigrams),
-        ]
+        queries: dict[str, list[str] | np.ndarray] = {
+            "words": tokens.words,
+            "bigrams": tokens.bigrams,
+        }
         found = [
-            (self.index.fields[name], weight, query, *self.index.fields[name].top(query, depth))
-            for name, weight, query in fields
-            if weight > 0
+            (name, self.index.fields[name], query, *self.index.fields[name].top(query, depth))
+            for name, query in queries.items()
+            if self._weight(name) > 0
         ]
         found = [item for item in found if len(item[3]) and item[4][0] > 0]
         if not found:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(0, dtype=np.int64), {}
         candidates = np.unique(np.concatenate([item[3] for item in found]))
-        fused = np.zeros(len(candidates))
-        for field, weight, query, _, best in found:
-            fused += field.scores_for(query, candidates) * (weight / best[0])
-        return candidates, fused
+        scores = {
+            name: field.scores_for(query, candidates) / best[0]
+            for name, field, query, _, best in found
+        }
+        return candidates, scores
