@@ -18,6 +18,7 @@ from bot.settings import Settings
 from retrieval.errors import IndexCorruptError, IndexMissingError
 from retrieval.index import BM25Params
 from retrieval.models import Result
+from retrieval.reader import Reader, Weights
 from retrieval.search import Searcher, Synonyms
 from retrieval.store import BuildStats, Index, Progress, build_index, fingerprint, open_index
 from retrieval.tokenize import Tokenizer
@@ -79,7 +80,8 @@ def open_searcher(settings: Settings) -> Searcher:
     if reason is not None:
         index = _rebuilt(settings, tokenizer, index, reason, level=level)
     synonyms = Synonyms.from_file(settings.config_dir / "synonyms.txt")
-    return Searcher(index, tokenizer, synonyms=synonyms)
+    reader = Reader(Weights.load(), tokenizer)
+    return Searcher(index, tokenizer, synonyms=synonyms, reader=reader)
 
 
 def _rebuilt(

@@ -54,7 +54,10 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A ranked passage: 1-based `rank`, the fused BM25 `score`, and the part to show.
+    """A ranked passage: 1-based `rank`, its `score`, and the part to show.
+
+    The score is the fused BM25 score, or the learned reader's probability that the passage is
+    the right one when the reader ranked it; either way it falls with the rank.
 
     `snippet` is the (start, end) span of `passage.text` that best answers the question, whole
     sentences of at most a few hundred characters; None means the whole passage.

@@ -713,6 +713,7 @@ class Reading:
 
     order: tuple[int, ...]  # indices into the candidates, best first
     answer: Answer | None
+    chances: tuple[float, ...] = ()  # each candidate's probability of being the right passage
 
 
 class Reader:
@@ -736,16 +737,18 @@ class Reader:
         sentences = [Sentences.of(c.passage.text, view) for c in candidates]
         passage_scores = self.weights.passage.logits(passage_rows(view, candidates, sentences))
         order = tuple(int(i) for i in np.argsort(-passage_scores, kind="stable"))
+        shares = np.exp(passage_scores - passage_scores.max())
+        chances = tuple(float(v) for v in shares / shares.sum())
         pool = order[:SENTENCE_POOL]
         rows = sentence_rows(view, candidates, sentences, pool, passage_scores, self.tokenizer)
         if not rows:
-            return Reading(order, None)
+            return Reading(order, None, chances)
         scores = self.weights.sentence.logits(np.array([r.features for r in rows]))
         best = rows[int(np.argmax(scores))]
         passage = candidates[best.candidate].passage
         sentence = passage.text[best.start : best.end].strip()
         short = self.short_span(view, sentence)
-        return Reading(order, Answer(sentence, (), passage.passage_id, short=short))
+        return Reading(order, Answer(sentence, (), passage.passage_id, short=short), chances)
 
     def short_span(self, view: QuestionView, sentence: str) -> tuple[int, int] | None:
         """The span of the sentence that answers, or None when the model is not confident."""

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answer import best_answer, snippet_span, wanted
+from retrieval.answer import best_answer, highlights, snippet_span, wanted
 from retrieval.index import top_k as best_first
-from retrieval.models import Hit, Result
-from retrieval.reader import Candidate
+from retrieval.models import Answer, Hit, Result
+from retrieval.reader import CANDIDATES, Candidate, Reader
 from retrieval.store import Index
 from retrieval.tokenize import Tokenizer, Tokens, fold, read_wordlist
 
@@ -74,11 +74,13 @@ class Searcher:
         *,
         synonyms: Synonyms | None = None,
         bigram_weight: float = BIGRAM_WEIGHT,
+        reader: Reader | None = None,
     ) -> None:
         self.index = index
         self.tokenizer = tokenizer
         self.synonyms = synonyms or Synonyms()
         self.bigram_weight = bigram_weight
+        self.reader = reader
 
     @property
     def info(self) -> IndexInfo:
@@ -132,11 +134,37 @@ class Searcher:
 
     def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
         """Hits with their snippets and, for the first page, the answer sentence."""
-        hits = self.search(question, top_k=top_k, offset=offset)
-        answer = best_answer(question, hits, self.tokenizer) if hits and offset == 0 else None
+        if self.reader is not None:
+            hits, answer = self._read(self.reader, question, top_k=top_k, offset=offset)
+        else:
+            hits = self.search(question, top_k=top_k, offset=offset)
+            answer = best_answer(question, hits, self.tokenizer) if hits and offset == 0 else None
         tokens, want = self.query_tokens(question), wanted(question)
         shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
         return Result(question=question, answer=answer, hits=tuple(shown))
+
+    def _read(
+        self, reader: Reader, question: str, *, top_k: int, offset: int
+    ) -> tuple[list[Hit], Answer | None]:
+        """Hits reordered by the learned reader, and its answer (first page only).
+
+        A hit's score is then the reader's probability that the passage is the right one.
+        Every page reranks the same `CANDIDATES` passages, so that paging neither repeats nor
+        skips one; passages beyond them follow in BM25's order.
+        """
+        found = self.candidates(question, depth=max(CANDIDATES, offset + top_k))
+        words = self.query_tokens(question).words
+        head = found[:CANDIDATES]
+        reading = reader.read(question, words, self.word_idf(words), head)
+        chances = reading.chances or (0.0,) * len(head)
+        ordered = [(head[i], chances[i]) for i in reading.order]
+        ordered += [(c, 0.0) for c in found[CANDIDATES:]]
+        page = ordered[offset : offset + top_k]
+        hits = [Hit(rank, chance, c.passage) for rank, (c, chance) in enumerate(page, offset + 1)]
+        answer = reading.answer if offset == 0 else None
+        if answer is not None:
+            answer = replace(answer, highlights=highlights(answer.sentence))
+        return hits, answer
 
     def _weight(self, field: str) -> float:
         return self.bigram_weight if field == "bigrams" else 1.0

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from retrieval import reader as rd
 from retrieval.errors import RetrievalError
 from retrieval.models import Passage, Source
+from retrieval.search import Searcher
+from retrieval.store import build_index, open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import SHARED
 
@@ -170,6 +172,33 @@ def test_weights_of_other_features_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(RetrievalError, match="train_reader"):
         rd.Weights.load(path)
+
+
+def test_paging_reranks_the_same_candidates(seed_searcher: Searcher) -> None:
+    reading = Searcher(
+        seed_searcher.index, seed_searcher.tokenizer, synonyms=seed_searcher.synonyms,
+        reader=READER,
+    )  # fmt: skip
+    question = "职工艺术团累计开展了多少场送文化进基层活动"
+    whole = [h.passage.passage_id for h in reading.ask(question, top_k=6).hits]
+    pages = [
+        h.passage.passage_id
+        for offset in (0, 2, 4)
+        for h in reading.ask(question, top_k=2, offset=offset).hits
+    ]
+    assert pages == whole and len(set(whole)) == len(whole)
+
+
+def test_an_archive_of_one_sentence(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "one.txt").write_text("溧阳还有40多家暑托班", encoding="utf-8")
+    build_index(archive, tmp_path / "index", TOKENIZER)
+    index = open_index(tmp_path / "index")
+    result = Searcher(index, TOKENIZER, reader=READER).ask("溧阳暑托班有多少家")
+    plain = Searcher(index, TOKENIZER).ask("溧阳暑托班有多少家")
+    assert [h.passage for h in result.hits] == [h.passage for h in plain.hits]
+    assert result.answer is None or result.answer.sentence == "溧阳还有40多家暑托班"
 
 
 TRAIN = SHARED / "train"
