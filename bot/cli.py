@@ -39,6 +39,7 @@ def result_json(result: Result, *, question: str | None = None) -> dict[str, obj
     return {
         "question": result.question if question is None else question,
         "answer": result.answer.sentence if result.answer else None,
+        "short_answer": result.answer.short_text if result.answer else None,
         "passages": [
             {
                 "rank": hit.rank,
