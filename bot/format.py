@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from bot.questions import MAX_CHARS, Outcome, Problem
@@ -73,6 +73,10 @@ class Reply:
         """Plain text without styles, within `limit` when one is given."""
         return _fit(self.paragraphs, _span_text, limit)
 
+    def terminal(self) -> str:
+        """Text for a terminal: bold spans in ANSI bold (the REPL's highlight)."""
+        return _fit(self.paragraphs, _span_ansi, None)
+
 
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the measure of Telegram's message limits."""
@@ -89,7 +93,7 @@ def answer_reply(result: Result, *, compact: bool = False) -> Reply:
     if hits and hits[0].rank > 1:
         paragraphs.append(_plain(f"「{_echo(result.question)}」的更多段落："))
     if result.answer is not None:
-        paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(result.answer))))
+        paragraphs.extend(_answer(result.answer))
     paragraphs.extend(_passage(hit) for hit in hits)
     return Reply(tuple(paragraphs))
 
@@ -208,6 +212,15 @@ def _passage(hit: Hit) -> Paragraph:
     return Paragraph((Span(f"{hit.rank}. "), Span(hit.snippet_text)), tuple(tail))
 
 
+def _answer(answer: Answer) -> list[Paragraph]:
+    """答： and the exact answer, then its sentence with it in bold; or 答： and the sentence."""
+    short = answer.short_text
+    if answer.short is None or not short:
+        return [Paragraph((Span("答：", "b"), *_highlighted(answer)))]
+    sentence = _highlighted(replace(answer, highlights=(answer.short,)))
+    return [Paragraph((Span("答：", "b"), Span(short, "b"))), Paragraph(tuple(sentence))]
+
+
 def _highlighted(answer: Answer) -> list[Span]:
     """The sentence split into plain and bold spans along its highlights."""
     sentence = answer.sentence
@@ -243,6 +256,10 @@ def _span_html(span: Span) -> str:
 
 def _span_text(span: Span) -> str:
     return span.text
+
+
+def _span_ansi(span: Span) -> str:
+    return f"\x1b[1m{span.text}\x1b[0m" if span.style == "b" and span.text else span.text
 
 
 Render = Callable[[Span], str]

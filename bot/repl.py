@@ -49,8 +49,10 @@ def _save_history(path: Path | None) -> None:
         readline.write_history_file(path)
 
 
-def answer_line(line: str, state: dict[str, object], searcher: Searcher, top_k: int) -> str:
-    """The REPL's reply to one input line (a question or a command)."""
+def answer_line(
+    line: str, state: dict[str, object], searcher: Searcher, top_k: int, *, bold: bool = False
+) -> str:
+    """The REPL's reply to one input line (a question or a command); bold: ANSI highlights."""
     if line in (":help", ":h", "?"):
         return HELP
     if line == ":more":
@@ -63,7 +65,8 @@ def answer_line(line: str, state: dict[str, object], searcher: Searcher, top_k: 
         return fmt.render_plain(result) if result.hits else "No more passages."
     outcome = ask(searcher, prepare(line), top_k=top_k)
     state["question"], state["offset"] = outcome.question.text, 0
-    return fmt.outcome_reply(outcome).text()
+    reply = fmt.outcome_reply(outcome)
+    return reply.terminal() if bold else reply.text()
 
 
 def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
@@ -84,7 +87,8 @@ def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
             if not line:
                 continue
             try:
-                print(answer_line(line, state, searcher, top_k), file=out, flush=True)
+                bold = out.isatty()  # escape codes only where a terminal shows them
+                print(answer_line(line, state, searcher, top_k, bold=bold), file=out, flush=True)
             except RetrievalError as error:
                 print(f"! {error}", file=out)
             except Exception:  # the edge of the loop: a bug in one answer must not end it
