@@ -122,7 +122,7 @@ def example(searcher: Searcher, question: TrainQuestion, tokenizer: Tokenizer) -
     if not words or not candidates or not answers:
         return None
     view = rd.QuestionView.make(question.question, words, searcher.word_idf(words))
-    sentences = tuple(rd.Sentences.of(c.passage.text, view) for c in candidates)
+    sentences = tuple(rd.Sentences.of(c.passage.text, view, c.folded) for c in candidates)
     passage_y = tuple(
         int(
             c.passage.source.file == question.source
@@ -253,6 +253,13 @@ def train(
     return rd.Weights(sentence, passage, span, threshold, meta)
 
 
+def group_names(group: str) -> tuple[str, ...]:
+    """The feature names of a group, in whichever models have it (or the name itself)."""
+    models = (rd.PASSAGE_GROUPS, rd.SENTENCE_GROUPS, rd.SPAN_GROUPS)
+    found = tuple(name for groups in models for name in groups.get(group, ()))
+    return found or (group,)
+
+
 def default_output() -> Path:
     """Where the shipped weights live (inside the package, next to this module)."""
     return Path(__file__).resolve().parent / rd.WEIGHTS_FILE
@@ -269,8 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.1, help="span confidence needed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    groups = {**rd.SENTENCE_GROUPS, **rd.PASSAGE_GROUPS, **rd.SPAN_GROUPS}
-    drop = [name for g in filter(None, args.drop.split(",")) for name in groups.get(g, (g,))]
+    drop = [name for group in filter(None, args.drop.split(",")) for name in group_names(group)]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="train-reader-") as temp:
         work = args.work or Path(temp)
