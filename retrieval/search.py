@@ -110,9 +110,11 @@ class Searcher:
         found = self.candidates(question, depth=offset + top_k)
         return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
 
-    def candidates(self, question: str, *, depth: int) -> list[Candidate]:
+    def candidates(
+        self, question: str, *, depth: int, tokens: Tokens | None = None
+    ) -> list[Candidate]:
         """The best `depth` passages in BM25's fused order, each with its per-field scores."""
-        tokens = self.query_tokens(question)
+        tokens = self.query_tokens(question) if tokens is None else tokens
         ids, fields = self._field_scores(tokens, depth)
         fused = sum(
             (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
@@ -122,29 +124,32 @@ class Searcher:
         seen: set[str] = set()
         for i in order:
             passage = self.index.passages[int(ids[i])]
-            key = re.sub(r"\W+", "", fold(passage.text))
+            folded = fold(passage.text)
+            key = re.sub(r"\W+", "", folded)
             if key in seen:
                 continue
             seen.add(key)
             words, bigrams = (float(fields[n][i]) if n in fields else 0.0 for n in FIELDS)
-            found.append(Candidate(passage, len(found) + 1, words, bigrams, float(fused[i])))
+            found.append(
+                Candidate(passage, len(found) + 1, words, bigrams, float(fused[i]), folded)
+            )
             if len(found) == depth:
                 break
         return found
 
     def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
         """Hits with their snippets and, for the first page, the answer sentence."""
+        tokens, want = self.query_tokens(question), wanted(question)
         if self.reader is not None:
-            hits, answer = self._read(self.reader, question, top_k=top_k, offset=offset)
+            hits, answer = self._read(self.reader, question, tokens, top_k=top_k, offset=offset)
         else:
             hits = self.search(question, top_k=top_k, offset=offset)
             answer = best_answer(question, hits, self.tokenizer) if hits and offset == 0 else None
-        tokens, want = self.query_tokens(question), wanted(question)
         shown = [replace(h, snippet=snippet_span(h.passage.text, tokens, want)) for h in hits]
         return Result(question=question, answer=answer, hits=tuple(shown))
 
     def _read(
-        self, reader: Reader, question: str, *, top_k: int, offset: int
+        self, reader: Reader, question: str, tokens: Tokens, *, top_k: int, offset: int
     ) -> tuple[list[Hit], Answer | None]:
         """Hits reordered by the learned reader, and its answer (first page only).
 
@@ -152,8 +157,8 @@ class Searcher:
         Every page reranks the same `CANDIDATES` passages, so that paging neither repeats nor
         skips one; passages beyond them follow in BM25's order.
         """
-        found = self.candidates(question, depth=max(CANDIDATES, offset + top_k))
-        words = self.query_tokens(question).words
+        found = self.candidates(question, depth=max(CANDIDATES, offset + top_k), tokens=tokens)
+        words = tokens.words
         head = found[:CANDIDATES]
         reading = reader.read(question, words, self.word_idf(words), head)
         chances = reading.chances or (0.0,) * len(head)
