@@ -563,6 +563,9 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
     asked = set(question.bare)
     # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
     settled = [c in asked or not kept[i + 1] - kept[i] for i, c in enumerate(normal)]
+    # What depends on one edge only is worked out once per edge, not once per span.
+    lefts: dict[int, tuple[int, float]] = {}
+    rights: dict[tuple[int, int], tuple[int, float]] = {}
     rows = []
     for cand in span_candidates(sentence, tokenizer):
         start, end, tags = cand.start, cand.end, cand.tags
@@ -573,13 +576,24 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
         if _NUMERAL.search(piece):
             piece = _normalized(piece)
         kinds = _kinds_of(piece, tags)
-        before, after = bare[: kept[start]], bare[kept[end] :]
         tail = _unit_tail(piece)
         has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
-        # After 多少公里 the question goes on past the unit; so does the sentence after 364.6公里.
-        rest = question.right[len(tail) :] if has_unit else question.right
-        left = min(_common_suffix(before, question.left), 6)
-        right = min(_common_prefix(after, rest), 6)
+        if start not in lefts:
+            before = bare[: kept[start]]
+            lefts[start] = (
+                min(_common_suffix(before, question.left), 6),
+                _in_question_suffix(before, question.bare) / 8,
+            )
+        left, left_any = lefts[start]
+        skip = len(tail) if has_unit else 0
+        if (end, skip) not in rights:
+            after = bare[kept[end] :]
+            # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
+            rights[(end, skip)] = (
+                min(_common_prefix(after, question.right[skip:]), 6),
+                _in_question_prefix(after, question.bare) / 8,
+            )
+        right, right_any = rights[(end, skip)]
         distance = min(
             (
                 min(abs(p - end), abs(start - (p + n)))
@@ -588,8 +602,6 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
             ),
             default=len(normal),
         )
-        left_any = _in_question_suffix(before, question.bare) / 8
-        right_any = _in_question_prefix(after, question.bare) / 8
         fit = question.asks is not None and kinds.get(question.asks, False)
         near = distance <= 1
         features = (
