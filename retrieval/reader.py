@@ -1,17 +1,21 @@
 """Pipeline step "ranked passages → answer", learned: the second stage over BM25.
 
-BM25 finds about 30 candidate passages. Three small logistic-regression models, trained by
-`python -m retrieval.train_reader` and shipped as `retrieval/reader_weights.json`, then:
+BM25 finds the `CANDIDATES` best passages (`Candidate`: each field's score kept). Three small
+linear models, trained by `python -m retrieval.train_reader` and shipped as
+`retrieval/reader_weights.json`, then:
 
-1. score every sentence of the candidates (`sentence_features`: the passage's BM25 scores per
-   field, how much of the question the sentence and its neighbours cover, whether it holds what
-   the question asks for, e.g. for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
-2. score every passage by its best evidence (`passage_features`) and reorder the candidates;
-3. pick the shortest span of the best sentence that answers (`span_features`: 1903年 for the
-   question above; a number with its unit, a date, a name, a 《title》, a short phrase), or
-   none when the model is not confident.
+1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
+   question its best sentence covers, idf-weighted) and reorder the candidates;
+2. score every sentence of the best passages (`sentence_rows`: cover of the question by the
+   sentence, by its neighbours, by the words the title does not say; whether it holds what the
+   question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
+3. pick the span of the best sentence that answers (`span_rows`: 364.6公里 for 广茂铁路全长
+   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase), or none
+   when the model is not confident.
 
-Scoring is plain numpy over the JSON weights; scipy is only needed to train.
+Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
+pieces a search query holds (text, words, their idf, the candidates), so it can take them from
+any query object. Scoring is plain numpy over the JSON weights; scipy is only needed to train.
 """
 
 from __future__ import annotations
