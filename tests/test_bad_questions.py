@@ -224,9 +224,10 @@ def test_cli_json_lines_answer_every_bad_question_in_order(seed_settings: Settin
     assert [r["question"] for r in results[: len(lines)]] == lines
     assert len(results) == len(lines) + 2
     for result, (_, kind) in zip(results, ONE_LINE, strict=False):
-        assert set(result) == {"question", "answer", "passages"}
+        assert set(result) == {"question", "answer", "short_answer", "passages"}
         if kind == "no terms":
             assert result["answer"] is None and result["passages"] == []
+            assert result["short_answer"] is None
         if kind == "answer":
             assert ANSWER in result["answer"]
     assert "empty" in results[len(ONE_LINE)]["error"]  # the zero-width line
@@ -238,7 +239,12 @@ def test_cli_json_lines_answer_every_bad_question_in_order(seed_settings: Settin
 def test_cli_question_with_no_hits_is_json_without_passages(seed_settings: Settings) -> None:
     code, out, err = cli(["ask", "--json", "xylophone quixotic zebra"], seed_settings)
     assert code == 0, err
-    expected = {"question": "xylophone quixotic zebra", "answer": None, "passages": []}
+    expected = {
+        "question": "xylophone quixotic zebra",
+        "answer": None,
+        "short_answer": None,
+        "passages": [],
+    }
     assert json.loads(out) == expected
 
 
