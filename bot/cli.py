@@ -40,6 +40,7 @@ def result_json(result: Result, *, question: str | None = None) -> dict[str, obj
     return {
         "question": result.question if question is None else question,
         "answer": result.answer.sentence if result.answer else None,
+        "short_answer": result.answer.short_text if result.answer else None,
         "passages": [
             {
                 "id": id_of(hit.passage.passage_id),
@@ -150,7 +151,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """Recall@1/3/5, MRR and answer-hit rate over a questions file."""
+    """Recall@1/3/5, MRR, answer-hit rate and the short answer's EM and F1."""
     questions = load_questions(args.questions)
     searcher = open_searcher(settings)
     report = evaluate(questions, lambda q: searcher.ask(q, top_k=5)).as_dict()
@@ -163,6 +164,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         print(f"recall@{k}    {report[f'recall@{k}']:.3f}  ({report[f'hits@{k}']}/{n})", file=out)
     print(f"MRR         {report['mrr']:.3f}", file=out)
     print(f"answer-hit  {report['answer_hit']:.3f}  ({report['answer_hits']}/{n})", file=out)
+    print(f"short EM    {report['short_em']:.3f}  (the exact answer, as CMRC 2018)", file=out)
+    print(f"short F1    {report['short_f1']:.3f}  (characters, longest common run)", file=out)
     print(f"missed (not in top 5): {' '.join(report['missed']) or '-'}", file=out)  # type: ignore[arg-type]
     print(f"not first: {' '.join(report['not_first']) or '-'}", file=out)  # type: ignore[arg-type]
     return 0

@@ -22,6 +22,7 @@ from retrieval.index import BM25Params
 from retrieval.manifest import Expected
 from retrieval.models import Result
 from retrieval.passages import DEFAULT_MAX_CHARS
+from retrieval.reader import Reader, Weights
 from retrieval.search import Searcher, Synonyms
 from retrieval.store import BuildStats, Index, Progress, build_index, open_index
 from retrieval.tokenize import Tokenizer
@@ -88,7 +89,8 @@ def open_searcher(settings: Settings) -> Searcher:
 def _searcher(settings: Settings, tokenizer: Tokenizer, index: Index) -> Searcher:
     """A searcher over an opened index, with the configured synonyms."""
     synonyms = Synonyms.from_file(settings.config_dir / "synonyms.txt")
-    return Searcher(index, tokenizer, synonyms=synonyms)
+    reader = Reader(Weights.load(), tokenizer)
+    return Searcher(index, tokenizer, synonyms=synonyms, reader=reader)
 
 
 def _rebuilt(

@@ -96,6 +96,11 @@ class Reply:
         words in 【】."""
         return _fit(self.paragraphs, _span_marked if marks else _span_text, limit)
 
+    def terminal(self) -> str:
+        """Text for a terminal (the REPL): searched words in 【】, bold spans (the exact
+        answer) in ANSI bold."""
+        return _fit(self.paragraphs, _span_marked_ansi, None)
+
 
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the measure of Telegram's message limits."""
@@ -113,7 +118,7 @@ def answer_reply(result: Result, *, compact: bool = False, link: Link | None = N
     if _later_page(result):
         paragraphs.append(_plain(f"「{_echo(result.question)}」的更多段落："))
     if result.answer is not None:
-        paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(result.answer))))
+        paragraphs.extend(_answer(result.answer))
     paragraphs.extend(_passage(hit, result.terms, link) for hit in hits)
     return Reply(tuple(paragraphs))
 
@@ -237,11 +242,12 @@ def article_pages(article: FullArticle) -> list[str]:
 
 
 def inline_title(result: Result, hit: Hit) -> str:
-    """What an inline result is listed as: the answer sentence if it comes from this passage,
-    else the passage's start (to a line of `INLINE_TITLE_CHARS`)."""
-    # Once answers carry a short span (`Answer.short`), it is the better title.
+    """What an inline result is listed as: the exact answer, else the answer sentence, if it
+    comes from this passage; else the passage's start (to a line of `INLINE_TITLE_CHARS`)."""
     answer = result.answer
-    text = answer.sentence if answer and answer.passage_id == hit.passage.passage_id else None
+    text = None
+    if answer is not None and answer.passage_id == hit.passage.passage_id:
+        text = answer.short_text or answer.sentence
     return _echo(text or hit.snippet_text.lstrip(ELLIPSIS), INLINE_TITLE_CHARS)
 
 
@@ -258,7 +264,7 @@ def inline_reply(result: Result, hit: Hit, *, link: Link | None = None) -> Reply
     answer = result.answer
     paragraphs = []
     if answer is not None and answer.passage_id == hit.passage.passage_id:
-        paragraphs.append(Paragraph((Span("答：", "b"), *_highlighted(answer))))
+        paragraphs.extend(_answer(answer))
     paragraphs.append(_passage(hit, result.terms, link, numbered=False))
     return Reply(tuple(paragraphs))
 
@@ -321,6 +327,15 @@ def _marked(text: str, spans: Iterable[tuple[int, int]]) -> list[Span]:
     return out
 
 
+def _answer(answer: Answer) -> list[Paragraph]:
+    """答： and the exact answer, then its sentence with it in bold; or 答： and the sentence."""
+    short = answer.short_text
+    if answer.short is None or not short:
+        return [Paragraph((Span("答：", "b"), *_highlighted(answer)))]
+    sentence = _highlighted(replace(answer, highlights=(answer.short,)))
+    return [Paragraph((Span("答：", "b"), Span(short, "b"))), Paragraph(tuple(sentence))]
+
+
 def _highlighted(answer: Answer) -> list[Span]:
     """The sentence split into plain and bold spans along its highlights."""
     sentence = answer.sentence
@@ -363,6 +378,12 @@ def _span_text(span: Span) -> str:
 
 def _span_marked(span: Span) -> str:
     return f"【{span.text}】" if span.style == "mark" and span.text else span.text
+
+
+def _span_marked_ansi(span: Span) -> str:
+    if span.style == "b" and span.text:
+        return f"\x1b[1m{span.text}\x1b[0m"
+    return _span_marked(span)
 
 
 Render = Callable[[Span], str]

@@ -74,9 +74,10 @@ class ReplState:
 
 
 def answer_line(
-    line: str, state: ReplState, searcher: Searcher, top_k: int
+    line: str, state: ReplState, searcher: Searcher, top_k: int, *, bold: bool = False
 ) -> tuple[str, ReplState]:
-    """The REPL's reply to one input line (a question or a command), and the state after it."""
+    """The REPL's reply to one input line (a question or a command), and the state after it;
+    bold: the exact answer in ANSI bold (only where a terminal shows it)."""
     if line in (":help", ":h", "?"):
         return HELP, state
     if line.startswith(":open"):
@@ -88,9 +89,9 @@ def answer_line(
         paged = ask_page(searcher, page, peek=False)
         if not paged.outcome.result.hits:
             return "No more passages.", replace(state, page=page)
-        return fmt.outcome_reply(paged.outcome).text(marks=True), state.after(paged)
+        return _shown(paged, bold), state.after(paged)
     paged = ask_page(searcher, Page(prepare(line), size=top_k), peek=False)
-    return fmt.outcome_reply(paged.outcome).text(marks=True), ReplState().after(paged)
+    return _shown(paged, bold), ReplState().after(paged)
 
 
 def open_article(line: str, state: ReplState, searcher: Searcher) -> str:
@@ -101,6 +102,12 @@ def open_article(line: str, state: ReplState, searcher: Searcher) -> str:
         shown = ", ".join(str(rank) for rank, _ in state.shown) or "none yet"
         return f"Usage: :open N, N the number of a passage shown ({shown})."
     return fmt.article_reply(searcher.article(ids[int(number)])).text()
+
+
+def _shown(paged: Paged, bold: bool) -> str:
+    """A page's reply as REPL text: searched words in 【】, the exact answer bold on a terminal."""
+    reply = fmt.outcome_reply(paged.outcome)
+    return reply.terminal() if bold else reply.text(marks=True)
 
 
 def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
@@ -121,7 +128,8 @@ def run_repl(searcher: Searcher, *, top_k: int, out: TextIO) -> int:
             if not line:
                 continue
             try:
-                reply, state = answer_line(line, state, searcher, top_k)
+                bold = out.isatty()  # escape codes only where a terminal shows them
+                reply, state = answer_line(line, state, searcher, top_k, bold=bold)
                 print(reply, file=out, flush=True)
             except RetrievalError as error:
                 print(f"! {error}", file=out)

@@ -68,7 +68,10 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A ranked passage: 1-based `rank`, the fused BM25 `score`, and the part to show.
+    """A ranked passage: 1-based `rank`, its `score`, and the part to show.
+
+    The score is the fused BM25 score, or the learned reader's probability that the passage is
+    the right one when the reader ranked it; either way it falls with the rank.
 
     `snippet` is the (start, end) span of `passage.text` that best answers the question, whole
     sentences of at most a few hundred characters; None means the whole passage.
@@ -93,11 +96,21 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The best answering sentence, with the character spans to highlight (numbers, names)."""
+    """The best answering sentence, with the character spans to highlight (numbers, names).
+
+    `short` is the (start, end) span of `sentence` that answers exactly (40多家, 1903年), or None
+    when the reader is not confident of one.
+    """
 
     sentence: str
     highlights: tuple[tuple[int, int], ...]
     passage_id: str
+    short: tuple[int, int] | None = None
+
+    @property
+    def short_text(self) -> str | None:
+        """The exact answer, when there is one."""
+        return None if self.short is None else self.sentence[self.short[0] : self.short[1]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,21 +9,25 @@ and the characters well wins, and OCR-split or unknown words still count through
 Near-duplicate passages (the same text repeated on a page) are shown once. A question that
 names a year, month or day (`Query.dates`) re-ranks the whole fused candidate pool by page date
 (`dates.prefer_dates`) before any page is cut from it, so every page of the answer agrees.
+With a learned `Reader` (`retrieval/reader.py`), the best `CANDIDATES` passages are then
+re-ordered by their best evidence and the answer sentence and its exact span are the reader's.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.answer import best_answer, snippet_span
+from retrieval.answer import best_answer, highlights, snippet_span
 from retrieval.dates import DATE_WEIGHT, DateAsk, date_fit, prefer_dates
 from retrieval.index import top_k as best_first
-from retrieval.models import Hit, Result
+from retrieval.models import Answer, Hit, Result
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
+from retrieval.reader import CANDIDATES, Candidate, Reader
 from retrieval.reading import FullArticle, whole_article
 from retrieval.store import Index
 from retrieval.tokenize import Tokenizer, fold
@@ -32,6 +36,7 @@ __all__ = ["MAX_QUESTION_CHARS", "IndexInfo", "Query", "Searcher", "Synonyms"]
 
 BIGRAM_WEIGHT = 0.5
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
+FIELDS = ("words", "bigrams")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +60,14 @@ class Searcher:
         synonyms: Synonyms | None = None,
         bigram_weight: float = BIGRAM_WEIGHT,
         date_weight: float = DATE_WEIGHT,
+        reader: Reader | None = None,
     ) -> None:
         self.index = index
         self.tokenizer = tokenizer
         self.synonyms = synonyms or Synonyms()
         self.bigram_weight = bigram_weight
         self.date_weight = date_weight  # 0: page dates never change the ranking
+        self.reader = reader  # None: BM25's order and the hand-set answer sentence
 
     @property
     def info(self) -> IndexInfo:
@@ -77,32 +84,53 @@ class Searcher:
         """The question worked out once: folded, with synonyms, tokenized."""
         return Query.of(question, self.tokenizer, self.synonyms)
 
+    def word_idf(self, words: Sequence[str]) -> list[float]:
+        """Each word's idf in the words field (the highest idf for a word it does not know)."""
+        field = self.index.fields["words"]
+        top = float(field.idf.max()) if len(field.idf) else 1.0
+        return [float(field.idf[ids[0]]) if (ids := field.term_ids([w])) else top for w in words]
+
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
+        found = self.candidates(question, depth=offset + top_k)
+        return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
+
+    def candidates(self, question: str | Query, *, depth: int) -> list[Candidate]:
+        """The best `depth` passages in BM25's fused order (dates preferred when asked), each
+        with its per-field scores, near-duplicates collapsed."""
         query = question if isinstance(question, Query) else self.query(question)
-        wanted = offset + top_k
-        candidates, scores = self._fused_scores(query, wanted)
-        if query.dates is not None and self.date_weight > 0 and len(candidates):
-            scores = self._by_date(query.dates, candidates, scores)
-        order = best_first(scores, wanted * 2 + 8)
-        hits: list[Hit] = []
+        ids, fields = self._field_scores(query, depth)
+        fused = sum(
+            (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
+        )
+        if query.dates is not None and self.date_weight > 0 and len(ids):
+            fused = self._by_date(query.dates, ids, fused)
+        order = best_first(fused, depth * 2 + 8)
+        found: list[Candidate] = []
         seen: set[str] = set()
         for i in order:
-            passage = self.index.passages[int(candidates[i])]
-            key = re.sub(r"\W+", "", fold(passage.text))
+            passage = self.index.passages[int(ids[i])]
+            folded = fold(passage.text)
+            key = re.sub(r"\W+", "", folded)
             if key in seen:
                 continue
             seen.add(key)
-            hits.append(Hit(len(hits) + 1, float(scores[i]), passage))
-            if len(hits) == wanted:
+            words, bigrams = (float(fields[n][i]) if n in fields else 0.0 for n in FIELDS)
+            found.append(
+                Candidate(passage, len(found) + 1, words, bigrams, float(fused[i]), folded)
+            )
+            if len(found) == depth:
                 break
-        return hits[offset:]
+        return found
 
     def ask(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> Result:
         """Hits with their snippets and, for the first page, the answer sentence."""
         query = question if isinstance(question, Query) else self.query(question)
-        hits = self.search(query, top_k=top_k, offset=offset)
-        answer = best_answer(query, hits) if hits and offset == 0 else None
+        if self.reader is not None:
+            hits, answer = self._read(self.reader, query, top_k=top_k, offset=offset)
+        else:
+            hits = self.search(query, top_k=top_k, offset=offset)
+            answer = best_answer(query, hits) if hits and offset == 0 else None
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
         return Result(
             query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
@@ -112,14 +140,38 @@ class Searcher:
         """The whole article holding a passage, by its short id (`reading.whole_article`)."""
         return whole_article(self.index.passages, passage_id, check=check)
 
+    def _read(
+        self, reader: Reader, query: Query, *, top_k: int, offset: int
+    ) -> tuple[list[Hit], Answer | None]:
+        """Hits reordered by the learned reader, and its answer (first page only).
+
+        A hit's score is then the reader's probability that the passage is the right one.
+        Every page reranks the same `CANDIDATES` passages, so that paging neither repeats nor
+        skips one; passages beyond them follow in BM25's order.
+        """
+        found = self.candidates(query, depth=max(CANDIDATES, offset + top_k))
+        words = list(query.words)
+        head = found[:CANDIDATES]
+        reading = reader.read(query.text, words, self.word_idf(words), head)
+        chances = reading.chances or (0.0,) * len(head)
+        ordered = [(head[i], chances[i]) for i in reading.order]
+        ordered += [(c, 0.0) for c in found[CANDIDATES:]]
+        page = ordered[offset : offset + top_k]
+        hits = [Hit(rank, chance, c.passage) for rank, (c, chance) in enumerate(page, offset + 1)]
+        answer = reading.answer if offset == 0 else None
+        if answer is not None:
+            answer = replace(answer, highlights=highlights(answer.sentence))
+        return hits, answer
+
+    def _weight(self, field: str) -> float:
+        return self.bigram_weight if field == "bigrams" else 1.0
+
     def _by_date(self, ask: DateAsk, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """The candidates' scores re-ranked by how well their page dates fit the asked time.
 
         Only when some candidate's page fits: with none of the asked time in the pool there is
-        nothing to prefer, and re-ranking would only push down pages of other dates, which in
-        an archive that is not dated pages are texts opening with a date line read as a
-        masthead (CMRC 2018, recall@1 of 3,219 without dates 3,149: 3,142 re-ranking always,
-        3,144 with this check; benchmarks/QUALITY.md, "Date preference").
+        nothing to prefer, and re-ranking would only push down pages of other dates
+        (benchmarks/QUALITY.md, "Date preference").
         """
         days = self.index.passages.dates_of(candidates)
         if not any(date_fit(ask, day) > 0 for day in days):
@@ -127,31 +179,31 @@ class Searcher:
         pool = list(zip(scores.tolist(), days, strict=True))
         return np.array(prefer_dates(pool, ask, weight=self.date_weight))
 
-    def _fused_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate passage ids and their fused scores.
+    def _field_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Candidate passage ids and each field's scores of them, divided by its best score.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
-        scored exactly in both fields, each field divided by its best score. A field reads the
-        query's postings once for both steps.
+        scored exactly in both fields. A field reads the query's postings once for both steps.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
-        terms: list[tuple[str, float, tuple[str, ...] | np.ndarray]] = [
-            ("words", 1.0, query.words),
-            ("bigrams", self.bigram_weight, query.bigrams),
-        ]
+        terms: dict[str, tuple[str, ...] | np.ndarray] = {
+            "words": query.words,
+            "bigrams": query.bigrams,
+        }
         found = []
-        for name, weight, tokens in terms:
-            if weight <= 0:
+        for name, tokens in terms.items():
+            if self._weight(name) <= 0:
                 continue
             field = self.index.fields[name]
             postings = field.gather(tokens)
-            ids, scores = field.top(postings, depth)
-            if len(ids) and scores[0] > 0:
-                found.append((field, weight, postings, ids, scores[0]))
+            ids, best = field.top(postings, depth)
+            if len(ids) and best[0] > 0:
+                found.append((name, field, postings, ids, best[0]))
         if not found:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(0, dtype=np.int64), {}
         candidates = np.unique(np.concatenate([item[3] for item in found]))
-        fused = np.zeros(len(candidates))
-        for field, weight, postings, _, best in found:
-            fused += field.scores_for(postings, candidates) * (weight / best)
-        return candidates, fused
+        scores = {
+            name: field.scores_for(postings, candidates) / best
+            for name, field, postings, _, best in found
+        }
+        return candidates, scores

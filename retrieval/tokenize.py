@@ -223,6 +223,10 @@ class Tokenizer:
         source = "".join(" " if seg in stop else seg for seg in segments)
         return Tokens(words, bigram_keys(source), source)
 
+    def tag(self, text: str) -> list[tuple[str, str]]:
+        """Segments of folded text with jieba's part-of-speech tags (HMM on, so 刘曜 is one nr)."""
+        return [(word, tag) for word, tag in self._jieba.tag(fold(text), True)]
+
     def words(self, text: str) -> list[str]:
         """Word tokens only."""
         segments = self.segments(text)

@@ -150,6 +150,43 @@ def test_any_question_is_searched_and_formatted_safely(
     text.encode("utf-8")  # printable by the CLI and the REPL (no lone surrogates)
 
 
+# The reader on odd archives: no sentence punctuation, one sentence, numbers only ----------------
+
+ODD_FILES = {
+    "no_punctuation.txt": "暑托班报道\n\n" + "溧阳还有四十多家暑托班 开设在社区 孩子很开心 " * 30,
+    "one_sentence.txt": "溧阳暑托班有40多家",
+    "numbers.txt": "统计\n\n2023 2024 40 445 127\n",
+    "filler_1.txt": "图书馆延长开放\n\n市图书馆从下月起每晚开放到九点,方便读者借阅。\n",
+    "filler_2.txt": "公园新增步道\n\n滨江公园新建健身步道五公里,市民可免费使用。\n",
+}
+
+
+@pytest.fixture(scope="module")
+def odd_searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
+    """A searcher (with the reader, as every front end has) over an archive of odd files."""
+    archive = tmp_path_factory.mktemp("odd-archive")
+    for name, text in ODD_FILES.items():
+        (archive / name).write_text(text, encoding="utf-8")
+    from bot.engine import open_searcher
+
+    settings = Settings(archive_dir=archive, index_dir=tmp_path_factory.mktemp("odd-index"))
+    return open_searcher(settings)
+
+
+ODD_QUESTIONS = ["溧阳有几家暑托班？", "哪一年？", "40", "谁？", "暑托班 暑托班 暑托班"]
+
+
+@pytest.mark.parametrize("question", [*QUESTIONS, *ODD_QUESTIONS])
+def test_the_reader_meets_odd_archives_calmly(odd_searcher: Searcher, question: str) -> None:
+    assert odd_searcher.reader is not None
+    outcome = ask(odd_searcher, prepare(question), top_k=3)
+    answer = outcome.result.answer
+    if answer is not None and answer.short is not None:
+        assert answer.short_text and answer.short_text in answer.sentence
+    text = fmt.outcome_reply(outcome).text()
+    assert text.strip() and fmt.FAILURE not in text
+
+
 # CLI -------------------------------------------------------------------------------------------
 
 
@@ -187,9 +224,10 @@ def test_cli_json_lines_answer_every_bad_question_in_order(seed_settings: Settin
     assert [r["question"] for r in results[: len(lines)]] == lines
     assert len(results) == len(lines) + 2
     for result, (_, kind) in zip(results, ONE_LINE, strict=False):
-        assert set(result) == {"question", "answer", "passages"}
+        assert set(result) == {"question", "answer", "short_answer", "passages"}
         if kind == "no terms":
             assert result["answer"] is None and result["passages"] == []
+            assert result["short_answer"] is None
         if kind == "answer":
             assert ANSWER in result["answer"]
     assert "empty" in results[len(ONE_LINE)]["error"]  # the zero-width line
@@ -201,7 +239,12 @@ def test_cli_json_lines_answer_every_bad_question_in_order(seed_settings: Settin
 def test_cli_question_with_no_hits_is_json_without_passages(seed_settings: Settings) -> None:
     code, out, err = cli(["ask", "--json", "xylophone quixotic zebra"], seed_settings)
     assert code == 0, err
-    expected = {"question": "xylophone quixotic zebra", "answer": None, "passages": []}
+    expected = {
+        "question": "xylophone quixotic zebra",
+        "answer": None,
+        "short_answer": None,
+        "passages": [],
+    }
     assert json.loads(out) == expected
 
 

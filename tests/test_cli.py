@@ -53,8 +53,10 @@ def test_ask_json_follows_the_contract(seed_settings: Settings) -> None:
     done = run(["ask", "--json", "--top", "4", EXAMPLE], seed_settings)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) == {"question", "answer", "passages"}
+    assert set(result) == {"question", "answer", "short_answer", "passages"}
     assert result["question"] == EXAMPLE and "40多家" in result["answer"]
+    short = result["short_answer"]
+    assert short is None or (short and short in result["answer"])
     assert [p["rank"] for p in result["passages"]] == [1, 2, 3, 4]
     scores = [p["score"] for p in result["passages"]]
     assert scores == sorted(scores, reverse=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrieval.evaluate import evaluate, load_questions
+import pytest
+
+from retrieval.evaluate import char_f1, evaluate, exact_match, load_questions
 from retrieval.search import Searcher, Synonyms
 from retrieval.store import build_index, open_index
 from retrieval.tokenize import Tokenizer
@@ -18,6 +20,23 @@ def test_seed_questions_floor(seed_searcher: Searcher) -> None:
     assert report.recall[1] >= 21, report.as_dict()
     assert report.recall[3] == 22, report.as_dict()
     assert report.answer_hits >= 20, report.as_dict()
+    assert report.scored == 22 and report.short_f1 > 0, report.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("guess", "answers", "em", "f1"),
+    [
+        ("40 多家。", ["40多家"], 1.0, 1.0),
+        ("溧阳还有40多家", ["40多家"], 0.0, 2 / 3),  # 4 of 8 characters right, all 4 found
+        ("1903", ["1903年", "一九〇三年"], 0.0, 8 / 9),  # precision 1, recall 4/5
+        ("刘曜", ["石勒", "刘曜"], 1.0, 1.0),  # the best over the annotated answers
+        ("五位", ["三位"], 0.0, 0.5),
+        ("北京", ["上海"], 0.0, 0.0),
+    ],
+)
+def test_short_answer_measures(guess: str, answers: list[str], em: float, f1: float) -> None:
+    assert exact_match(guess, answers) == em
+    assert char_f1(guess, answers) == pytest.approx(f1)
 
 
 # Unrelated pages, so that the archive is large enough for BM25's idf to mean something (with

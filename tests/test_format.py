@@ -62,6 +62,18 @@ def test_html_bolds_highlights_and_names_sources() -> None:
     assert visible_text(text, "HTML").startswith(f"答：{SENTENCE}")
 
 
+def test_a_short_answer_leads_and_is_bold_in_its_sentence() -> None:
+    answer = Answer(SENTENCE, ((24, 28),), "x#1.1", short=(12, 16))
+    short = Result("溧阳暑托班有多少家", answer, SAMPLE.hits)
+    lines = fmt.answer_reply(short).text().splitlines()
+    assert lines[:3] == ["答：40多家", "", SENTENCE]
+    html = fmt.answer_reply(short).html()
+    assert html.startswith("<b>答：</b><b>40多家</b>")
+    assert f"{SENTENCE[:12]}<b>40多家</b>{SENTENCE[16:]}" in html  # only the short span is bold
+    terminal = fmt.answer_reply(short).terminal()
+    assert "\x1b[1m40多家\x1b[0m" in terminal and "<b>" not in terminal
+
+
 def test_html_escapes_archive_and_user_text() -> None:
     nasty = '<a href="x">&amp;</a> & <script>'
     sample = result(

@@ -1,0 +1,806 @@
+"""Pipeline step "ranked passages → answer", learned: the second stage over BM25.
+
+BM25 finds the `CANDIDATES` best passages (`Candidate`: each field's score kept). Three small
+linear models, trained by `python -m retrieval.train_reader` and shipped as
+`retrieval/reader_weights.json`, then:
+
+1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
+   question its best sentence covers, idf-weighted) and reorder the candidates;
+2. score every sentence of the best passages (`sentence_rows`: cover of the question by the
+   sentence, by its neighbours, by the words the title does not say; whether it holds what the
+   question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
+3. pick the span of the best sentence that answers (`span_rows`: 364.6公里 for 广茂铁路全长
+   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase), or none
+   when the model is not confident.
+
+Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
+pieces a search query holds (text, words, their idf, the candidates), so it can take them from
+any query object. Scoring is plain numpy over the JSON weights; scipy is only needed to train.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.answer import Wanted, fit_bonus, wanted
+from retrieval.errors import RetrievalError
+from retrieval.models import Answer, Passage
+from retrieval.passages import sentence_spans
+from retrieval.tokenize import Tokenizer, fold
+
+WEIGHTS_FILE = "reader_weights.json"
+WEIGHTS_VERSION = 1
+CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
+MAX_SPAN_SEGMENTS = 4
+MAX_SPAN_CHARS = 24
+
+# --- Numbers and dates, normalised so that 1到4月, 1—4月, 1至4月 and 一至四月 match ----------
+_CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+_CN_RUN = re.compile(r"[零〇一二两三四五六七八九十百千万亿]+")
+_RANGE = re.compile(r"(\d)\s*(?:到|至|—+|–|-|~|～)\s*(?=\d)")
+_MEASURE_AFTER = set("年月日号个位名家次届岁天人元倍种条项座所场")
+_LONE_OK = _MEASURE_AFTER | set("至到")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+_NUMERAL = re.compile(r"[\d零〇一二两三四五六七八九十百千万亿]")
+
+
+def cn_number(text: str) -> int | None:
+    """Value of a Chinese numeral (一九零三 → 1903, 三十五 → 35, 两万 → 20000), None if not one."""
+    if all(c in _CN_DIGITS for c in text):
+        return int("".join(str(_CN_DIGITS[c]) for c in text)) if text else None
+    total = section = digit = 0
+    for char in text:
+        if char in _CN_DIGITS:
+            digit = _CN_DIGITS[char]
+        elif char in ("万", "亿"):
+            total += (section + digit) * _CN_UNITS[char]
+            section = digit = 0
+        elif char in _CN_UNITS:
+            section += (digit or 1) * _CN_UNITS[char]
+            digit = 0
+        else:
+            return None
+    return total + section + digit
+
+
+def normalize_numbers(text: str) -> str:
+    """Folded text with Chinese numerals as digits and every range dash as "-"."""
+    return _normalized(fold(text))
+
+
+def _arabic(match: re.Match[str]) -> str:
+    run, after = match.group(), match.string[match.end() : match.end() + 1]
+    # A lone 一 is mostly a word part (统一, 一起); it counts only before a measure word.
+    before = match.string[match.start() - 1 : match.start()]
+    if len(run) == 1 and not ({after, before} & _LONE_OK) and run not in "十百千万亿":
+        return run
+    value = cn_number(run)
+    return run if value is None else str(value)
+
+
+def _normalized(folded: str) -> str:
+    """Numbers normalised in text that is folded already."""
+    return _RANGE.sub(r"\1-", _CN_RUN.sub(_arabic, folded))
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers of a text after normalisation (1903, 3.5, 4)."""
+    return set(_DIGITS.findall(normalize_numbers(text)))
+
+
+# --- What a question asks for -------------------------------------------------------------
+_ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("year", re.compile(r"哪一?年|何年|什么年份|年份|几几年")),
+    ("date", re.compile(r"什么时候|何时|哪一?天|几月|几号|日期|什么时间|哪个时间|哪个月")),
+    ("share", re.compile(r"占.{0,6}多少|比例|占比|百分之|比重|份额|百分比")),
+    ("duration", re.compile(r"多久|多长时间|几年|几天|几个月|多少年|多少天|多少个月|几小时")),
+    ("money", re.compile(r"多少钱|多少元|价格|金额|售价|多少美元|花费")),
+    ("count", re.compile(r"多少|几|多大|多长|多高|多远|多重|数量")),
+    ("person", re.compile(r"谁|哪位|什么人|何人|哪个人|哪些人|名字")),
+    ("place", re.compile(r"哪里|哪儿|何地|什么地方|何处|哪个国家|哪个城市|哪座|哪个省|哪国|在哪")),
+    ("org", re.compile(r"哪个公司|哪家|什么公司|哪个组织|哪个机构|哪所|哪个大学|哪支|哪个队")),
+    ("title", re.compile(r"哪部|哪本|哪首|什么书|什么歌|什么作品|什么电影|哪张|什么专辑")),
+)
+ASK_KINDS = tuple(kind for kind, _ in _ASKS)
+_WH = re.compile(
+    r"多少|几|谁|什么|哪里|哪儿|哪|何|怎么|怎样|如何|为什么|为何|多久|多长|多大|多高|多远"
+)
+
+# Sentence or span holds a kind of thing (its own regex; names come from POS tags).
+_HAS: dict[str, re.Pattern[str]] = {
+    "year": re.compile(r"\d{3,4}\s*年"),
+    "date": re.compile(r"\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{3,4}\s*年|\d{1,2}\s*日"),
+    "share": re.compile(r"\d\s*[%‰]|分之|\d\s*成|一半|半数"),
+    "duration": re.compile(r"\d[\d.]*\s*(?:多|余)?\s*(?:年|天|个月|月|小时|分钟|秒|周|星期|日)"),
+    "money": re.compile(
+        r"\d[\d.,]*\s*(?:多|余)?\s*(?:万|亿|千)?\s*(?:元|美元|英镑|欧元|日元|港元|块)"
+    ),
+    "count": re.compile(r"\d[\d.,]*\s*(?:多|余)?\s*[^\d\s\W]"),
+    "title": re.compile(r"《[^》]{1,30}》"),
+}
+_NAME_TAGS = {"person": ("nr",), "place": ("ns",), "org": ("nt",)}
+_PUNCT = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A passage BM25 found, with each field's score divided by that field's best."""
+
+    passage: Passage
+    rank: int  # 1-based, in BM25's fused order
+    words: float
+    bigrams: float
+    fused: float
+    folded: str | None = None  # fold(passage.text), when the search made it already
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionView:
+    """What the reader needs of a question, made once (the pieces of a search `Query`)."""
+
+    text: str
+    folded: str
+    words: tuple[str, ...]
+    weights: tuple[float, ...]  # each word's share of the question's idf
+    grams: frozenset[str]
+    asks: str | None  # one of ASK_KINDS
+    numbers: frozenset[str]
+    left: str  # the question just before its question word (…司马晏 for 谁杀了司马晏？: "")
+    right: str  # and just after it ("杀了司马晏")
+    unit: str  # the measure word after 多少/几 (公里 in 全长多少公里)
+    bare: str  # folded, numbers normalised, punctuation removed
+    wanted: Wanted | None  # the hand-made pattern of retrieval.answer
+
+    @classmethod
+    def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
+        """Build from the question, its search words and each word's idf."""
+        folded = normalize_numbers(text)
+        unique = dict(zip(words, idf, strict=True))
+        total = sum(max(w, 0.05) for w in unique.values()) or 1.0
+        weights = tuple(max(w, 0.05) / total for w in unique.values())
+        asks = next((kind for kind, pattern in _ASKS if pattern.search(folded)), None)
+        bare = _PUNCT.sub("", folded)
+        wh = _WH.search(bare)
+        left, right, unit = bare, "", ""
+        if wh is not None:
+            left, right = bare[: wh.start()], bare[wh.end() :]
+            if wh.group() in ("多少", "几"):
+                unit = re.match(r"[个种]?[\u4e00-\u9fff]{0,2}", right).group()  # type: ignore[union-attr]
+        grams = frozenset(bare[i : i + 2] for i in range(len(bare) - 1))
+        return cls(
+            text, folded, tuple(unique), weights, grams, asks, frozenset(numbers_in(text)),
+            left[-6:], right[:6], unit, bare, wanted(text),
+        )  # fmt: skip
+
+
+# --- Features ----------------------------------------------------------------------------
+PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "bm25": ("words", "bigrams", "fused", "inv_rank", "first"),
+    "evidence": ("best_cov", "best_grams", "best_both", "cov_passage", "grams_passage"),
+    "title": ("cov_title",),
+    "asks": ("passage_fit",),
+}
+SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
+    "bm25": ("words", "bigrams", "fused", "inv_rank", "first"),
+    "passage": ("passage_score", "passage_first"),
+    "coverage": ("cov", "cov_window", "cov_prev", "grams", "grams_window", "by_length"),
+    "beyond_title": ("rest", "rest_window", "rest_gap"),
+    "relative": ("cov_gap", "grams_gap", "window_gap", "passage_gap", "hand_gap"),
+    "title": ("cov_title",),
+    "proximity": ("proximity",),
+    "asks": (*(f"fit_{kind}" for kind in ASK_KINDS), "miss_kind", "wanted", "near"),
+    "numbers": ("q_numbers", "q_numbers_missing"),
+    "position": ("first_sentence", "position", "log_len"),
+}
+SPAN_GROUPS: dict[str, tuple[str, ...]] = {
+    "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
+    "unit": ("has_unit",),
+    "context": ("left", "right", "both", "near", "log_distance", "left_any", "right_any"),
+    "crossed": ("any_both", "fit_near", "fit_context", "noun_context"),
+    "overlap": ("in_question", "question_word"),
+    "shape": ("segments", "log_chars", "share", "punct_after", "punct_before", "start", "end"),
+    "boundary": (
+        "after_verb_prep",
+        "before_de",
+        "before_verb",
+        "name_before",
+        "name_after",
+        "untagged",
+    ),
+    "run": (
+        "open_length",
+        "function_first",
+        "function_last",
+        "starts_run",
+        "ends_run",
+        "whole_run",
+    ),
+}
+SENTENCE_POOL = 3  # sentences are read from this many passages, best by the passage model
+
+
+def names(groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Feature names in column order."""
+    return tuple(name for group in groups.values() for name in group)
+
+
+def coverage(text: str, question: QuestionView) -> float:
+    """Idf-weighted share of the question's words that occur in a (folded) text."""
+    return sum(w for word, w in zip(question.words, question.weights, strict=True) if word in text)
+
+
+def gram_share(text: str, question: QuestionView) -> float:
+    """Share of the question's character bigrams that occur in a (folded) text."""
+    if not question.grams:
+        return 0.0
+    return sum(gram in text for gram in question.grams) / len(question.grams)
+
+
+def proximity(text: str, question: QuestionView) -> float:
+    """How tightly the question's words sit together: their length over the span they cover."""
+    found = [(text.find(word), len(word)) for word in question.words if word in text]
+    if len(found) < 2:
+        return 0.0
+    start = min(pos for pos, _ in found)
+    end = max(pos + size for pos, size in found)
+    return min(1.0, sum(size for _, size in found) / max(end - start, 1))
+
+
+def question_cover(text: str, question: QuestionView) -> float:
+    """Share of the question's words in a text, each counted by its length (the hand-set way)."""
+    total = sum(len(w) for w in question.words) or 1
+    return sum(len(w) for w in question.words if w in text) / total
+
+
+def wanted_fit(text: str, want: Wanted | None) -> float:
+    """retrieval.answer's bonus for holding what the question asks for (0 if it asks nothing)."""
+    return 0.0 if want is None else fit_bonus(text, want)
+
+
+def holds(text: str, kind: str, tags: Sequence[tuple[str, str]], question: str) -> bool:
+    """Whether a (normalised) text holds a thing of this kind that the question does not name."""
+    if kind in _NAME_TAGS:
+        wanted = _NAME_TAGS[kind]
+        return any(tag.startswith(wanted) and word not in question for word, tag in tags)
+    pattern = _HAS.get(kind)
+    if pattern is None:
+        return False
+    return any(m.group() not in question for m in pattern.finditer(_normalized(text)))
+
+
+@dataclass(frozen=True, slots=True)
+class Sentences:
+    """The sentences of one candidate passage: spans in its text, and folded text."""
+
+    spans: tuple[tuple[int, int], ...]
+    normal: tuple[str, ...]
+    covs: tuple[float, ...]
+    grams: tuple[float, ...]
+
+    @classmethod
+    def of(cls, text: str, question: QuestionView, folded: str | None = None) -> Sentences:
+        """Split a passage and measure each sentence's cover of the question."""
+        spans = tuple((s, e) for s, e in sentence_spans(text) if text[s:e].strip())
+        folded = fold(text) if folded is None else folded
+        if len(folded) == len(text):  # fold the passage once when offsets allow
+            normal = tuple(folded[s:e] for s, e in spans)
+        else:
+            normal = tuple(fold(text[s:e]) for s, e in spans)
+        return cls(
+            spans,
+            normal,
+            tuple(coverage(t, question) for t in normal),
+            tuple(gram_share(t, question) for t in normal),
+        )
+
+
+def passage_rows(
+    question: QuestionView, candidates: Sequence[Candidate], sentences: Sequence[Sentences]
+) -> np.ndarray:
+    """Feature rows (candidates × PASSAGE_GROUPS) of the candidate passages."""
+    rows = []
+    for cand, split in zip(candidates, sentences, strict=True):
+        whole = "".join(split.normal)
+        title = normalize_numbers(cand.passage.source.title or "")
+        fit = question.asks is not None and holds(whole, question.asks, (), question.folded)
+        rows.append(
+            (
+                cand.words,
+                cand.bigrams,
+                cand.fused,
+                1 / cand.rank,
+                float(cand.rank == 1),
+                max(split.covs, default=0.0),
+                max(split.grams, default=0.0),
+                max((c + g for c, g in zip(split.covs, split.grams, strict=True)), default=0.0),
+                coverage(whole, question),
+                gram_share(whole, question),
+                coverage(title, question),
+                float(fit),
+            )
+        )
+    return np.array(rows, dtype=np.float64).reshape(-1, len(names(PASSAGE_GROUPS)))
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceRow:
+    """One sentence of a candidate: where it is, and its feature row."""
+
+    candidate: int
+    start: int
+    end: int
+    features: tuple[float, ...]
+
+
+def sentence_rows(
+    question: QuestionView,
+    candidates: Sequence[Candidate],
+    sentences: Sequence[Sentences],
+    pool: Sequence[int],
+    passage_scores: np.ndarray,
+    tokenizer: Tokenizer,
+) -> list[SentenceRow]:
+    """Feature rows of every sentence of the candidates in `pool` (indices, best first)."""
+    rows = []
+    asks, kinds, numbers = question.asks, ASK_KINDS, question.numbers
+    for place, i in enumerate(pool):
+        cand, split = candidates[i], sentences[i]
+        normal, covs = split.normal, split.covs
+        title_text = fold(cand.passage.source.title or "")
+        title = coverage(title_text, question)
+        # Wikipedia and news alike name their subject in the title and first sentence, then
+        # say 本鱼 or 该公司: the words beyond the title are what find the answering sentence.
+        rest = [(w, q) for w, q in zip(question.words, question.weights, strict=True)
+                if w not in title_text]  # fmt: skip
+        rest_total = sum(q for _, q in rest) or 1.0
+        passage_part = (
+            cand.words, cand.bigrams, cand.fused, 1 / cand.rank, float(cand.rank == 1),
+            float(passage_scores[i]), float(place == 0),
+        )  # fmt: skip
+        for j, ((start, end), sentence) in enumerate(zip(split.spans, normal, strict=True)):
+            window = "".join(normal[max(j - 1, 0) : j + 2])
+            fit = False
+            if asks is not None:
+                tags = tokenizer.tag(sentence) if asks in _NAME_TAGS else []
+                fit = holds(sentence, asks, tags, question.folded)
+            q_found = 0
+            if numbers:
+                found = set(_DIGITS.findall(_normalized(sentence)))
+                q_found = sum(n in found for n in numbers)
+            by_length = question_cover(sentence, question)
+            rest_cov = sum(q for w, q in rest if w in sentence) / rest_total
+            rest_window = sum(q for w, q in rest if w in window) / rest_total
+            fit_bonus = wanted_fit(sentence, question.wanted)
+            features = (
+                *passage_part,
+                covs[j],
+                coverage(window, question),
+                covs[j - 1] if j else 0.0,
+                split.grams[j],
+                gram_share(window, question),
+                by_length,
+                rest_cov,
+                rest_window,
+                rest_cov,  # its gap, filled in below
+                # the gaps to the question's best, filled in below
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                by_length + 0.5 * split.grams[j] + fit_bonus,
+                title,
+                proximity(sentence, question),
+                *(float(fit and asks == kind) for kind in kinds),
+                float(asks is not None and not fit),
+                float(fit_bonus > 0.5),
+                float(0 < fit_bonus < 0.5),
+                q_found / len(numbers) if numbers else 0.0,
+                float(len(numbers) > q_found),
+                float(j == 0),
+                j / len(split.spans),
+                math.log1p(len(sentence)),
+            )
+            rows.append(SentenceRow(i, start, end, features))
+    return _with_gaps(rows)
+
+
+_GAPS = tuple(
+    (names(SENTENCE_GROUPS).index(source), names(SENTENCE_GROUPS).index(gap))
+    for source, gap in (
+        ("cov", "cov_gap"), ("grams", "grams_gap"), ("cov_window", "window_gap"),
+        ("passage_score", "passage_gap"), ("hand_gap", "hand_gap"), ("rest", "rest_gap"),
+    )
+)  # fmt: skip
+
+
+def _with_gaps(rows: list[SentenceRow]) -> list[SentenceRow]:
+    """Rows with each gap feature set to the value minus the best value among the rows.
+
+    A logistic regression scores each sentence alone; the gaps tell it how the sentence
+    compares with the others of the same question, which is what picking one needs.
+    """
+    if not rows:
+        return rows
+    table = np.array([r.features for r in rows])
+    for source, gap in _GAPS:
+        table[:, gap] = table[:, source] - table[:, source].max()
+    return [
+        SentenceRow(r.candidate, r.start, r.end, tuple(v))
+        for r, v in zip(rows, table.tolist(), strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRow:
+    """One candidate span of a sentence (offsets into the sentence) and its feature row."""
+
+    start: int
+    end: int
+    features: tuple[float, ...]
+
+
+def _common_suffix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _in_question_suffix(before: str, question: str) -> int:
+    """How many characters just before a span occur together in the question (at most 8)."""
+    n = 0
+    while n < min(8, len(before)) and before[len(before) - n - 1 :] in question:
+        n += 1
+    return n
+
+
+def _in_question_prefix(after: str, question: str) -> int:
+    """How many characters just after a span occur together in the question (at most 8)."""
+    n = 0
+    while n < min(8, len(after)) and after[: n + 1] in question:
+        n += 1
+    return n
+
+
+def _kinds_of(text: str, tags: Sequence[str]) -> dict[str, bool]:
+    """Which kinds a span is (a year, a count, a person, ...)."""
+    numeric = bool(_NUMERAL.search(text))
+    kinds = {kind: numeric and bool(p.fullmatch(text)) for kind, p in _HAS.items()}
+    kinds["count"] = kinds["count"] or bool(re.fullmatch(r"[\d.,]+", text))
+    kinds["title"] = text.startswith("《") and bool(re.fullmatch(r"《[^》]+》", text))
+    for kind, prefixes in _NAME_TAGS.items():
+        kinds[kind] = bool(tags) and all(t.startswith(prefixes) for t in tags)
+    kinds["noun"] = bool(tags) and tags[-1].startswith("n")
+    kinds["verb"] = bool(tags) and tags[0].startswith("v")
+    return kinds
+
+
+@dataclass(frozen=True, slots=True)
+class SpanCandidate:
+    """A span of a sentence that could answer: its segments' tags and its neighbours' words."""
+
+    start: int
+    end: int
+    tags: tuple[str, ...]
+    before: tuple[str, str] = ("", "")  # (word, tag) just before the span
+    after: tuple[str, str] = ("", "")
+
+
+def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Segments with transliterated names joined: 布兰科 · 茨尔文科夫斯基 is one name."""
+    joined: list[tuple[str, str]] = []
+    for word, tag in tagged:
+        if len(joined) >= 2 and joined[-1][0] == "·" and joined[-2][1].startswith("nr"):
+            joined[-2:] = [(joined[-2][0] + "·" + word, joined[-2][1])]
+        else:
+            joined.append((word, tag))
+    return joined
+
+
+def span_candidates(sentence: str, tokenizer: Tokenizer) -> list[SpanCandidate]:
+    """Spans of a sentence that could be an answer: runs of segments, clauses, typed matches."""
+    normal = fold(sentence)
+    tagged = _joined_names(tokenizer.tag(normal))
+    offsets, pos = [], 0
+    for word, tag in tagged:
+        offsets.append((pos, pos + len(word), tag))
+        pos += len(word)
+    none = ("", "")
+    found: dict[tuple[int, int], SpanCandidate] = {}
+    for i in range(len(offsets)):
+        for j in range(i, min(i + MAX_SPAN_SEGMENTS, len(offsets))):
+            start, end = offsets[i][0], offsets[j][1]
+            piece = normal[start:end]
+            if end - start > MAX_SPAN_CHARS or _HARD_STOP.search(piece):
+                break
+            if (_PUNCT.fullmatch(piece[0]) and piece[0] not in '《“"') or (
+                _PUNCT.fullmatch(piece[-1]) and piece[-1] not in '》”"%'
+            ):
+                continue
+            found[(start, end)] = SpanCandidate(
+                start, end, tuple(t for *_, t in offsets[i : j + 1]),
+                tagged[i - 1] if i else none, tagged[j + 1] if j + 1 < len(tagged) else none,
+            )  # fmt: skip
+    for pattern in (_CLAUSE, *_HAS.values(), _QUOTED):
+        for m in pattern.finditer(normal):
+            if m.end() > m.start() and m.span() not in found:
+                found[m.span()] = SpanCandidate(m.start(), m.end(), ())
+    return list(found.values())
+
+
+_HARD_STOP = re.compile(r"[，,。；;！!？?：:\s]")
+_CLAUSE = re.compile(r"[^，,。；;！!？?：:]+")
+_QUOTED = re.compile(r"“[^”]{1,20}”")
+_NAME_PARTS = ("nr", "ns", "nt", "nz")
+
+
+def _unit_tail(piece: str) -> str:
+    """What follows a span's last number (公里 in 364.6公里), "" when it holds no number."""
+    match = re.search(r"\d[^\d]*$", piece)
+    return match.group()[1:] if match else ""
+
+
+def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> list[SpanRow]:
+    """Feature rows of the candidate spans of a sentence."""
+    normal = fold(sentence)
+    spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
+    kept = [0]  # kept[i]: characters before position i that are not punctuation or space
+    for char in normal:
+        kept.append(kept[-1] + (not _PUNCT.fullmatch(char)))
+    bare = _PUNCT.sub("", normal)
+    asked = set(question.bare)
+    # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
+    settled = [c in asked or not kept[i + 1] - kept[i] for i, c in enumerate(normal)]
+    # What depends on one edge only is worked out once per edge, not once per span.
+    lefts: dict[int, tuple[int, float]] = {}
+    rights: dict[tuple[int, int], tuple[int, float]] = {}
+    rows = []
+    for cand in span_candidates(sentence, tokenizer):
+        start, end, tags = cand.start, cand.end, cand.tags
+        piece = normal[start:end]
+        in_question = sum(c in asked for c in piece) / max(len(piece), 1)
+        if in_question == 1.0:  # the question's own words never answer it
+            continue
+        if _NUMERAL.search(piece):
+            piece = _normalized(piece)
+        kinds = _kinds_of(piece, tags)
+        tail = _unit_tail(piece)
+        has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
+        if start not in lefts:
+            before = bare[: kept[start]]
+            lefts[start] = (
+                min(_common_suffix(before, question.left), 6),
+                _in_question_suffix(before, question.bare) / 8,
+            )
+        left, left_any = lefts[start]
+        skip = len(tail) if has_unit else 0
+        if (end, skip) not in rights:
+            after = bare[kept[end] :]
+            # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
+            rights[(end, skip)] = (
+                min(_common_prefix(after, question.right[skip:]), 6),
+                _in_question_prefix(after, question.bare) / 8,
+            )
+        right, right_any = rights[(end, skip)]
+        distance = min(
+            (
+                min(abs(p - end), abs(start - (p + n)))
+                for p, n in spots
+                if p >= end or p + n <= start
+            ),
+            default=len(normal),
+        )
+        fit = question.asks is not None and kinds.get(question.asks, False)
+        near = distance <= 1
+        features = (
+            *(float(kinds.get(kind, False)) for kind in (*ASK_KINDS, "noun", "verb")),
+            float(fit),
+            float(question.asks is None),
+            float(has_unit),
+            left / 6,
+            right / 6,
+            float(left > 0 and right > 0),
+            float(near),
+            math.log1p(distance),
+            left_any,
+            right_any,
+            left_any * right_any,
+            float(fit and near),
+            float(fit) * (left_any + right_any),
+            float(kinds["noun"]) * (left_any + right_any),
+            in_question,
+            float(any(w in piece for w in question.words)),
+            float(len(tags)),
+            math.log1p(end - start),
+            (end - start) / max(len(normal), 1),
+            float(end >= len(normal) or bool(_PUNCT.fullmatch(normal[end]))),
+            float(start == 0 or bool(_PUNCT.fullmatch(normal[start - 1]))),
+            float(start == 0),
+            float(end >= len(normal.rstrip("。！？!?；;…"))),
+            float(cand.before[1].startswith(("p", "v")) or cand.before[0] in ("是", "为")),
+            float(cand.after[0] == "的" or cand.after[1] == "uj"),
+            float(cand.after[1].startswith("v")),
+            # A span that stops inside a name (保罗|·|塞里诺) is rarely the answer.
+            float(cand.before[1].startswith(_NAME_PARTS) or cand.before[0] == "·"),
+            float(cand.after[1].startswith(_NAME_PARTS) or cand.after[0] == "·"),
+            float(not tags),
+            float(question.asks is None) * math.log1p(end - start),
+            float(bool(tags) and tags[0][:1] in ("p", "d", "c", "v", "u")),
+            float(bool(tags) and tags[-1][:1] in ("p", "u", "c")),
+            float(start == 0 or settled[start - 1]),
+            float(end == len(normal) or settled[end]),
+            float((start == 0 or settled[start - 1]) and (end == len(normal) or settled[end])),
+        )
+        rows.append(SpanRow(start, end, features))
+    return rows
+
+
+# --- Models ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Linear:
+    """A linear scorer over standardised features: ((x − mean) / scale) · coef + intercept.
+
+    The models are conditional logits: a softmax over one question's rows (its passages, its
+    sentences, or its sentence's spans) gives each row's probability of being the right one.
+    """
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """Log-odds of each row (rows × features)."""
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.features))
+        return ((rows - self.mean) / self.scale) @ self.coef + self.intercept
+
+    @classmethod
+    def from_json(cls, data: dict[str, object], expected: tuple[str, ...]) -> Linear:
+        """Read one model; its feature list must be the code's."""
+        listed = data["features"]
+        features = tuple(str(name) for name in listed) if isinstance(listed, list) else ()
+        if features != expected:
+            raise RetrievalError(
+                "The reader weights were trained for other features. Retrain them with "
+                "`python -m retrieval.train_reader`."
+            )
+        vector = {k: np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")}
+        return cls(features, vector["mean"], vector["scale"], vector["coef"],
+                   float(data["intercept"]))  # type: ignore[arg-type]  # fmt: skip
+
+    def to_json(self) -> dict[str, object]:
+        """The model as JSON-ready lists (rounded: the file is meant to be read in a diff)."""
+        return {
+            "features": list(self.features),
+            "mean": [round(float(v), 6) for v in self.mean],
+            "scale": [round(float(v), 6) for v in self.scale],
+            "coef": [round(float(v), 6) for v in self.coef],
+            "intercept": round(self.intercept, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """The three models and the span model's confidence threshold."""
+
+    sentence: Linear
+    passage: Linear
+    span: Linear
+    span_threshold: float
+    meta: dict[str, object]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Weights:
+        """Read the shipped weights (or those at `path`)."""
+        try:
+            if path is None:
+                text = resources.files("retrieval").joinpath(WEIGHTS_FILE).read_text("utf-8")
+            else:
+                text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, ValueError) as error:
+            raise RetrievalError(
+                f"Cannot read the reader weights ({error}). Reinstall the package or run "
+                "`python -m retrieval.train_reader`."
+            ) from error
+        if data.get("version") != WEIGHTS_VERSION:
+            raise RetrievalError(
+                "The reader weights are of another version. Retrain them with "
+                "`python -m retrieval.train_reader`."
+            )
+        return cls(
+            Linear.from_json(data["sentence"], names(SENTENCE_GROUPS)),
+            Linear.from_json(data["passage"], names(PASSAGE_GROUPS)),
+            Linear.from_json(data["span"], names(SPAN_GROUPS)),
+            float(data["span_threshold"]),
+            dict(data.get("meta", {})),
+        )
+
+    def to_json(self) -> str:
+        """The weights file's text."""
+        data = {
+            "version": WEIGHTS_VERSION,
+            "meta": self.meta,
+            "span_threshold": round(self.span_threshold, 4),
+            "sentence": self.sentence.to_json(),
+            "passage": self.passage.to_json(),
+            "span": self.span.to_json(),
+        }
+        return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the reader made of the candidates: their new order, and the answer."""
+
+    order: tuple[int, ...]  # indices into the candidates, best first
+    answer: Answer | None
+    chances: tuple[float, ...] = ()  # each candidate's probability of being the right passage
+
+
+class Reader:
+    """Scores sentences, passages and spans of BM25's candidates with the learned weights."""
+
+    def __init__(self, weights: Weights, tokenizer: Tokenizer) -> None:
+        self.weights = weights
+        self.tokenizer = tokenizer
+
+    def read(
+        self,
+        question: str,
+        words: Sequence[str],
+        idf: Sequence[float],
+        candidates: Sequence[Candidate],
+    ) -> Reading:
+        """Reorder the candidates by their best evidence and pick the answer sentence and span."""
+        view = QuestionView.make(question, words, idf)
+        if not candidates or not view.words:
+            return Reading(tuple(range(len(candidates))), None)
+        sentences = [Sentences.of(c.passage.text, view, c.folded) for c in candidates]
+        passage_scores = self.weights.passage.logits(passage_rows(view, candidates, sentences))
+        order = tuple(int(i) for i in np.argsort(-passage_scores, kind="stable"))
+        shares = np.exp(passage_scores - passage_scores.max())
+        chances = tuple(float(v) for v in shares / shares.sum())
+        pool = order[:SENTENCE_POOL]
+        rows = sentence_rows(view, candidates, sentences, pool, passage_scores, self.tokenizer)
+        if not rows:
+            return Reading(order, None, chances)
+        scores = self.weights.sentence.logits(np.array([r.features for r in rows]))
+        best = rows[int(np.argmax(scores))]
+        passage = candidates[best.candidate].passage
+        sentence = passage.text[best.start : best.end].strip()
+        short = self.short_span(view, sentence)
+        return Reading(order, Answer(sentence, (), passage.passage_id, short=short), chances)
+
+    def short_span(self, view: QuestionView, sentence: str) -> tuple[int, int] | None:
+        """The span of the sentence that answers, or None when the model is not confident."""
+        rows = span_rows(view, sentence, self.tokenizer)
+        if not rows:
+            return None
+        logits = self.weights.span.logits(np.array([r.features for r in rows]))
+        best = int(np.argmax(logits))
+        # The model is a softmax over the sentence's spans: its share is the confidence.
+        if 1 / np.exp(logits - logits[best]).sum() < self.weights.span_threshold:
+            return None
+        start, end = rows[best].start, rows[best].end
+        # fold() keeps NFKC lengths; where NFKC changed the length, the offsets may drift.
+        if len(fold(sentence)) != len(sentence):
+            return None
+        return start, end

@@ -1,0 +1,224 @@
+"""The learned reader: features on small real examples, spans, the weights file, training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retrieval import reader as rd
+from retrieval.errors import RetrievalError
+from retrieval.models import Passage, Source
+from retrieval.search import Searcher
+from retrieval.store import build_index, open_index
+from retrieval.tokenize import Tokenizer
+from tests.conftest import SHARED
+
+TOKENIZER = Tokenizer()
+WEIGHTS = rd.Weights.load()
+READER = rd.Reader(WEIGHTS, TOKENIZER)
+PASSAGE = (
+    "广三铁路是中国广东省的一条铁路,1903年建成通车,全长49公里。"
+    "广茂铁路是在2004年2月29日起由广梅汕铁路公司管理,全长364.6公里。"
+    "额亦都一生有五位妻子。"
+)
+
+
+def view(question: str) -> rd.QuestionView:
+    """A question view with every word weighted alike."""
+    words = TOKENIZER.words(question)
+    return rd.QuestionView.make(question, words, [1.0] * len(words))
+
+
+def candidate(text: str, rank: int = 1, title: str | None = None) -> rd.Candidate:
+    """A candidate passage with made-up BM25 scores."""
+    source = Source(file="a.txt", title=title, paragraph=0, start=0, end=len(text))
+    return rd.Candidate(Passage(f"a.txt#1.{rank}", text, source), rank, 1 / rank, 1 / rank, 1.0)
+
+
+@pytest.mark.parametrize("text", ["1到4月", "1—4月", "1至4月", "一至四月", "1~4月"])
+def test_ranges_normalise_alike(text: str) -> None:
+    assert rd.normalize_numbers(text) == "1-4月"
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"), [("一九零三", 1903), ("三十五", 35), ("两万", 20000), ("十", 10)]
+)
+def test_chinese_numerals(numeral: str, value: int) -> None:
+    assert rd.cn_number(numeral) == value
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("广三铁路在哪年建成？", "year"),
+        ("谁杀了司马晏？", "person"),
+        ("广茂铁路全长多少公里？", "count"),
+        ("额亦都一生有几位妻子？", "count"),
+        ("这本书讲了什么？", None),
+    ],
+)
+def test_what_a_question_asks(question: str, asks: str | None) -> None:
+    assert view(question).asks == asks
+
+
+def test_question_unit_and_numbers() -> None:
+    assert view("广茂铁路全长多少公里？").unit == "公里"
+    assert view("一至四月的产量是多少？").numbers == {"1", "4"}
+
+
+def test_sentence_with_the_year_fits_a_year_question() -> None:
+    question = view("广三铁路在哪年建成？")
+    cands = [candidate(PASSAGE)]
+    split = [rd.Sentences.of(PASSAGE, question)]
+    rows = rd.sentence_rows(question, cands, split, [0], np.zeros(1), TOKENIZER)
+    names = rd.names(rd.SENTENCE_GROUPS)
+    first, second = (dict(zip(names, row.features, strict=True)) for row in rows[:2])
+    assert first["fit_year"] == 1.0 and first["cov"] > second["cov"]
+    assert len(rows[0].features) == len(names)
+
+
+def test_spans_of_a_count_question_include_number_with_unit() -> None:
+    sentence = "广茂铁路是在2004年2月29日起由广梅汕铁路公司管理,全长364.6公里。"
+    rows = rd.span_rows(view("广茂铁路全长多少公里？"), sentence, TOKENIZER)
+    pieces = {sentence[r.start : r.end]: r for r in rows}
+    assert "364.6公里" in pieces
+    unit = rd.names(rd.SPAN_GROUPS).index("has_unit")
+    assert pieces["364.6公里"].features[unit] == 1.0
+
+
+def test_reader_answers_with_a_short_span() -> None:
+    question = "额亦都一生有几位妻子？"
+    words = TOKENIZER.words(question)
+    reading = READER.read(question, words, [3.0] * len(words), [candidate(PASSAGE)])
+    assert reading.answer is not None and reading.answer.sentence == "额亦都一生有五位妻子。"
+    assert reading.answer.short_text == "五位"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet="广三铁路1903年建成，。全长公里《书》“”刘曜 \n五位妻子", max_size=80))
+def test_the_span_is_always_inside_the_sentence(text: str) -> None:
+    question = "广三铁路哪年建成全长多少公里？"
+    words = TOKENIZER.words(question)
+    reading = READER.read(question, words, [1.0] * len(words), [candidate(text or "。")])
+    if reading.answer is not None and reading.answer.short is not None:
+        start, end = reading.answer.short
+        assert 0 <= start < end <= len(reading.answer.sentence)
+        assert reading.answer.short_text in reading.answer.sentence
+
+
+def test_no_span_when_not_confident() -> None:
+    question = "额亦都一生有几位妻子？"
+    words = TOKENIZER.words(question)
+    sure = rd.Reader(replace(WEIGHTS, span_threshold=0.0), TOKENIZER)
+    unsure = rd.Reader(replace(WEIGHTS, span_threshold=1.0), TOKENIZER)
+    args = (question, words, [1.0] * len(words), [candidate(PASSAGE)])
+    assert sure.read(*args).answer.short is not None  # type: ignore[union-attr]
+    answer = unsure.read(*args).answer
+    assert answer is not None and answer.short is None
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   \n  ", "没有标点的一段话没有句号也没有逗号额亦都五位妻子", "。。。"]
+)
+def test_odd_passages_never_raise(text: str) -> None:
+    question = "额亦都有几位妻子？"
+    words = TOKENIZER.words(question)
+    reading = READER.read(question, words, [1.0] * len(words), [candidate(text)])
+    assert reading.order == (0,)
+
+
+def test_a_question_without_words_has_no_answer() -> None:
+    reading = READER.read("？？", [], [], [candidate(PASSAGE)])
+    assert reading.answer is None and reading.order == (0,)
+
+
+def test_weights_round_trip_and_fit_like_scikit_learn(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from retrieval import train_reader
+
+    # Pairs with one right row: the conditional logit is then a logistic regression without
+    # intercept on the rows' differences, which scikit-learn fits independently.
+    rng = np.random.default_rng(0)
+    names = rd.names(rd.PASSAGE_GROUPS)
+    x = rng.normal(size=(400, len(names))) * rng.uniform(0.1, 5, len(names))
+    right = (x[0::2, 0] - x[1::2, 0] + rng.normal(size=200) > 0).astype(int)
+    y = np.ravel(np.column_stack([right, 1 - right]))
+    linear = train_reader.fit(train_reader.Rows(x, y, np.repeat(np.arange(200), 2)), names)
+    z = (x - linear.mean) / linear.scale
+    d = np.where(right[:, None] == 1, z[0::2] - z[1::2], z[1::2] - z[0::2])
+    model = sklearn.LogisticRegression(C=train_reader.C / 2, fit_intercept=False, tol=1e-10)
+    model.fit(np.vstack([d, -d]), np.r_[np.ones(200), np.zeros(200)])
+    assert np.allclose(linear.coef, model.coef_[0], atol=1e-3)
+    weights = rd.Weights(WEIGHTS.sentence, linear, WEIGHTS.span, 0.3, {"test": True})
+    path = tmp_path / "w.json"
+    path.write_text(weights.to_json(), encoding="utf-8")
+    loaded = rd.Weights.load(path)
+    assert np.allclose(loaded.passage.logits(x[:5]), linear.logits(x[:5]), atol=1e-3)
+    assert loaded.span_threshold == 0.3
+
+
+def test_weights_of_other_features_are_refused(tmp_path: Path) -> None:
+    data = json.loads(WEIGHTS.to_json())
+    data["span"]["features"] = data["span"]["features"][:-1]
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RetrievalError, match="train_reader"):
+        rd.Weights.load(path)
+
+
+def test_paging_reranks_the_same_candidates(seed_searcher: Searcher) -> None:
+    reading = Searcher(
+        seed_searcher.index, seed_searcher.tokenizer, synonyms=seed_searcher.synonyms,
+        reader=READER,
+    )  # fmt: skip
+    question = "职工艺术团累计开展了多少场送文化进基层活动"
+    whole = [h.passage.passage_id for h in reading.ask(question, top_k=6).hits]
+    pages = [
+        h.passage.passage_id
+        for offset in (0, 2, 4)
+        for h in reading.ask(question, top_k=2, offset=offset).hits
+    ]
+    assert pages == whole and len(set(whole)) == len(whole)
+
+
+def test_an_archive_of_one_sentence(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "one.txt").write_text("溧阳还有40多家暑托班", encoding="utf-8")
+    build_index(archive, tmp_path / "index", TOKENIZER)
+    index = open_index(tmp_path / "index")
+    result = Searcher(index, TOKENIZER, reader=READER).ask("溧阳暑托班有多少家")
+    plain = Searcher(index, TOKENIZER).ask("溧阳暑托班有多少家")
+    assert [h.passage for h in result.hits] == [h.passage for h in plain.hits]
+    assert result.answer is None or result.answer.sentence == "溧阳还有40多家暑托班"
+
+
+TRAIN = SHARED / "train"
+
+
+@pytest.mark.skipif(not TRAIN.is_dir(), reason="needs ../shared/train")
+def test_training_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    from retrieval import train_reader
+
+    data = tmp_path / "data"
+    for name in ("cmrc2018_trial", "drcd_test"):
+        lines = (TRAIN / name / "questions.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+        (data / name / "archive").mkdir(parents=True)
+        (data / name / "questions.jsonl").write_text("\n".join(lines), encoding="utf-8")
+        for source in {json.loads(line)["source"] for line in lines}:
+            shutil.copy(TRAIN / name / "archive" / source, data / name / "archive" / source)
+    out = tmp_path / "weights.json"
+    code = train_reader.main(["--data", str(data), "--out", str(out), "--work", str(tmp_path)])
+    assert code == 0
+    weights = rd.Weights.load(out)
+    assert weights.meta["trained_on"] == 24
+    assert np.any(weights.sentence.coef != 0) and np.any(weights.span.coef != 0)
