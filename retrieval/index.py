@@ -26,11 +26,11 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
-from retrieval import kernels
 from retrieval.errors import IndexCorruptError
 
 FIELDS = ("words", "bigrams")
@@ -194,6 +194,17 @@ class Postings:
 
 
 WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
+# A query with at most this many postings in a field is scored with numpy alone: a small
+# archive (the seeds) then never imports numba, whose import and cached-kernel load cost about
+# half a second of a fresh `archive-bot ask`. Both paths add a passage's weights in term order,
+# so their scores are bit-identical (tested).
+NUMPY_POSTINGS = 20_000
+
+
+def _kernels() -> ModuleType:
+    from retrieval import kernels
+
+    return kernels
 
 
 class Field:
@@ -279,22 +290,44 @@ class Field:
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         terms = postings.terms
+        if len(postings.docs) <= NUMPY_POSTINGS:
+            docs, scores = self._summed(postings)
+            order = np.lexsort((docs, -scores))[:k]
+            return docs[order], scores[order]
         upper = self.upper[terms]
         if np.any(self.idf[terms] < 0):  # negative weights: partial scores bound nothing
             upper = np.full(len(terms), np.inf)
         scores, seen = self._scratch_arrays()
         idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+        return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
 
     def scores_for(self, postings: Postings, passages: np.ndarray) -> np.ndarray:
         """Exact scores of the given passages (0 where no term occurs)."""
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
         targets = np.asarray(passages, dtype=np.int64)
+        if len(postings.docs) <= NUMPY_POSTINGS:
+            docs, scores = self._summed(postings)
+            if not len(docs):
+                return np.zeros(len(targets))
+            where = np.searchsorted(docs, targets).clip(max=len(docs) - 1)
+            return np.where(docs[where] == targets, scores[where], 0.0)
         idf, k1 = self.idf[postings.terms], self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
+        return _kernels().scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
+
+    def _summed(self, postings: Postings) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage of the postings (ascending) and its exact score, with numpy alone.
+
+        `bincount` adds each passage's weights in input order, which is term order, as the
+        kernels do: the sums are bit-identical to theirs.
+        """
+        k1, tf = self.params.k1, postings.tfs.astype(np.float64)
+        idf = np.repeat(self.idf[postings.terms], np.diff(postings.bounds))
+        weights = idf * (tf * (k1 + 1.0) / (tf + self.norm[postings.docs]))
+        docs, where = np.unique(postings.docs, return_inverse=True)
+        return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
 
     def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense

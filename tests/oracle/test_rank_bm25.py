@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
+import retrieval.index
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field
 from retrieval.search import Searcher
@@ -39,8 +40,16 @@ def _oracle_top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), -scores))[:k]
 
 
+@pytest.fixture(params=["kernels", "numpy"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Score through the numba kernels, or through the numpy path small queries take."""
+    limit = -1 if request.param == "kernels" else 10**9
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", range(8))
-def test_pruned_top_k_equals_rank_bm25(seed: int) -> None:
+def test_pruned_top_k_equals_rank_bm25(seed: int, path: str) -> None:
     """MaxScore pruning never changes the top k: ids (ties by lower id) and scores."""
     rng = random.Random(100 + seed)
     corpus = _random_corpus(rng, n_docs=rng.randint(50, 600), vocab=rng.randint(20, 400))
@@ -90,3 +99,25 @@ def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> Non
         expected_top = np.lexsort((np.arange(len(expected)), -expected))[: len(ids)]
         assert list(ids) == list(expected_top)
         np.testing.assert_allclose(scores, expected[expected_top], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_path_is_bit_identical_to_the_kernels(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small queries skip numba: the fused ranking must not notice (same bits, same order)."""
+    rng = random.Random(300 + seed)
+    corpus = _random_corpus(rng, n_docs=rng.randint(50, 500), vocab=rng.randint(20, 300))
+    field = _field(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 8))
+        k = rng.choice([1, 5, 100, 1000])
+        postings = field.gather(query)
+        results = []
+        for limit in (-1, 10**9):
+            monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
+            ids, scores = field.top(postings, k)
+            results.append(
+                (ids.tolist(), scores.tolist(), field.scores_for(postings, ids).tolist())
+            )
+        assert results[0] == results[1]
