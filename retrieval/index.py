@@ -34,6 +34,7 @@ import numpy.typing as npt
 from retrieval.errors import IndexCorruptError
 
 FIELDS = ("words", "bigrams")
+BLOCK = 128  # postings per block: each block keeps its highest frequency and shortest passage
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,10 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
+    lengths: np.ndarray  # uint32 per passage: its tokens in this field
+    block_offsets: np.ndarray  # int64, n_terms + 1: term t's blocks are these block numbers
+    block_max_tf: np.ndarray  # uint8 per block of `BLOCK` postings: highest frequency in it
+    block_min_len: np.ndarray  # uint32 per block: its shortest passage (tokens)
 
     def save(self, folder: Path, prefix: str) -> None:
         """Write each array as `<prefix>.<name>.npy`."""
@@ -169,6 +174,9 @@ class FieldArrays:
             and len(self.docs) == len(self.tfs)
             and int(self.offsets[-1]) == len(self.docs)
             and len(self.term_offsets) in (1, n_terms + 1)
+            and len(self.lengths) == len(self.norm)
+            and len(self.block_offsets) == n_terms + 1
+            and int(self.block_offsets[-1]) == len(self.block_max_tf) == len(self.block_min_len)
         )
 
 
@@ -198,7 +206,7 @@ WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
 # archive (the seeds) then never imports numba, whose import and cached-kernel load cost about
 # half a second of a fresh `archive-bot ask`. Both paths add a passage's weights in term order,
 # so their scores are bit-identical (tested).
-NUMPY_POSTINGS = 20_000
+NUMPY_POSTINGS = 2_048
 
 
 def _kernels() -> ModuleType:
@@ -224,6 +232,11 @@ class Field:
         self.idf = np.asarray(arrays.idf).view(np.ndarray)
         self.norm = np.asarray(arrays.norm).view(np.ndarray)
         self.upper = np.asarray(arrays.upper).view(np.ndarray)
+        self.lengths = np.asarray(arrays.lengths).view(np.ndarray)
+        self.block_offsets = np.asarray(arrays.block_offsets).view(np.ndarray)
+        self.block_max_tf = np.asarray(arrays.block_max_tf).view(np.ndarray)
+        self.block_min_len = np.asarray(arrays.block_min_len).view(np.ndarray)
+        self._avgdl: float | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
         self._scratch = threading.local()
@@ -294,13 +307,47 @@ class Field:
             docs, scores = self._summed(postings)
             order = np.lexsort((docs, -scores))[:k]
             return docs[order], scores[order]
-        upper = self.upper[terms]
-        if np.any(self.idf[terms] < 0):  # negative weights: partial scores bound nothing
+        upper, usable = self.upper[terms], not np.any(self.idf[terms] < 0)
+        if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(terms), np.inf)
         scores, seen = self._scratch_arrays()
         idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+        first = self.block_offsets[terms]
+        blocks = (first, self.block_max_tf, self.block_min_len, BLOCK, self.params.b, self.avgdl)
+        return _kernels().top_k_blocks(
+            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
+        )
+
+    def block_bounds(self, terms: np.ndarray) -> np.ndarray:
+        """Highest weight each block of the terms' postings can hold, term after term.
+
+        Worked out now from each block's raw bounds (highest frequency, shortest passage) and
+        the field's idf and average length, so that statistics combined at query time (several
+        segments) bound correctly: the weight grows with the frequency and falls with the
+        length. A hair above the exact value, so that rounding never makes it a little low.
+        """
+        first, last = self.block_offsets[terms], self.block_offsets[terms + 1]
+        counts = last - first
+        where = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        k1, b = self.params.k1, self.params.b
+        tf = self.block_max_tf[where].astype(np.float64)
+        norm = k1 * (1 - b + b * self.block_min_len[where] / self.avgdl)
+        idf = np.repeat(self.idf[terms], counts)
+        return idf * (tf * (k1 + 1.0) / (tf + norm)) * (1 + 1e-9)
+
+    @property
+    def avgdl(self) -> float:
+        """Average passage length in tokens (1.0 for an empty field, as the build uses)."""
+        if self._avgdl is None:
+            total = float(self.lengths.sum(dtype=np.int64))
+            self._avgdl = total / len(self.lengths) if len(self.lengths) and total else 1.0
+        return self._avgdl
+
+    def nonnegative(self, postings: Postings) -> bool:
+        """Whether every score from these postings is at least 0 (no term has a negative idf,
+        which rank-bm25's epsilon rule allows when the mean idf is negative)."""
+        return not np.any(self.idf[postings.terms] < 0)
 
     def scores_for(self, postings: Postings, passages: np.ndarray) -> np.ndarray:
         """Exact scores of the given passages (0 where no term occurs)."""
@@ -348,8 +395,13 @@ class Field:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first (ties: lower index first)."""
-    part = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+    """Indices of the k best scores, best first (ties: lower index first, at the cut too)."""
+    if len(scores) <= k:
+        part = np.arange(len(scores))
+    else:  # argpartition alone would keep an arbitrary few of the scores tied at the cut
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        above = np.flatnonzero(scores > kth)
+        part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
     return part[np.lexsort((part, -scores[part]))]
 
 

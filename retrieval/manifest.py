@@ -29,7 +29,7 @@ from retrieval.index import BM25Params
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer, TokenizerInfo
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 META = "meta.json"
 
 
