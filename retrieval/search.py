@@ -76,7 +76,7 @@ class Searcher:
         query = question if isinstance(question, Query) else self.query(question)
         wanted = offset + top_k
         candidates, scores = self._fused_scores(query, wanted)
-        order = best_first(scores, wanted * 2 + 8)
+        order = best_first(scores, _shown_from(wanted))
         hits: list[Hit] = []
         seen: set[str] = set()
         for i in order:
@@ -102,8 +102,9 @@ class Searcher:
         """Candidate passage ids and their fused scores.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
-        scored exactly in both fields, each field divided by its best score. A field reads the
-        query's postings once for both steps.
+        scored exactly in both fields, each field divided by its best score — except the
+        candidates whose fused score cannot reach the `_shown_from(wanted)` best (see
+        `_reachable`), which are left out. A field reads the query's postings once.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
         terms: list[tuple[str, float, tuple[str, ...] | np.ndarray]] = [
@@ -118,11 +119,56 @@ class Searcher:
             postings = field.gather(tokens)
             ids, scores = field.top(postings, depth)
             if len(ids) and scores[0] > 0:
-                found.append((field, weight, postings, ids, scores[0]))
+                found.append((field, weight / scores[0], postings, ids, scores))
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         candidates = np.unique(np.concatenate([item[3] for item in found]))
+        known = [_known(candidates, ids, scores, depth) for _, _, _, ids, scores in found]
+        if all(field.nonnegative(postings) for field, _, postings, _, _ in found):
+            keep = _reachable(known, [scale for _, scale, _, _, _ in found], _shown_from(wanted))
+            candidates, known = candidates[keep], [(s[keep], m[keep], c) for s, m, c in known]
         fused = np.zeros(len(candidates))
-        for field, weight, postings, _, best in found:
-            fused += field.scores_for(postings, candidates) * (weight / best)
+        for (field, scale, postings, _, _), (exact, is_known, _) in zip(found, known, strict=True):
+            scores = exact.copy()
+            if not is_known.all():  # `top` scores equal `scores_for`'s bit for bit
+                scores[~is_known] = field.scores_for(postings, candidates[~is_known])
+            fused += scores * scale
         return candidates, fused
+
+
+def _shown_from(wanted: int) -> int:
+    """How many of the best fused passages the near-duplicate filter looks through."""
+    return wanted * 2 + 8
+
+
+Known = tuple[np.ndarray, np.ndarray, float]  # scores, which are exact, bound of the others
+
+
+def _known(candidates: np.ndarray, ids: np.ndarray, scores: np.ndarray, depth: int) -> Known:
+    """A field's exact scores of the candidates in its own top, and a bound for the rest.
+
+    A passage outside a field's top `depth` scores at most the last score there; if the field
+    returned fewer, every passage its terms occur in was returned and the rest score 0.
+    """
+    order = np.argsort(ids, kind="stable")
+    where = np.searchsorted(ids[order], candidates).clip(max=len(ids) - 1)
+    is_known = ids[order][where] == candidates
+    exact = np.where(is_known, scores[order][where], 0.0)
+    return exact, is_known, float(scores[-1]) if len(ids) >= depth else 0.0
+
+
+def _reachable(known: list[Known], scales: list[float], shown: int) -> np.ndarray:
+    """Which candidates can still be among the `shown` best fused scores.
+
+    With non-negative field scores, a candidate's fused score lies between its known part
+    (unknown scores as 0) and its known part plus the bounds of the unknown ones. Whatever
+    lies below the `shown`-th highest low end cannot be shown (a hair of margin for rounding).
+    """
+    low, high = np.zeros(len(known[0][0])), np.zeros(len(known[0][0]))
+    for (exact, is_known, bound), scale in zip(known, scales, strict=True):
+        low += exact * scale
+        high += np.where(is_known, exact, bound) * scale
+    if len(low) <= shown:
+        return np.ones(len(low), dtype=bool)
+    floor = np.partition(low, len(low) - shown)[len(low) - shown]
+    return high * (1 + 1e-9) + 1e-12 >= floor
