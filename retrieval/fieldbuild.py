@@ -4,7 +4,9 @@
 passage ids, frequencies), packs each into 64 bits and appends it to a spill file on disk. At
 the end the spill is split into term-range buckets, each bucket sorted alone, and the result
 becomes the term-major `index.FieldArrays` with rank-bm25's idf, each passage's length norm
-and each term's highest weight (what MaxScore prunes with at query time).
+and each term's highest weight (what MaxScore prunes with at query time), and per block of 128
+postings the raw counts block-max pruning bounds a block with (highest frequency, shortest
+passage).
 
 Memory peaks at the output, 5 bytes a posting (uint32 passage id + uint8 frequency), plus one
 bucket of packed 8-byte postings; never at all the packed postings at once.

@@ -10,7 +10,13 @@ A question reaches a field as the ids of its terms; `Field.gather` reads their p
 disk once into a `Postings`, and both `Field.top` (the field's best passages) and
 `Field.scores_for` (exact scores of the fused candidates) work on that one read.
 
-On disk a field is nine `.npy` arrays (`FieldArrays`, saved and opened in one place; the
+Each term's postings are cut into blocks of 128 that keep their highest frequency and shortest
+passage (raw counts): `Field.top` works out each block's highest possible weight at query time
+(block-max MaxScore, `kernels.top_k_blocks`), so idf and average length may come from
+statistics combined at query time. Queries with few postings (a small archive) are scored
+with numpy alone and never import numba.
+
+On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
 index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
 `mmap_mode="r"`, so opening is instant and memory is paged in on demand; postings are read with
 `pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary dict is loaded.
@@ -54,9 +60,11 @@ def term_hash(term: str) -> int:
 class StringTable:
     """Many strings as one UTF-8 blob plus offsets: compact, memory-mappable, O(1) access."""
 
-    def __init__(self, blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> None:
+    def __init__(
+        self, blob: npt.NDArray[np.uint8] | NpyColumn, offsets: npt.NDArray[np.int64]
+    ) -> None:
         # Plain views: element access on a np.memmap goes through slow Python-level code.
-        self._blob = np.asarray(blob).view(np.ndarray)
+        self._blob = blob if isinstance(blob, NpyColumn) else np.asarray(blob).view(np.ndarray)
         self._offsets = np.asarray(offsets).view(np.ndarray)
 
     @staticmethod
@@ -94,6 +102,15 @@ class NpyColumn:
         self.dtype, self.length = dtype, shape[0]
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
+
+    @classmethod
+    def of_bytes(cls, path: Path) -> NpyColumn:
+        """A file of raw bytes (no `.npy` header), read by slices the same way."""
+        column = cls.__new__(cls)
+        column.offset, column.dtype, column.length = 0, np.dtype(np.uint8), path.stat().st_size
+        column._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(column, os.close, column._fd)
+        return column
 
     def __len__(self) -> int:
         return self.length
@@ -318,23 +335,6 @@ class Field:
         return _kernels().top_k_blocks(
             docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
         )
-
-    def block_bounds(self, terms: np.ndarray) -> np.ndarray:
-        """Highest weight each block of the terms' postings can hold, term after term.
-
-        Worked out now from each block's raw bounds (highest frequency, shortest passage) and
-        the field's idf and average length, so that statistics combined at query time (several
-        segments) bound correctly: the weight grows with the frequency and falls with the
-        length. A hair above the exact value, so that rounding never makes it a little low.
-        """
-        first, last = self.block_offsets[terms], self.block_offsets[terms + 1]
-        counts = last - first
-        where = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        k1, b = self.params.k1, self.params.b
-        tf = self.block_max_tf[where].astype(np.float64)
-        norm = k1 * (1 - b + b * self.block_min_len[where] / self.avgdl)
-        idf = np.repeat(self.idf[terms], counts)
-        return idf * (tf * (k1 + 1.0) / (tf + norm)) * (1 + 1e-9)
 
     @property
     def avgdl(self) -> float:
