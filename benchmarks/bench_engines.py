@@ -48,6 +48,11 @@ class RunPaths:
         return self.run / "tokens"
 
     @property
+    def bigrams(self) -> Path:
+        """The shared bigram tokens of every passage (archive-bot's bigram keys, as text)."""
+        return self.run / "bigrams"
+
+    @property
     def queries(self) -> Path:
         """The questions every engine answers."""
         return self.run / "queries.json"
@@ -62,10 +67,12 @@ class RunPaths:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A question: its text (for the fused search) and its word tokens (for the others)."""
+    """A question: its text (for the fused search), its word tokens (for the others) and its
+    bigram tokens (archive-bot's bigram keys as text, for tantivy's second field)."""
 
     text: str
     tokens: list[str]
+    bigrams: list[str] = field(default_factory=list)
 
 
 TopK = tuple[np.ndarray, np.ndarray]  # passage ids and scores, best first
@@ -74,10 +81,15 @@ TopFn = Callable[[Query, int], TopK]
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """An opened index: its top-k function and what opening it involved."""
+    """An opened index: its top-k function and what opening it involved.
+
+    `prepare` turns a question into what `top` takes, before the clock starts (the identity
+    for all but the engine that times retrieval from a worked-out `Query`).
+    """
 
     top: TopFn
     notes: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Query], Any] = lambda query: query
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +174,7 @@ def load_token_lists(folder: Path) -> list[list[str]]:
 
 
 def draw_queries(
-    passages: Any, words: Callable[[str], list[str]], n: int, seed: int
+    passages: Any, tokens: Callable[[str], tuple[list[str], list[str]]], n: int, seed: int
 ) -> list[Query]:
     """`n` questions: spans of 4–30 characters of random passages that have word tokens."""
     rng = random.Random(seed)
@@ -172,9 +184,9 @@ def draw_queries(
         length = rng.randint(4, 30)
         start = rng.randrange(max(len(text) - length, 0) + 1)
         span = text[start : start + length]
-        tokens = words(span)
-        if tokens:
-            queries.append(Query(span, tokens))
+        words, bigrams = tokens(span)
+        if words:
+            queries.append(Query(span, words, bigrams))
     return queries
 
 
@@ -197,11 +209,18 @@ def prepare_tokens(paths: RunPaths, n_queries: int, seed: int) -> dict[str, Any]
     tokenizer = Tokenizer.from_config(CONFIG_DIR)
     index = open_index(paths.index_root)
     passages = index.passages
+
+    def both(text: str) -> tuple[list[str], list[str]]:
+        tokens = tokenizer.tokens(text)
+        return tokens.words, [str(key) for key in tokens.bigrams.tolist()]
+
     started = time.perf_counter()
     texts = (index_text(passages[i]) for i in range(len(passages)))
     n_tokens = save_tokens(paths.tokens, (tokenizer.words(text) for text in texts))
     seconds = time.perf_counter() - started
-    save_queries(paths.queries, draw_queries(passages, tokenizer.words, n_queries, seed))
+    texts = (index_text(passages[i]) for i in range(len(passages)))
+    save_tokens(paths.bigrams, (both(text)[1] for text in texts))  # tantivy's second field
+    save_queries(paths.queries, draw_queries(passages, both, n_queries, seed))
     expected = index.manifest.tokens
     if expected != n_tokens:
         raise RuntimeError(f"re-tokenized {n_tokens:,} words, the index holds {expected:,}")
@@ -236,6 +255,16 @@ def open_archive_bot(paths: RunPaths) -> Opened:
 
 def open_archive_bot_fused(paths: RunPaths) -> Opened:
     """The bot's own search: question text in, words + bigrams fused, near-duplicates out."""
+    searcher, notes = _searcher(paths)
+
+    def top(query: Query, k: int) -> TopK:
+        hits = searcher.search(query.text, top_k=k)
+        return np.zeros(0, dtype=np.int64), np.array([hit.score for hit in hits])
+
+    return Opened(top, notes)
+
+
+def _searcher(paths: RunPaths) -> tuple[Any, dict[str, float]]:
     from retrieval.search import Searcher
     from retrieval.store import open_index
     from retrieval.tokenize import Tokenizer
@@ -244,13 +273,94 @@ def open_archive_bot_fused(paths: RunPaths) -> Opened:
     index = open_index(paths.index_root)
     opened = time.perf_counter()
     searcher = Searcher(index, Tokenizer.from_config(CONFIG_DIR))
-    notes = {"index_open_s": opened - started, "tokenizer_s": time.perf_counter() - opened}
+    return searcher, {
+        "index_open_s": opened - started,
+        "tokenizer_s": time.perf_counter() - opened,
+    }
 
-    def top(query: Query, k: int) -> TopK:
-        hits = searcher.search(query.text, top_k=k)
+
+def open_archive_bot_fields(paths: RunPaths) -> Opened:
+    """Retrieval alone, both fields fused, top-k: the question worked out before the clock
+    (`Searcher.query`), as tantivy is given its tokens."""
+    searcher, notes = _searcher(paths)
+
+    def top(query: Any, k: int) -> TopK:
+        hits = searcher.search(query, top_k=k)
         return np.zeros(0, dtype=np.int64), np.array([hit.score for hit in hits])
 
+    return Opened(top, notes, prepare=lambda q: searcher.query(q.text))
+
+
+def open_archive_bot_ask(paths: RunPaths) -> Opened:
+    """The whole path a user waits for: question text → both fields → fused ranking → answer
+    sentence → snippets (`Searcher.ask`), with the reply's default of 3 passages."""
+    searcher, notes = _searcher(paths)
+
+    def top(query: Query, k: int) -> TopK:
+        result = searcher.ask(query.text, top_k=3)
+        return np.zeros(0, dtype=np.int64), np.array([hit.score for hit in result.hits])
+
     return Opened(top, notes)
+
+
+# ---------------------------------------------------------------- tantivy
+
+
+def build_tantivy(paths: RunPaths) -> dict[str, Any]:
+    """tantivy with two whitespace-tokenized fields over the shared words and bigram tokens
+    (frequencies, no positions), one document per passage, merged as tantivy merges."""
+    import tantivy
+
+    schema = _tantivy_schema(tantivy)
+    folder = paths.saved("tantivy")
+    folder.mkdir(parents=True, exist_ok=True)
+    word_lists, vocab = load_token_ids(paths.tokens)
+    bigram_lists, bigram_vocab = load_token_ids(paths.bigrams)
+    started = time.perf_counter()
+    index = tantivy.Index(schema, path=str(folder))
+    writer = index.writer(heap_size=256_000_000)
+    for words, bigrams in zip(word_lists, bigram_lists, strict=True):
+        writer.add_document(
+            tantivy.Document(
+                words=" ".join(vocab[i] for i in words),
+                bigrams=" ".join(bigram_vocab[i] for i in bigrams),
+            )
+        )
+    writer.commit()
+    writer.wait_merging_threads()
+    return {"seconds": time.perf_counter() - started}
+
+
+def _tantivy_schema(tantivy: Any) -> Any:
+    builder = tantivy.SchemaBuilder()
+    for name in ("words", "bigrams"):
+        builder.add_text_field(
+            name, stored=False, tokenizer_name="whitespace", index_option="freq"
+        )
+    return builder.build()
+
+
+def open_tantivy(paths: RunPaths) -> Opened:
+    """Open the index; a question is a boolean OR of term queries over both fields, top-k."""
+    import tantivy
+
+    schema = _tantivy_schema(tantivy)
+    index = tantivy.Index(schema, path=str(paths.saved("tantivy")))
+    index.reload()
+    searcher = index.searcher()
+    should = tantivy.Occur.Should
+
+    def top(query: Query, k: int) -> TopK:
+        clauses = [
+            (should, tantivy.Query.term_query(schema, name, token))
+            for name, tokens in (("words", query.tokens), ("bigrams", query.bigrams))
+            for token in tokens
+        ]
+        hits = searcher.search(tantivy.Query.boolean_query(clauses), k).hits
+        ids = [address.doc for _, address in hits]
+        return np.array(ids, dtype=np.int64), np.array([score for score, _ in hits])
+
+    return Opened(top, {"segments": searcher.num_segments})
 
 
 # ---------------------------------------------------------------- rank-bm25
@@ -356,9 +466,22 @@ ENGINES: dict[str, Engine] = {
             None,
             open_archive_bot_fused,
         ),
+        Engine(
+            "archive-bot-fields",
+            ("retrieval.store", "retrieval.search", "retrieval.tokenize"),
+            None,
+            open_archive_bot_fields,
+        ),
+        Engine(
+            "archive-bot-ask",
+            ("retrieval.store", "retrieval.search", "retrieval.tokenize"),
+            None,
+            open_archive_bot_ask,
+        ),
         Engine("rank-bm25", ("rank_bm25",), build_rank_bm25, open_rank_bm25),
         Engine("bm25s-default", ("bm25s",), build_bm25s_default, open_bm25s_default),
         Engine("bm25s-best", ("bm25s",), build_bm25s_best, open_bm25s_best),
+        Engine("tantivy", ("tantivy",), build_tantivy, open_tantivy),
     )
 }
-PEERS = ("rank-bm25", "bm25s-default", "bm25s-best")
+PEERS = ("rank-bm25", "bm25s-default", "bm25s-best", "tantivy")

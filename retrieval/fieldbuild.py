@@ -4,7 +4,9 @@
 passage ids, frequencies), packs each into 64 bits and appends it to a spill file on disk. At
 the end the spill is split into term-range buckets, each bucket sorted alone, and the result
 becomes the term-major `index.FieldArrays` with rank-bm25's idf, each passage's length norm
-and each term's highest weight (what MaxScore prunes with at query time).
+and each term's highest weight (what MaxScore prunes with at query time), and per block of 128
+postings the raw counts block-max pruning bounds a block with (highest frequency, shortest
+passage).
 
 Memory peaks at the output, 5 bytes a posting (uint32 passage id + uint8 frequency), plus one
 bucket of packed 8-byte postings; never at all the packed postings at once.
@@ -20,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 
 from retrieval.errors import IndexBuildError
-from retrieval.index import BM25Params, FieldArrays, StringTable, term_hash
+from retrieval.index import BLOCK, BM25Params, FieldArrays, StringTable, term_hash
 
 # A posting is packed into 64 bits while building: term (30) | passage (26) | frequency (8).
 # Sorting the packed integers orders postings by term, then passage, in place and in one array.
@@ -181,6 +183,7 @@ def _field_arrays(
     avgdl = total / n_docs if n_docs and total else 1.0
     idf = okapi_idf(np.diff(offsets), n_docs, params.epsilon)
     norm = params.k1 * (1 - params.b + params.b * lengths / avgdl)
+    block_offsets, block_max_tf, block_min_len = _block_bounds(tfs, docs, offsets, lengths)
     return FieldArrays(
         keys=np.asarray(keys, dtype=np.uint64),
         offsets=offsets,
@@ -191,7 +194,36 @@ def _field_arrays(
         upper=_upper_bounds(docs, tfs, offsets, idf, norm, params.k1),
         terms=blob,
         term_offsets=term_offsets,
+        lengths=lengths.astype(np.uint32),
+        block_offsets=block_offsets,
+        block_max_tf=block_max_tf,
+        block_min_len=block_min_len,
     )
+
+
+def _block_bounds(
+    tfs: np.ndarray, docs: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each term's postings cut into blocks of `BLOCK`: where each term's blocks start, and
+    per block the highest frequency and the shortest passage (raw counts, no idf or avgdl:
+    a block's score bound is worked out at query time from the statistics of that moment)."""
+    df = np.diff(offsets)
+    per_term = -(-df // BLOCK)
+    block_offsets = np.zeros(len(df) + 1, dtype=np.int64)
+    np.cumsum(per_term, out=block_offsets[1:])
+    term = np.repeat(np.arange(len(df)), per_term)
+    starts = offsets[term] + BLOCK * (np.arange(len(term)) - block_offsets[term])
+    max_tf = np.zeros(len(term), dtype=np.uint8)
+    min_len = np.zeros(len(term), dtype=np.uint32)
+    step = 1 << 17  # blocks at a time: the passage lengths of 16M postings (128 MB) at most
+    for first in range(0, len(term), step):
+        last = min(first + step, len(term))
+        begin = starts[first]
+        end = starts[last] if last < len(term) else len(docs)
+        cuts = starts[first:last] - begin
+        max_tf[first:last] = np.maximum.reduceat(tfs[begin:end], cuts)
+        min_len[first:last] = np.minimum.reduceat(lengths[docs[begin:end]], cuts)
+    return block_offsets, max_tf, min_len
 
 
 def _upper_bounds(

@@ -10,7 +10,13 @@ A question reaches a field as the ids of its terms; `Field.gather` reads their p
 disk once into a `Postings`, and both `Field.top` (the field's best passages) and
 `Field.scores_for` (exact scores of the fused candidates) work on that one read.
 
-On disk a field is nine `.npy` arrays (`FieldArrays`, saved and opened in one place; the
+Each term's postings are cut into blocks of 128 that keep their highest frequency and shortest
+passage (raw counts): `Field.top` works out each block's highest possible weight at query time
+(block-max MaxScore, `kernels.top_k_blocks`), so idf and average length may come from
+statistics combined at query time. Queries with few postings (a small archive) are scored
+with numpy alone and never import numba.
+
+On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
 index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
 `mmap_mode="r"`, so opening is instant and memory is paged in on demand; postings are read with
 `pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary dict is loaded.
@@ -26,14 +32,15 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
-from retrieval import kernels
 from retrieval.errors import IndexCorruptError
 
 FIELDS = ("words", "bigrams")
+BLOCK = 128  # postings per block: each block keeps its highest frequency and shortest passage
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +60,11 @@ def term_hash(term: str) -> int:
 class StringTable:
     """Many strings as one UTF-8 blob plus offsets: compact, memory-mappable, O(1) access."""
 
-    def __init__(self, blob: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> None:
+    def __init__(
+        self, blob: npt.NDArray[np.uint8] | NpyColumn, offsets: npt.NDArray[np.int64]
+    ) -> None:
         # Plain views: element access on a np.memmap goes through slow Python-level code.
-        self._blob = np.asarray(blob).view(np.ndarray)
+        self._blob = blob if isinstance(blob, NpyColumn) else np.asarray(blob).view(np.ndarray)
         self._offsets = np.asarray(offsets).view(np.ndarray)
 
     @staticmethod
@@ -93,6 +102,15 @@ class NpyColumn:
         self.dtype, self.length = dtype, shape[0]
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
+
+    @classmethod
+    def of_bytes(cls, path: Path) -> NpyColumn:
+        """A file of raw bytes (no `.npy` header), read by slices the same way."""
+        column = cls.__new__(cls)
+        column.offset, column.dtype, column.length = 0, np.dtype(np.uint8), path.stat().st_size
+        column._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(column, os.close, column._fd)
+        return column
 
     def __len__(self) -> int:
         return self.length
@@ -135,6 +153,10 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
+    lengths: np.ndarray  # uint32 per passage: its tokens in this field
+    block_offsets: np.ndarray  # int64, n_terms + 1: term t's blocks are these block numbers
+    block_max_tf: np.ndarray  # uint8 per block of `BLOCK` postings: highest frequency in it
+    block_min_len: np.ndarray  # uint32 per block: its shortest passage (tokens)
 
     def save(self, folder: Path, prefix: str) -> None:
         """Write each array as `<prefix>.<name>.npy`."""
@@ -169,6 +191,9 @@ class FieldArrays:
             and len(self.docs) == len(self.tfs)
             and int(self.offsets[-1]) == len(self.docs)
             and len(self.term_offsets) in (1, n_terms + 1)
+            and len(self.lengths) == len(self.norm)
+            and len(self.block_offsets) == n_terms + 1
+            and int(self.block_offsets[-1]) == len(self.block_max_tf) == len(self.block_min_len)
         )
 
 
@@ -194,6 +219,17 @@ class Postings:
 
 
 WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
+# A query with at most this many postings in a field is scored with numpy alone: a small
+# archive (the seeds) then never imports numba, whose import and cached-kernel load cost about
+# half a second of a fresh `archive-bot ask`. Both paths add a passage's weights in term order,
+# so their scores are bit-identical (tested).
+NUMPY_POSTINGS = 2_048
+
+
+def _kernels() -> ModuleType:
+    from retrieval import kernels
+
+    return kernels
 
 
 class Field:
@@ -213,6 +249,11 @@ class Field:
         self.idf = np.asarray(arrays.idf).view(np.ndarray)
         self.norm = np.asarray(arrays.norm).view(np.ndarray)
         self.upper = np.asarray(arrays.upper).view(np.ndarray)
+        self.lengths = np.asarray(arrays.lengths).view(np.ndarray)
+        self.block_offsets = np.asarray(arrays.block_offsets).view(np.ndarray)
+        self.block_max_tf = np.asarray(arrays.block_max_tf).view(np.ndarray)
+        self.block_min_len = np.asarray(arrays.block_min_len).view(np.ndarray)
+        self._avgdl: float | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
         self._scratch = threading.local()
@@ -279,22 +320,61 @@ class Field:
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         terms = postings.terms
-        upper = self.upper[terms]
-        if np.any(self.idf[terms] < 0):  # negative weights: partial scores bound nothing
+        if len(postings.docs) <= NUMPY_POSTINGS:
+            docs, scores = self._summed(postings)
+            order = np.lexsort((docs, -scores))[:k]
+            return docs[order], scores[order]
+        upper, usable = self.upper[terms], not np.any(self.idf[terms] < 0)
+        if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(terms), np.inf)
         scores, seen = self._scratch_arrays()
         idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+        first = self.block_offsets[terms]
+        blocks = (first, self.block_max_tf, self.block_min_len, BLOCK, self.params.b, self.avgdl)
+        return _kernels().top_k_blocks(
+            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
+        )
+
+    @property
+    def avgdl(self) -> float:
+        """Average passage length in tokens (1.0 for an empty field, as the build uses)."""
+        if self._avgdl is None:
+            total = float(self.lengths.sum(dtype=np.int64))
+            self._avgdl = total / len(self.lengths) if len(self.lengths) and total else 1.0
+        return self._avgdl
+
+    def nonnegative(self, postings: Postings) -> bool:
+        """Whether every score from these postings is at least 0 (no term has a negative idf,
+        which rank-bm25's epsilon rule allows when the mean idf is negative)."""
+        return not np.any(self.idf[postings.terms] < 0)
 
     def scores_for(self, postings: Postings, passages: np.ndarray) -> np.ndarray:
         """Exact scores of the given passages (0 where no term occurs)."""
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
         targets = np.asarray(passages, dtype=np.int64)
+        if len(postings.docs) <= NUMPY_POSTINGS:
+            docs, scores = self._summed(postings)
+            if not len(docs):
+                return np.zeros(len(targets))
+            where = np.searchsorted(docs, targets).clip(max=len(docs) - 1)
+            return np.where(docs[where] == targets, scores[where], 0.0)
         idf, k1 = self.idf[postings.terms], self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
+        return _kernels().scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
+
+    def _summed(self, postings: Postings) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage of the postings (ascending) and its exact score, with numpy alone.
+
+        `bincount` adds each passage's weights in input order, which is term order, as the
+        kernels do: the sums are bit-identical to theirs.
+        """
+        k1, tf = self.params.k1, postings.tfs.astype(np.float64)
+        idf = np.repeat(self.idf[postings.terms], np.diff(postings.bounds))
+        weights = idf * (tf * (k1 + 1.0) / (tf + self.norm[postings.docs]))
+        docs, where = np.unique(postings.docs, return_inverse=True)
+        return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
 
     def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense
@@ -315,8 +395,13 @@ class Field:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first (ties: lower index first)."""
-    part = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+    """Indices of the k best scores, best first (ties: lower index first, at the cut too)."""
+    if len(scores) <= k:
+        part = np.arange(len(scores))
+    else:  # argpartition alone would keep an arbitrary few of the scores tied at the cut
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        above = np.flatnonzero(scores > kth)
+        part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
     return part[np.lexsort((part, -scores[part]))]
 
 

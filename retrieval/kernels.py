@@ -109,6 +109,85 @@ def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: i
 
 
 @njit(cache=True, nogil=True)
+def _block_bound(idf, max_tf, min_len, k1, b, avgdl):  # type: ignore[no-untyped-def]
+    """Highest weight a block can hold: the weight grows with the frequency and falls with the
+    passage length; a hair above, so that rounding never makes it a little low."""
+    tf = float(max_tf)
+    return idf * (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * min_len / avgdl))) * (1.0 + 1e-9)
+
+
+@njit(cache=True, nogil=True)
+def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, blocks):  # type: ignore[no-untyped-def]
+    """`top_k` with block-max bounds: best k (passage ids, scores), best first, ties by lower id.
+
+    `blocks` = (first block of each query term, highest frequency and shortest passage of
+    every block of `block` postings, b, average length, whether the bounds hold): each block's
+    bound is worked out here, at query time, from raw counts. While the strong terms are added
+    up, a block whose bound plus every weaker term's highest weight is below the current k-th
+    best can bring in no new passage: only passages seen already take its weights (in term
+    order, so scores stay bit-identical to `top_k`'s). The rest is `top_k`'s.
+    """
+    first, max_tf, min_len, block, b, avgdl, usable = blocks
+    n_terms = len(bounds) - 1
+    left = np.zeros(n_terms + 1)
+    for t in range(n_terms - 1, -1, -1):
+        left[t] = left[t + 1] + upper[t]
+    cand = np.empty(len(docs), dtype=np.int64)
+    count, t = 0, 0
+    theta = -np.inf
+    slack = 0.0  # as in top_k: the k-th best partial score is at most done + slack
+    while t < n_terms and not left[t] < theta:
+        idf = idfs[t]
+        start, end = bounds[t], bounds[t + 1]
+        for j0 in range(start, end, block):
+            j1 = min(j0 + block, end)
+            if usable and theta > -np.inf:
+                at = first[t] + (j0 - start) // block
+                if _block_bound(idf, max_tf[at], min_len[at], k1, b, avgdl) + left[t + 1] < theta:
+                    for j in range(j0, j1):  # no new passage from here can reach the top k
+                        d = docs[j]
+                        if seen[d]:
+                            scores[d] += _weight(idf, float(tfs[j]), norm[d], k1)
+                    continue
+            for j in range(j0, j1):
+                d = docs[j]
+                s = scores[d]
+                if s == 0.0 and not seen[d]:
+                    seen[d] = True
+                    cand[count] = d
+                    count += 1
+                scores[d] = s + _weight(idf, float(tfs[j]), norm[d], k1)
+        t += 1
+        if t == n_terms:
+            break
+        done = left[0] - left[t]
+        # The k-th best costs a pass over the candidates: when it could stop the scan, or let
+        # a next term longer than that pass skip blocks (theta is at most done + slack).
+        skips = False
+        if usable and bounds[t + 1] - bounds[t] > count:
+            weakest = np.inf
+            for at in range(first[t], first[t] + (bounds[t + 1] - bounds[t] + block - 1) // block):
+                weakest = min(
+                    weakest, _block_bound(idfs[t], max_tf[at], min_len[at], k1, b, avgdl)
+                )
+            skips = weakest + left[t + 1] < done + slack
+        if left[t] < done + slack or skips:
+            theta = _kth_best(scores, cand, count, k)
+            slack = min(0.0, theta - done)
+    if t == n_terms:
+        return _select(scores, seen, cand, count, cand, count, k)
+    live = np.empty(count, dtype=np.int64)
+    n_live = 0
+    for i in range(count):
+        if scores[cand[i]] + left[t] >= theta:
+            live[n_live] = cand[i]
+            n_live += 1
+    for u in range(t, n_terms):
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
+    return _select(scores, seen, cand, count, live, n_live, k)
+
+
+@njit(cache=True, nogil=True)
 def _worse(s1: float, d1: int, s2: float, d2: int) -> bool:
     """Whether (score s1, passage d1) ranks below (s2, d2): lower score, or tied and later."""
     return s1 < s2 or (s1 == s2 and d1 > d2)

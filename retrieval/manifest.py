@@ -31,7 +31,7 @@ from retrieval.index import BM25Params
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer, TokenizerInfo
 
-FORMAT_VERSION = 5  # 5: per-passage file keys and page dates; short ids (`ids.ID_FORMAT`)
+FORMAT_VERSION = 6  # 5: file keys and page dates, short ids (`ids.ID_FORMAT`); 6: + block bounds
 META = "meta.json"
 
 

@@ -99,13 +99,14 @@ class Searcher:
         """The best `depth` passages in BM25's fused order (dates preferred when asked), each
         with its per-field scores, near-duplicates collapsed."""
         query = question if isinstance(question, Query) else self.query(question)
-        ids, fields = self._field_scores(query, depth)
+        dated = query.dates is not None and self.date_weight > 0
+        ids, fields = self._field_scores(query, depth, prune=not dated)
         fused = sum(
             (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
         )
-        if query.dates is not None and self.date_weight > 0 and len(ids):
+        if dated and query.dates is not None and len(ids):
             fused = self._by_date(query.dates, ids, fused)
-        order = best_first(fused, depth * 2 + 8)
+        order = best_first(fused, _shown_from(depth))
         found: list[Candidate] = []
         seen: set[str] = set()
         for i in order:
@@ -179,11 +180,15 @@ class Searcher:
         pool = list(zip(scores.tolist(), days, strict=True))
         return np.array(prefer_dates(pool, ask, weight=self.date_weight))
 
-    def _field_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _field_scores(
+        self, query: Query, wanted: int, *, prune: bool = True
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Candidate passage ids and each field's scores of them, divided by its best score.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
-        scored exactly in both fields. A field reads the query's postings once for both steps.
+        scored exactly in both fields — except, with `prune`, the candidates whose fused score
+        cannot reach the `_shown_from(wanted)` best (see `_reachable`), which are left out. A
+        field reads the query's postings once for both steps.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
         terms: dict[str, tuple[str, ...] | np.ndarray] = {
@@ -196,14 +201,61 @@ class Searcher:
                 continue
             field = self.index.fields[name]
             postings = field.gather(tokens)
-            ids, best = field.top(postings, depth)
-            if len(ids) and best[0] > 0:
-                found.append((name, field, postings, ids, best[0]))
+            ids, scores = field.top(postings, depth)
+            if len(ids) and scores[0] > 0:
+                found.append((name, field, postings, ids, scores))
         if not found:
             return np.zeros(0, dtype=np.int64), {}
         candidates = np.unique(np.concatenate([item[3] for item in found]))
-        scores = {
-            name: field.scores_for(postings, candidates) / best
-            for name, field, postings, _, best in found
-        }
-        return candidates, scores
+        known = [_known(candidates, ids, scores, depth) for _, _, _, ids, scores in found]
+        scales = [self._weight(name) / scores[0] for name, _, _, _, scores in found]
+        if prune and all(field.nonnegative(postings) for _, field, postings, _, _ in found):
+            keep = _reachable(known, scales, _shown_from(wanted))
+            candidates, known = candidates[keep], [(s[keep], m[keep], c) for s, m, c in known]
+        normalized = {}
+        for (name, field, postings, _, scores), (exact, is_known, _) in zip(
+            found, known, strict=True
+        ):
+            exact = exact.copy()
+            if not is_known.all():  # `top` scores equal `scores_for`'s bit for bit
+                exact[~is_known] = field.scores_for(postings, candidates[~is_known])
+            normalized[name] = exact / scores[0]
+        return candidates, normalized
+
+
+def _shown_from(wanted: int) -> int:
+    """How many of the best fused passages the near-duplicate filter looks through."""
+    return wanted * 2 + 8
+
+
+Known = tuple[np.ndarray, np.ndarray, float]  # scores, which are exact, bound of the others
+
+
+def _known(candidates: np.ndarray, ids: np.ndarray, scores: np.ndarray, depth: int) -> Known:
+    """A field's exact scores of the candidates in its own top, and a bound for the rest.
+
+    A passage outside a field's top `depth` scores at most the last score there; if the field
+    returned fewer, every passage its terms occur in was returned and the rest score 0.
+    """
+    order = np.argsort(ids, kind="stable")
+    where = np.searchsorted(ids[order], candidates).clip(max=len(ids) - 1)
+    is_known = ids[order][where] == candidates
+    exact = np.where(is_known, scores[order][where], 0.0)
+    return exact, is_known, float(scores[-1]) if len(ids) >= depth else 0.0
+
+
+def _reachable(known: list[Known], scales: list[float], shown: int) -> np.ndarray:
+    """Which candidates can still be among the `shown` best fused scores.
+
+    With non-negative field scores, a candidate's fused score lies between its known part
+    (unknown scores as 0) and its known part plus the bounds of the unknown ones. Whatever
+    lies below the `shown`-th highest low end cannot be shown (a hair of margin for rounding).
+    """
+    low, high = np.zeros(len(known[0][0])), np.zeros(len(known[0][0]))
+    for (exact, is_known, bound), scale in zip(known, scales, strict=True):
+        low += exact * scale
+        high += np.where(is_known, exact, bound) * scale
+    if len(low) <= shown:
+        return np.ones(len(low), dtype=bool)
+    floor = np.partition(low, len(low) - shown)[len(low) - shown]
+    return high * (1 + 1e-9) + 1e-12 >= floor

@@ -14,8 +14,11 @@ the fast path to that. A user dictionary reaches both segmenters with the same f
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import logging
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rjieba
 
 from retrieval.chars import HAN_RANGES, is_han, nfkc
 
@@ -180,13 +182,43 @@ def bigram_strings(text: str) -> set[str]:
 _WORD = re.compile(r"[^\W_]")
 
 
+def _segmenter_class() -> Any:
+    """rjieba's `Jieba` class, loaded without running `rjieba/__init__.py`.
+
+    That `__init__` builds a default segmenter (≈ 0.1 s of dictionary loading) that this module
+    never uses; a fresh `archive-bot ask` would pay for two. The extension is registered under
+    its own name, so a later `import rjieba` finds it loaded instead of initialising it twice.
+    """
+    name = "rjieba.rjieba"
+    if name in sys.modules:
+        return sys.modules[name].Jieba
+    package = importlib.util.find_spec("rjieba")
+    locations = package.submodule_search_locations if package else None
+    for folder in locations or ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"rjieba{suffix}"
+            if not path.is_file():
+                continue
+            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+            spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+            if spec is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            loader.exec_module(module)
+            return module.Jieba
+    import rjieba  # an unusual layout: the ordinary import
+
+    return rjieba.Jieba
+
+
 class Tokenizer:
     """Cuts folded text into word and bigram tokens, the same way for documents and queries."""
 
     def __init__(
         self, *, userdict: Iterable[UserWord] = (), stopwords: Iterable[str] = ()
     ) -> None:
-        self._jieba = rjieba.Jieba()
+        self._jieba = _segmenter_class()()
         self.userdict: tuple[UserWord, ...] = tuple(self._add_words(userdict))
         self.stopwords = frozenset(fold(word) for word in stopwords)
 

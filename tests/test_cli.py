@@ -139,3 +139,22 @@ def test_show_unknown_or_malformed_id_fails(seed_settings: Settings, passage_id:
     done = run(["show", passage_id], seed_settings)
     assert done.returncode != 0 and not done.stdout
     assert says in done.stderr
+
+
+def test_ask_imports_only_what_it_needs(seed_settings: Settings) -> None:
+    """A fresh `ask` on the seeds loads no Telegram code, no jieba (rjieba is the segmenter)
+    and no numba (small queries are scored with numpy): each costs a fresh start 0.1–0.3 s."""
+    script = (
+        "import sys; from bot.cli import main; code = main(['ask', sys.argv[1]]); "
+        "print(sorted(m for m in ('telegram', 'jieba', 'numba') if m in sys.modules))"
+    )
+    environ = {
+        **os.environ,
+        "ARCHIVE_BOT_INDEX_DIR": str(seed_settings.resolved_index_dir),
+        "ARCHIVE_BOT_ARCHIVE_DIR": str(seed_settings.archive_dir),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, EXAMPLE], capture_output=True, text=True, env=environ,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "[]"

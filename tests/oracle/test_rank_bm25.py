@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
+import retrieval.index
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field
 from retrieval.search import Searcher
@@ -39,8 +40,16 @@ def _oracle_top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), -scores))[:k]
 
 
+@pytest.fixture(params=["kernels", "numpy"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Score through the numba kernels, or through the numpy path small queries take."""
+    limit = -1 if request.param == "kernels" else 10**9
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", range(8))
-def test_pruned_top_k_equals_rank_bm25(seed: int) -> None:
+def test_pruned_top_k_equals_rank_bm25(seed: int, path: str) -> None:
     """MaxScore pruning never changes the top k: ids (ties by lower id) and scores."""
     rng = random.Random(100 + seed)
     corpus = _random_corpus(rng, n_docs=rng.randint(50, 600), vocab=rng.randint(20, 400))
@@ -90,3 +99,91 @@ def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> Non
         expected_top = np.lexsort((np.arange(len(expected)), -expected))[: len(ids)]
         assert list(ids) == list(expected_top)
         np.testing.assert_allclose(scores, expected[expected_top], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_path_is_bit_identical_to_the_kernels(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small queries skip numba: the fused ranking must not notice (same bits, same order)."""
+    rng = random.Random(300 + seed)
+    corpus = _random_corpus(rng, n_docs=rng.randint(50, 500), vocab=rng.randint(20, 300))
+    field = _field(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 8))
+        k = rng.choice([1, 5, 100, 1000])
+        postings = field.gather(query)
+        results = []
+        for limit in (-1, 10**9):
+            monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
+            ids, scores = field.top(postings, k)
+            results.append(
+                (ids.tolist(), scores.tolist(), field.scores_for(postings, ids).tolist())
+            )
+        assert results[0] == results[1]
+
+
+def _corpus_with_repeats(rng: random.Random, n_docs: int, vocab: int) -> list[list[str]]:
+    """A Zipf-like corpus in which a fifth of the passages repeat earlier ones (exact ties)."""
+    corpus = _random_corpus(rng, n_docs, vocab)
+    for i in range(1, n_docs):
+        if rng.random() < 0.2:
+            corpus[i] = list(corpus[rng.randrange(i)])
+    return corpus
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block-max pruning (postings long enough for many blocks) keeps the exact top k: the
+    same ids and bits as plain MaxScore, rank-bm25's scores; k above the candidates, ties by
+    lower id, and terms in more than half the passages (negative idf, epsilon rule)."""
+    from retrieval import kernels
+
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
+    rng = random.Random(500 + seed)
+    corpus = _corpus_with_repeats(rng, n_docs=rng.randint(1500, 4000), vocab=rng.randint(30, 600))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    assert int(field.block_offsets[-1]) > len(field.keys)  # terms with several blocks
+    for _ in range(40):
+        query = rng.choices([f"w{i}" for i in range(650)], k=rng.randint(1, 10))
+        k = rng.choice([1, 2, 10, 100, 10_000])
+        postings = field.gather(query)
+        ids, scores = field.top(postings, k)
+        expected = oracle.get_scores(query)
+        touched = [
+            i for i in _oracle_top(expected, len(corpus)) if any(t in corpus[i] for t in query)
+        ]
+        assert list(ids) == touched[:k]
+        np.testing.assert_allclose(scores, expected[touched[:k]], atol=1e-6)
+        if not len(postings):
+            continue
+        terms = postings.terms
+        upper = field.upper[terms]
+        if np.any(field.idf[terms] < 0):
+            upper = np.full(len(terms), np.inf)
+        scratch = np.zeros(field.size), np.zeros(field.size, dtype=bool)
+        plain = kernels.top_k(
+            postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
+            field.norm, field.params.k1, k, *scratch,
+        )  # fmt: skip
+        assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
+
+
+def test_block_bounds_hold_every_weight() -> None:
+    """A block's bound, worked out from raw counts at query time, is at least each weight in it."""
+    from retrieval.kernels import _block_bound
+
+    corpus = _corpus_with_repeats(random.Random(9), 3000, 80)
+    field = _field(corpus)
+    k1, b = field.params.k1, field.params.b
+    for t in range(len(field.keys)):
+        _, weights = field.postings(t)
+        first = int(field.block_offsets[t])
+        for j in range(int(field.block_offsets[t + 1]) - first):
+            block = weights[j * retrieval.index.BLOCK : (j + 1) * retrieval.index.BLOCK]
+            max_tf, min_len = field.block_max_tf[first + j], field.block_min_len[first + j]
+            bound = _block_bound(field.idf[t], max_tf, min_len, k1, b, field.avgdl)
+            if field.idf[t] > 0:
+                assert block.max() <= bound
