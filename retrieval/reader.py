@@ -478,11 +478,17 @@ def _in_question_prefix(after: str, question: str) -> int:
     return n
 
 
+_BARE_NUMBER = re.compile(r"[\d.,]+")
+_KIND_ORDER = (*ASK_KINDS, "noun", "verb")
+
+
 def _kinds_of(text: str, tags: Sequence[str]) -> dict[str, bool]:
     """Which kinds a span is (a year, a count, a person, ...)."""
-    numeric = bool(_NUMERAL.search(text))
-    kinds = {kind: numeric and bool(p.fullmatch(text)) for kind, p in _HAS.items()}
-    kinds["count"] = kinds["count"] or bool(re.fullmatch(r"[\d.,]+", text))
+    if _NUMERAL.search(text):
+        kinds = {kind: bool(p.fullmatch(text)) for kind, p in _HAS.items()}
+        kinds["count"] = kinds["count"] or bool(_BARE_NUMBER.fullmatch(text))
+    else:  # most spans: no number, so none of the number kinds
+        kinds = dict.fromkeys(_HAS, False)
     kinds["title"] = text.startswith("《") and bool(re.fullmatch(r"《[^》]+》", text))
     for kind, prefixes in _NAME_TAGS.items():
         kinds[kind] = bool(tags) and all(t.startswith(prefixes) for t in tags)
@@ -609,7 +615,7 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
         fit = question.asks is not None and kinds.get(question.asks, False)
         near = distance <= 1
         features = (
-            *(float(kinds.get(kind, False)) for kind in (*ASK_KINDS, "noun", "verb")),
+            *[float(kinds[kind]) for kind in _KIND_ORDER],
             float(fit),
             float(question.asks is None),
             float(has_unit),
