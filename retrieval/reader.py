@@ -478,11 +478,17 @@ def _in_question_prefix(after: str, question: str) -> int:
     return n
 
 
+_BARE_NUMBER = re.compile(r"[\d.,]+")
+_KIND_ORDER = (*ASK_KINDS, "noun", "verb")
+
+
 def _kinds_of(text: str, tags: Sequence[str]) -> dict[str, bool]:
     """Which kinds a span is (a year, a count, a person, ...)."""
-    numeric = bool(_NUMERAL.search(text))
-    kinds = {kind: numeric and bool(p.fullmatch(text)) for kind, p in _HAS.items()}
-    kinds["count"] = kinds["count"] or bool(re.fullmatch(r"[\d.,]+", text))
+    if _NUMERAL.search(text):
+        kinds = {kind: bool(p.fullmatch(text)) for kind, p in _HAS.items()}
+        kinds["count"] = kinds["count"] or bool(_BARE_NUMBER.fullmatch(text))
+    else:  # most spans: no number, so none of the number kinds
+        kinds = dict.fromkeys(_HAS, False)
     kinds["title"] = text.startswith("《") and bool(re.fullmatch(r"《[^》]+》", text))
     for kind, prefixes in _NAME_TAGS.items():
         kinds[kind] = bool(tags) and all(t.startswith(prefixes) for t in tags)
@@ -609,7 +615,7 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
         fit = question.asks is not None and kinds.get(question.asks, False)
         near = distance <= 1
         features = (
-            *(float(kinds.get(kind, False)) for kind in (*ASK_KINDS, "noun", "verb")),
+            *[float(kinds[kind]) for kind in _KIND_ORDER],
             float(fit),
             float(question.asks is None),
             float(has_unit),
@@ -746,6 +752,22 @@ class Weights:
         return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
+def expected_f1_best(rows: Sequence[SpanRow], logits: np.ndarray) -> int:
+    """The span with the highest F1 expected under the model's distribution over the spans.
+
+    All spans are pieces of one sentence, so two of them share exactly their overlap: a span
+    that overlaps the likely answers well beats a short one that is only most likely.
+    """
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    starts = np.array([r.start for r in rows])
+    ends = np.array([r.end for r in rows])
+    overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
+    sizes = ends - starts
+    f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes)
+    return int(np.argmax(f1 @ probs))
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """What the reader made of the candidates: their new order, and the answer."""
@@ -799,6 +821,9 @@ class Reader:
         # The model is a softmax over the sentence's spans: its share is the confidence.
         if 1 / np.exp(logits - logits[best]).sum() < self.weights.span_threshold:
             return None
+        # Confidence is the likeliest span's share; the span given is the one expected to score
+        # best (CMRC dev: F1 0.428 → 0.469, EM 0.244 → 0.255 against the likeliest).
+        best = expected_f1_best(rows, logits)
         start, end = rows[best].start, rows[best].end
         # fold() keeps NFKC lengths; where NFKC changed the length, the offsets may drift.
         if len(fold(sentence)) != len(sentence):

@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="folder for indexes and cached rows (temp)")
     parser.add_argument("--limit", type=int, help="first N questions of each set (for tests)")
     parser.add_argument("--drop", default="", help="comma-separated feature groups to leave out")
-    parser.add_argument("--threshold", type=float, default=0.1, help="span confidence needed")
+    parser.add_argument("--threshold", type=float, default=0.05, help="span confidence needed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     drop = [name for group in filter(None, args.drop.split(",")) for name in group_names(group)]
