@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from retrieval.search import Searcher, Synonyms
-    from retrieval.store import build_index, open_index
+    from retrieval.segments import build_index
+    from retrieval.store import open_index
     from retrieval.tokenize import Tokenizer
 
     folder = archive(args.work, args.size, args.seed)

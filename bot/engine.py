@@ -23,7 +23,9 @@ from retrieval.manifest import Expected
 from retrieval.models import Result
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import BuildStats, Index, Progress, build_index, open_index
+from retrieval.segments import BuildStats, build_index
+from retrieval.store import Index, open_index
+from retrieval.build import Progress
 from retrieval.tokenize import Tokenizer
 
 log = logging.getLogger(__name__)

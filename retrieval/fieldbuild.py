@@ -191,6 +191,7 @@ def _field_arrays(
         upper=_upper_bounds(docs, tfs, offsets, idf, norm, params.k1),
         terms=blob,
         term_offsets=term_offsets,
+        lengths=np.asarray(lengths, dtype=np.int64),
     )
 
 

@@ -122,8 +122,10 @@ class FieldArrays:
 
     Term t's postings are `docs[offsets[t]:offsets[t + 1]]` (uint32 passage ids) with their
     frequencies in `tfs` (uint8); terms are ordered by `keys`. `idf` and `upper` (a term's
-    highest weight) are per term, `norm` is per passage; `terms`/`term_offsets` hold the words
-    of a word field as a `StringTable` (empty for bigrams, whose key is the term).
+    highest weight) are per term, `norm` and `lengths` per passage; `terms`/`term_offsets` hold
+    the words of a word field as a `StringTable` (empty for bigrams, whose key is the term).
+    `idf`, `norm` and `upper` hold for the field alone; a field of several segments combines
+    `lengths` and the document frequencies (`offsets`) instead (`retrieval.live`).
     """
 
     keys: np.ndarray  # uint64, sorted: word hash or bigram key
@@ -135,6 +137,7 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
+    lengths: np.ndarray  # int64 per passage: its tokens (statistics combined across segments)
 
     def save(self, folder: Path, prefix: str) -> None:
         """Write each array as `<prefix>.<name>.npy`."""
@@ -169,6 +172,7 @@ class FieldArrays:
             and len(self.docs) == len(self.tfs)
             and int(self.offsets[-1]) == len(self.docs)
             and len(self.term_offsets) in (1, n_terms + 1)
+            and len(self.lengths) == len(self.norm)
         )
 
 
@@ -188,6 +192,8 @@ class Postings:
     docs: np.ndarray  # uint32
     tfs: np.ndarray  # uint8
     bounds: np.ndarray  # int64, len(terms) + 1
+    idf: np.ndarray  # float64 per term
+    upper: np.ndarray  # float64 per term: its highest weight
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -220,17 +226,21 @@ class Field:
 
     @property
     def size(self) -> int:
-        """Number of passages."""
+        """Number of passage slots (ids), deleted ones included in a field of segments."""
         return len(self.norm)
 
     def term_ids(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
         """Ids of the tokens that are in the vocabulary (repeats kept, unknown dropped)."""
+        return [i for i in self.lookup(tokens) if i >= 0]
+
+    def lookup(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
+        """Each token's term id, -1 for a token not in the vocabulary."""
         if not len(tokens) or not len(self.keys):
-            return []
+            return [-1] * len(tokens)
         if isinstance(tokens, np.ndarray):  # bigram keys: the key is the term
             keys = tokens.astype(np.uint64)
             where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
-            return [int(i) for i in where[self.keys[where] == keys]]
+            return np.where(self.keys[where] == keys, where, -1).tolist()
         # Words: hashed, found by binary search, checked against the stored word (a 64-bit hash
         # can collide). Questions repeat words, so each word's id (or -1) is remembered.
         if len(self._word_ids) > WORD_IDS_KEPT:
@@ -243,7 +253,7 @@ class Field:
             for token, i, key in zip(new, where.tolist(), keys.tolist(), strict=True):
                 hit = int(self.keys[i]) == key and (self.words is None or self.words[i] == token)
                 known[token] = i if hit else -1
-        return [i for i in map(known.__getitem__, tokens) if i >= 0]
+        return list(map(known.__getitem__, tokens))
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and BM25 weights of one term."""
@@ -263,27 +273,29 @@ class Field:
         np.cumsum(self.offsets[ids + 1] - starts, out=bounds[1:])
         docs = np.empty(bounds[-1], dtype=np.uint32)
         tfs = np.empty(bounds[-1], dtype=np.uint8)
-        all_docs, all_tfs = self.docs, self.tfs
         for i, start in enumerate(starts.tolist()):
-            begin, end = bounds[i], bounds[i + 1]
-            if isinstance(all_docs, NpyColumn) and isinstance(all_tfs, NpyColumn):
-                all_docs.read_into(start, docs[begin:end])
-                all_tfs.read_into(start, tfs[begin:end])
-            else:  # arrays in memory (a field built in a test)
-                docs[begin:end] = all_docs[start : start + end - begin]
-                tfs[begin:end] = all_tfs[start : start + end - begin]
-        return Postings(ids, docs, tfs, bounds)
+            self.read(start, docs[bounds[i] : bounds[i + 1]], tfs[bounds[i] : bounds[i + 1]])
+        return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids])
+
+    def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
+        """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""
+        all_docs, all_tfs = self.docs, self.tfs
+        if isinstance(all_docs, NpyColumn) and isinstance(all_tfs, NpyColumn):
+            all_docs.read_into(start, docs)
+            all_tfs.read_into(start, tfs)
+        else:  # arrays in memory (a field built in a test)
+            docs[:] = all_docs[start : start + len(docs)]
+            tfs[:] = all_tfs[start : start + len(docs)]
 
     def top(self, postings: Postings, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        terms = postings.terms
-        upper = self.upper[terms]
-        if np.any(self.idf[terms] < 0):  # negative weights: partial scores bound nothing
-            upper = np.full(len(terms), np.inf)
+        upper = postings.upper
+        if np.any(postings.idf < 0):  # negative weights: partial scores bound nothing
+            upper = np.full(len(postings), np.inf)
         scores, seen = self._scratch_arrays()
-        idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
+        idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
 
@@ -292,7 +304,7 @@ class Field:
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
         targets = np.asarray(passages, dtype=np.int64)
-        idf, k1 = self.idf[postings.terms], self.params.k1
+        idf, k1 = postings.idf, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
 
@@ -308,9 +320,11 @@ class Field:
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""
         scores = np.zeros(self.size, dtype=np.float64)
-        for term in self.term_ids(tokens):
-            docs, weights = self.postings(term)
-            scores[docs] += weights
+        postings, k1 = self.gather(tokens), self.params.k1
+        for i in range(len(postings)):
+            docs = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
+            tf = postings.tfs[postings.bounds[i] : postings.bounds[i + 1]].astype(np.float64)
+            scores[docs] += postings.idf[i] * (tf * (k1 + 1) / (tf + self.norm[docs]))
         return scores
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from retrieval.evaluate import evaluate, load_questions
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO, SHARED
 

@@ -22,7 +22,8 @@ from bot.errors import IndexWriteError
 from bot.settings import Settings
 from retrieval.errors import ArchiveError
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO, SEEDS
 from tests.fakes.harness import command
@@ -365,7 +366,7 @@ def test_a_fifo_in_the_archive_does_not_hang_the_build(tmp_path: Path) -> None:
     (archive / "ok.txt").write_text("标题\n\n正文有内容。\n", "utf-8")
     os.mkfifo(archive / "pipe.txt")
     script = (
-        "import sys; from pathlib import Path; from retrieval.store import build_index; "
+        "import sys; from pathlib import Path; from retrieval.segments import build_index; "
         "from retrieval.tokenize import Tokenizer; "
         "print(build_index(Path(sys.argv[1]), Path(sys.argv[2]), Tokenizer()).skipped)"
     )

@@ -16,7 +16,8 @@ from retrieval.errors import IndexBuildError, IndexCorruptError, IndexStaleError
 from retrieval.fieldbuild import DOC_MASK, FieldBuilder, build_field
 from retrieval.index import BM25Params
 from retrieval.manifest import FORMAT_VERSION, Expected, IndexManifest
-from retrieval.store import build_index, current_generation, open_index
+from retrieval.segments import build_index
+from retrieval.store import current_commit, open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import SEEDS
 

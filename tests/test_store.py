@@ -13,7 +13,8 @@ from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
-from retrieval.store import build_index, current_generation, open_index
+from retrieval.segments import build_index
+from retrieval.store import current_commit, open_index
 from retrieval.tokenize import Tokenizer
 
 ARTICLE = """长江大桥通车

@@ -130,7 +130,7 @@ def _answers(root: Path, tokenizer: Any) -> bool | str:
 
 def _killed_build(trap: Trap, archive: Path, root: Path, tokenizer: Any, point: int) -> dict:
     """Build in a forked child that kills itself at write `point`; how the child ended."""
-    from retrieval.store import build_index
+    from retrieval.segments import build_index
 
     pid = os.fork()
     if pid == 0:  # the child
@@ -148,7 +148,8 @@ def _killed_build(trap: Trap, archive: Path, root: Path, tokenizer: Any, point: 
 def _race(archive: Path, root: Path, tokenizer: Any) -> int:
     """Open the index while another build replaces it; whether the opening still worked."""
     from retrieval.search import Searcher
-    from retrieval.store import build_index, open_index
+    from retrieval.segments import build_index
+    from retrieval.store import open_index
 
     armed = [True]
 
