@@ -74,13 +74,14 @@ class Searcher:
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
         query = question if isinstance(question, Query) else self.query(question)
+        index = self.index  # read once: a switch meanwhile leaves this search on its state
         wanted = offset + top_k
-        candidates, scores = self._fused_scores(query, wanted)
+        candidates, scores = self._fused_scores(index, query, wanted)
         order = best_first(scores, wanted * 2 + 8)
         hits: list[Hit] = []
         seen: set[str] = set()
         for i in order:
-            passage = self.index.passages[int(candidates[i])]
+            passage = index.passages[int(candidates[i])]
             key = re.sub(r"\W+", "", fold(passage.text))
             if key in seen:
                 continue
@@ -98,7 +99,13 @@ class Searcher:
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
         return Result(query.text, answer, tuple(shown), searchable=query.searchable)
 
-    def _fused_scores(self, query: Query, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+    def switch(self, index: Index) -> None:
+        """Answer from `index` from the next search on (one reference swapped, atomically)."""
+        self.index = index
+
+    def _fused_scores(
+        self, index: Index, query: Query, wanted: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passage ids and their fused scores.
 
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
@@ -114,7 +121,7 @@ class Searcher:
         for name, weight, tokens in terms:
             if weight <= 0:
                 continue
-            field = self.index.fields[name]
+            field = index.fields[name]
             postings = field.gather(tokens)
             ids, scores = field.top(postings, depth)
             if len(ids) and scores[0] > 0:
