@@ -121,13 +121,13 @@ def test_bot_keeps_answering_from_a_stale_index_when_the_rebuild_cannot_be_writt
     (archive / "new.txt").write_text("新闻标题\n\n今天有一条新的消息。\n", "utf-8")  # stale now
     full = OSError(errno.ENOSPC, "No space left on device")
     caplog.set_level(logging.INFO)
-    with mock.patch("bot.engine.build_index", side_effect=full):  # a fault hard to cause
+    with mock.patch("bot.engine.update_index", side_effect=full):  # a fault hard to cause
         searcher = open_searcher(settings)
     assert ANSWER in (searcher.ask(EXAMPLE).answer or mock.Mock(sentence="")).sentence
     assert "No space left on device" in caplog.text and "saved before" in caplog.text
     (tmp_path / "index2").mkdir()
     with (
-        mock.patch("bot.engine.build_index", side_effect=full),
+        mock.patch("bot.engine.update_index", side_effect=full),
         pytest.raises(IndexWriteError, match="ARCHIVE_BOT_INDEX_DIR"),
     ):
         open_searcher(settings.model_copy(update={"index_dir": tmp_path / "index2"}))
@@ -182,16 +182,16 @@ def test_opening_the_index_while_a_build_replaces_it(index_root: Path) -> None:
 def damage(root: Path, how: str) -> None:
     """Break a saved index the way a crash, a full disk or an old version would."""
     arrays = sorted(root.rglob("*.npy"), key=lambda path: path.stat().st_size)
-    [meta_file] = root.rglob("meta.json")
+    [meta_file] = root.glob("commit-*.json")
     if how == "missing .npy":
         arrays[-1].unlink()
     elif how == "truncated .npy":
         arrays[-1].write_bytes(arrays[-1].read_bytes()[:100])
     elif how == "empty .npy":
         arrays[0].write_bytes(b"")
-    elif how == "bad meta.json":
+    elif how == "bad commit":
         meta_file.write_text("{not json", "utf-8")
-    elif how == "meta.json missing":
+    elif how == "commit missing":
         meta_file.unlink()
     elif how == "older format":
         meta = json.loads(meta_file.read_text("utf-8"))
@@ -206,8 +206,8 @@ DAMAGES = [
     "missing .npy",
     "truncated .npy",
     "empty .npy",
-    "bad meta.json",
-    "meta.json missing",
+    "bad commit",
+    "commit missing",
     "older format",
     "pointer to nothing",
 ]

@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
     trap = Trap(root)
     sys.addaudithook(trap)
 
-    from retrieval.store import build_index  # imported after the hook: no writes are missed
+    from retrieval.segments import build_index  # imported after the hook: no writes are missed
     from retrieval.tokenize import Tokenizer
 
     tokenizer = Tokenizer()
