@@ -161,6 +161,7 @@ def update_index(
             for path in written:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
             raise
+        _tidy(index_root, manifest)
         stats = _stats(manifest, skipped, changes, started, full=previous is None)
     if merge:
         merge_segments(index_root)
@@ -325,7 +326,7 @@ def _file_spans(chunk: Chunk, base: int, spans: dict[str, list[int]]) -> None:
 
 
 def _commit(root: Path, manifest: IndexManifest, commit_id: str) -> None:
-    """Write the commit file, switch `CURRENT` to it, remove what no commit names any more."""
+    """Write the commit file and switch `CURRENT` to it: the one step that makes it current."""
     name = f"commit-{commit_id}.json"
     manifest.write(root / name)
     pointer = root / f"CURRENT.{os.getpid()}.tmp"
@@ -333,23 +334,29 @@ def _commit(root: Path, manifest: IndexManifest, commit_id: str) -> None:
     with open(pointer, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer, root / "CURRENT")
-    _tidy(root, manifest, name)
 
 
-def _tidy(root: Path, manifest: IndexManifest, commit: str) -> None:
-    # The lock is held: anything the current commit does not name is a replaced commit's, or
-    # the leftovers of a writer that was killed. Readers that opened them keep their handles.
+def _tidy(root: Path, manifest: IndexManifest) -> None:
+    """Remove what the current commit does not name (best effort: the next commit tries again).
+
+    The lock is held: anything unnamed is a replaced commit's, or the leftovers of a writer
+    that was killed. Readers that opened those files keep their handles.
+    """
     segments = {info.name: info for info in manifest.segments}
-    for path in root.iterdir():
-        name = path.name
-        if name.startswith(("seg-", "gen-")) and name not in segments and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif name.startswith("commit-") and name != commit or name.startswith("CURRENT."):
-            path.unlink(missing_ok=True)
-    for info in manifest.segments:
-        for path in (root / info.name).glob("deleted-*.npy"):
-            if path.name != info.deletions:
+    try:
+        commit = (root / "CURRENT").read_text("utf-8").strip()
+        for path in root.iterdir():
+            name = path.name
+            if name.startswith(("seg-", "gen-")) and name not in segments and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith("commit-") and name != commit or name.startswith("CURRENT."):
                 path.unlink(missing_ok=True)
+        for info in manifest.segments:
+            for path in (root / info.name).glob("deleted-*.npy"):
+                if path.name != info.deletions:
+                    path.unlink(missing_ok=True)
+    except OSError as error:  # the new commit is current already: what is left is only space
+        log.warning("Could not remove old index files (%s); the next update will.", error)
 
 
 # Merging ----------------------------------------------------------------------------------------
@@ -394,10 +401,12 @@ def merge_segments(
             segments = [s for s in manifest.segments if s.name not in picked] + [info]
             sources = tuple(moved.get(s.name, s) for s in manifest.sources)
             merged = replace(manifest, segments=tuple(segments), sources=sources)
-            _commit(index_root, replace(merged, updated=time.time()), commit_id)
+            merged = replace(merged, updated=time.time())
+            _commit(index_root, merged, commit_id)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        _tidy(index_root, merged)
     seconds = time.perf_counter() - started
     log.info("Merged %d segments into one (%d passages) in %.1f s.", len(picked), info.passages, seconds)
     return len(picked)

@@ -90,6 +90,32 @@ def test_full_disk_at_any_write_is_a_clear_error_and_keeps_the_index(index_root:
     assert all(r["answers"] is True for r in results), results
 
 
+@pytest.mark.parametrize("operation", ["update", "merge"])
+def test_update_or_merge_killed_at_any_write_leaves_the_old_state_or_the_new(
+    tmp_path: Path, operation: str
+) -> None:
+    *results, final = builder(f"kill-{operation}", str(SEEDS), str(tmp_path / "index"))
+    assert len(results) >= 6
+    for result in results:
+        assert result.get("signal") == 9, result  # killed before it finished
+        assert result["answers"] is True, result  # the index still answers
+    # Killed before `CURRENT` was switched: the old state; after it: the new one, never a mix.
+    assert {r["state"] for r in results} == {0, 1}, results
+    assert final == {"final": True, "answers": True}
+
+
+@pytest.mark.parametrize("operation", ["update", "merge"])
+def test_update_or_merge_on_a_full_disk_keeps_the_old_state(
+    tmp_path: Path, operation: str
+) -> None:
+    *results, final = builder(f"full-{operation}", str(SEEDS), str(tmp_path / "index"))
+    failed = [r for r in results if r["error"] is not None]
+    assert len(failed) >= len(results) - 3, results  # the lock file's first write is retried
+    assert all(r["errno"] == errno.ENOSPC and r["state"] == 0 for r in failed), failed
+    assert all(r["answers"] is True for r in results), results
+    assert final == {"final": True, "answers": True}
+
+
 def test_cli_index_on_a_full_disk_says_what_to_do(index_root: Path, tmp_path: Path) -> None:
     environ = {
         **os.environ,

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,38 @@ def test_index_status_json(tmp_path: Path) -> None:
     status = json.loads(cli("index", "--status", "--json"))
     assert len(status["segments"]) == 1 and status["passages"]["deleted"] == 0
     assert "passages live" in cli("index", "--status")
+
+
+def test_readers_during_updates_get_the_old_state_or_the_new(tmp_path: Path) -> None:
+    archive, root = tmp_path / "archive", tmp_path / "index"
+    shutil.copytree(SEEDS, archive)
+    build_index(archive, root, TOKENIZER)
+    running = Searcher(open_index(root), TOKENIZER)  # a bot already answering
+    states = {open_index(root).manifest.passages}
+    seen: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep_opening() -> None:
+        while not stop.is_set():
+            try:
+                index = open_index(root)
+                seen.append(index.manifest.passages)
+                assert Searcher(index, TOKENIZER).search("暑托班", top_k=1)
+                assert running.search("暑托班", top_k=1)
+            except BaseException as error:  # reported below
+                failures.append(error)
+                return
+
+    reader = threading.Thread(target=keep_opening)
+    reader.start()
+    try:
+        for n in range(6):
+            (archive / f"new{n}.txt").write_text(f"科技新闻\n\n第{n}颗卫星发射成功。\n", "utf-8")
+            update_index(archive, root, TOKENIZER)
+            states.add(open_index(root).manifest.passages)
+    finally:
+        stop.set()
+        reader.join()
+    assert not failures, failures
+    assert set(seen) <= states and len(seen) > 1
