@@ -27,8 +27,8 @@ from retrieval.dates import DateAsk, asked_dates, date_from_path, prefer_dates
 from retrieval.errors import RetrievalError
 from retrieval.models import Hit
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import Index, open_index
 from retrieval.segments import build_index
+from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent

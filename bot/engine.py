@@ -1,10 +1,10 @@
 """Composes the retrieval core with settings: the tokenizer, the index and the `Searcher`.
 
 Every front end gets its `Searcher` from `open_searcher`, which opens the saved index and builds
-it first when there is none, when it is damaged, or when it is stale (an archive that changed is
-updated in place: only the files added or changed are read, `retrieval.segments`): `open_index` checks it
-against what a build would use now (`manifest.Expected`: archive, tokenizer, BM25 parameters,
-passage size) and raises `IndexStaleError` naming what differs; this module only reacts, and a
+it first when there is none, when it is damaged, or when it is stale (an archive that changed
+is updated in place: only the files added or changed are read, `retrieval.segments`):
+`open_index` checks it against what a build would use now (`manifest.Expected`: archive,
+tokenizer, BM25 parameters, passage size) and raises `IndexStaleError` naming what differs; this module only reacts, and a
 log line says why. When a rebuild cannot be written (a full disk, no permission) and the stale
 index still opens, the bot keeps answering from it, with a warning.
 
@@ -20,6 +20,7 @@ from bot.errors import IndexWriteError
 from bot.questions import Outcome, Question
 from bot.settings import Settings
 from retrieval.archive import ArchiveFile
+from retrieval.build import Progress
 from retrieval.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from retrieval.index import BM25Params
 from retrieval.manifest import Expected
@@ -28,7 +29,6 @@ from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.search import Searcher, Synonyms
 from retrieval.segments import BuildStats, update_index
 from retrieval.store import Index, open_index
-from retrieval.build import Progress
 from retrieval.tokenize import Tokenizer
 
 log = logging.getLogger(__name__)

@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     )
 
     refresh_seconds: float = Field(
-        default=60.0, ge=0, description="how often the bot and REPL look for archive changes; 0: never"
+        default=60.0,
+        ge=0,
+        description="how often the bot and REPL look for archive changes; 0: never",
     )
 
     @field_validator("archive_dir", "config_dir", mode="after")

@@ -72,10 +72,10 @@ from telegram.ext import (
 
 from bot import format as fmt
 from bot.engine import open_searcher
-from bot.refresh import Refresher
 from bot.errors import BotError, ConfigError
 from bot.paging import Page, Paged, ask_page
 from bot.questions import Problem, Question, clean, prepare
+from bot.refresh import Refresher
 from bot.settings import Settings
 from bot.telegram_infra import (
     Admission,

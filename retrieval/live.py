@@ -38,7 +38,10 @@ class LiveField(Field):
         self.parts = [Field(arrays, params) for arrays in parts]
         sizes = [len(arrays.lengths) for arrays in parts]
         self.bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        masks = [np.zeros(n, bool) if d is None else np.asarray(d, bool) for n, d in zip(sizes, deleted, strict=True)]
+        masks = [
+            np.zeros(n, bool) if d is None else np.asarray(d, bool)
+            for n, d in zip(sizes, deleted, strict=True)
+        ]
         self.deleted = np.concatenate(masks) if masks else np.zeros(0, bool)
         lengths = np.concatenate([np.asarray(a.lengths, dtype=np.int64) for a in parts])
         alive = ~self.deleted
@@ -78,9 +81,7 @@ class LiveField(Field):
             upper=np.asarray([upper_of[t] for t in order], dtype=np.float64),
         )
 
-    def _read_term(
-        self, found: list[list[int]], i: int
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+    def _read_term(self, found: list[list[int]], i: int) -> tuple[np.ndarray, np.ndarray, float]:
         """One token's live postings across segments (global ids, ascending) and its idf."""
         docs_parts, tfs_parts, idf = [], [], 0.0
         for p, part in enumerate(self.parts):

@@ -67,7 +67,7 @@ class Changes:
         return bool(self.added or self.changed or self.removed)
 
     def summary(self) -> str:
-        """"3 added, 1 changed, 0 removed"."""
+        """ "3 added, 1 changed, 0 removed"."""
         return f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
 
 
@@ -145,7 +145,9 @@ def update_index(
                 f"Archive folder {archive_dir} does not exist. Check ARCHIVE_BOT_ARCHIVE_DIR."
             )
         files = list(listing) if listing is not None else list_archive(archive_dir)
-        previous = None if full else _previous(index_root, archive_dir, tokenizer, params, max_chars)
+        previous = (
+            None if full else _previous(index_root, archive_dir, tokenizer, params, max_chars)
+        )
         changes = changes_of(previous.sources if previous else (), files)
         if previous is not None and not changes:
             return _stats(previous, (), changes, started, full=False)
@@ -317,7 +319,7 @@ def _write_segment(
 
 
 def _file_spans(chunk: Chunk, base: int, spans: dict[str, list[int]]) -> None:
-    """Each file's passage range, articles and tokens in a chunk (a file's passages are one run)."""
+    """Each file's passage range, articles and tokens in a chunk (its passages are one run)."""
     for i, passage in enumerate(chunk.passages):
         span = spans.setdefault(passage.source.file, [base + i, base + i, 0, 0])
         span[1] = base + i + 1
@@ -349,7 +351,7 @@ def _tidy(root: Path, manifest: IndexManifest) -> None:
             name = path.name
             if name.startswith(("seg-", "gen-")) and name not in segments and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
-            elif name.startswith("commit-") and name != commit or name.startswith("CURRENT."):
+            elif (name.startswith("commit-") and name != commit) or name.startswith("CURRENT."):
                 path.unlink(missing_ok=True)
         for info in manifest.segments:
             for path in (root / info.name).glob("deleted-*.npy"):
@@ -408,7 +410,9 @@ def merge_segments(
             raise
         _tidy(index_root, merged)
     seconds = time.perf_counter() - started
-    log.info("Merged %d segments into one (%d passages) in %.1f s.", len(picked), info.passages, seconds)
+    log.info(
+        "Merged %d segments into one (%d passages) in %.1f s.", len(picked), info.passages, seconds
+    )
     return len(picked)
 
 

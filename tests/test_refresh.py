@@ -85,7 +85,7 @@ def test_the_running_bot_answers_a_new_page_and_forgets_a_removed_one(
             assert time.monotonic() - removed < 20, "the removed page is still answered"
             time.sleep(0.3)
     finally:
-        out, err = stop(process)
+        _, err = stop(process)
     assert process.returncode == 0, err
     assert "Archive changed (1 added, 0 changed, 0 removed)" in err
     assert "Archive changed (0 added, 0 changed, 1 removed)" in err

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retrieval.manifest import SegmentInfo
 from retrieval.search import Searcher
 from retrieval.segments import build_index, merge_plan, merge_segments, update_index
-from retrieval.manifest import SegmentInfo
 from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import SEEDS
@@ -57,7 +57,10 @@ def ranked(index: Index, field: str, tokens: object) -> list[tuple[str, float]]:
     """A field's top 10 as (passage id, score), ties ordered by passage id."""
     postings = index.fields[field].gather(tokens)  # type: ignore[arg-type]
     ids, scores = index.fields[field].top(postings, 10)
-    pairs = [(index.passages[int(i)].passage_id, round(float(s), 9)) for i, s in zip(ids, scores)]
+    pairs = [
+        (index.passages[int(i)].passage_id, round(float(s), 9))
+        for i, s in zip(ids, scores, strict=True)
+    ]
     return sorted(pairs, key=lambda p: (-p[1], p[0]))
 
 
@@ -90,7 +93,11 @@ def assert_same_as_fresh_build(archive: Path, root: Path, tmp: Path) -> None:
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(initial=st.lists(pages, min_size=1, max_size=4), steps=st.lists(edits, min_size=1, max_size=3), merge=st.booleans())
+@given(
+    initial=st.lists(pages, min_size=1, max_size=4),
+    steps=st.lists(edits, min_size=1, max_size=3),
+    merge=st.booleans(),
+)
 def test_updates_equal_a_full_rebuild(
     tmp_path_factory: pytest.TempPathFactory,
     initial: list[list[int]],

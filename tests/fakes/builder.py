@@ -201,6 +201,7 @@ def _updates(
     if mode.endswith("-merge"):  # two segments to merge
         (archive / "new.txt").write_text(new_page, "utf-8")
         update_index(archive, pristine, tokenizer, merge=False)
+
     def state(folder: Path) -> tuple[int, int]:
         manifest = open_index(folder).manifest
         return manifest.passages, len(manifest.segments)
