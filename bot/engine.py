@@ -5,8 +5,9 @@ it first when there is none, when it is damaged, or when it is stale (an archive
 is updated in place: only the files added or changed are read, `retrieval.segments`):
 `open_index` checks it against what a build would use now (`manifest.Expected`: archive,
 tokenizer, BM25 parameters, passage size) and raises `IndexStaleError` naming what differs;
-this module only reacts, and a log line says why. When a rebuild cannot be written (a full disk, no permission) and the stale
-index still opens, the bot keeps answering from it, with a warning.
+this module only reacts, and a log line says why. When a rebuild cannot be written (a full
+disk, no permission) and the stale index still opens, the bot keeps answering from it, with a
+warning.
 
 Every front end asks through `ask`, so that bad questions (`bot.questions`) are met alike.
 """
