@@ -19,6 +19,7 @@ Building a field (spilling and sorting postings) is `retrieval.fieldbuild`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -45,6 +46,7 @@ class BM25Params:
     epsilon: float = 0.25
 
 
+@functools.lru_cache(maxsize=1 << 16)  # questions repeat words; segments look each one up
 def term_hash(term: str) -> int:
     """Stable 64-bit hash of a term: the key terms are found by in a saved field."""
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
@@ -239,7 +241,7 @@ class Field:
             return [-1] * len(tokens)
         if isinstance(tokens, np.ndarray):  # bigram keys: the key is the term
             keys = tokens.astype(np.uint64)
-            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             return np.where(self.keys[where] == keys, where, -1).tolist()
         # Words: hashed, found by binary search, checked against the stored word (a 64-bit hash
         # can collide). Questions repeat words, so each word's id (or -1) is remembered.
@@ -249,7 +251,7 @@ class Field:
         new = [t for t in dict.fromkeys(tokens) if t not in known]
         if new:
             keys = np.array([term_hash(t) for t in new], dtype=np.uint64)
-            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             for token, i, key in zip(new, where.tolist(), keys.tolist(), strict=True):
                 hit = int(self.keys[i]) == key and (self.words is None or self.words[i] == token)
                 known[token] = i if hit else -1

@@ -16,13 +16,17 @@ term's highest weight (MaxScore's bound) is computed from the postings read.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from retrieval.fieldbuild import okapi_idf
-from retrieval.index import BM25Params, Field, FieldArrays, Postings, term_hash
+from retrieval.index import BM25Params, Field, FieldArrays, NpyColumn, Postings
 
 READ_CHUNK = 1 << 24  # postings read at a time when counting a segment's deleted ones
+# A segment with at most this many postings (20 MB) is read into memory when opened: a query
+# then costs no system call in it (a day's pages are a few hundred thousand postings).
+IN_MEMORY_POSTINGS = 1 << 22
 
 
 class LiveField(Field):
@@ -35,7 +39,8 @@ class LiveField(Field):
         params: BM25Params,
     ) -> None:
         super().__init__(parts[0], params)
-        self.parts = [Field(arrays, params) for arrays in parts]
+        self.parts = [Field(_in_memory(arrays), params) for arrays in parts]
+        self.has_deleted = [d is not None and bool(np.any(d)) for d in deleted]
         sizes = [len(arrays.lengths) for arrays in parts]
         self.bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         masks = [
@@ -89,14 +94,20 @@ class LiveField(Field):
             if term < 0:
                 continue
             start, end = int(part.offsets[term]), int(part.offsets[term + 1])
-            docs = np.empty(end - start, dtype=np.uint32)
-            tfs = np.empty(end - start, dtype=np.uint8)
-            part.read(start, docs, tfs)
-            docs += np.uint32(self.bases[p])
-            keep = ~self.deleted[docs]
-            docs_parts.append(docs[keep])
-            tfs_parts.append(tfs[keep])
-            idf = float(self.part_idf[p][term]) if keep.any() else idf
+            if isinstance(part.docs, np.ndarray):  # in memory: slices, no copy but the shift
+                docs, tfs = part.docs[start:end] + np.uint32(self.bases[p]), part.tfs[start:end]
+            else:
+                docs = np.empty(end - start, dtype=np.uint32)
+                tfs = np.empty(end - start, dtype=np.uint8)
+                part.read(start, docs, tfs)
+                docs += np.uint32(self.bases[p])
+            if self.has_deleted[p]:
+                keep = ~self.deleted[docs]
+                docs, tfs = docs[keep], tfs[keep]
+            if len(docs):
+                docs_parts.append(docs)
+                tfs_parts.append(tfs)
+                idf = float(self.part_idf[p][term])
         if not docs_parts:
             return np.zeros(0, np.uint32), np.zeros(0, np.uint8), 0.0
         return np.concatenate(docs_parts), np.concatenate(tfs_parts), idf
@@ -104,6 +115,13 @@ class LiveField(Field):
     def lookup(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
         """Not meaningful across segments: term ids are per segment."""
         raise NotImplementedError("LiveField has no global term ids; use gather()")
+
+
+def _in_memory(arrays: FieldArrays) -> FieldArrays:
+    """A small segment's postings read into memory; a large one's left to `pread`."""
+    if isinstance(arrays.docs, NpyColumn) and len(arrays.docs) <= IN_MEMORY_POSTINGS:
+        return replace(arrays, docs=arrays.docs[:], tfs=arrays.tfs[:])
+    return arrays
 
 
 def live_df(arrays: FieldArrays, deleted: np.ndarray) -> np.ndarray:
@@ -145,4 +163,4 @@ def _combined_idf(
     return out
 
 
-__all__ = ["LiveField", "live_df", "term_hash"]
+__all__ = ["LiveField", "live_df"]

@@ -203,19 +203,30 @@ def _load_blob(path: Path, size: int) -> np.ndarray:
 
 
 def current_commit(index_root: Path) -> Path:
-    """The commit file `CURRENT` names; IndexMissingError if none."""
+    """The commit file `CURRENT` names; IndexMissingError if none.
+
+    `CURRENT` is read again when the commit it named is gone: an update switched it and
+    removed the old commit between the two reads.
+    """
+    for _ in range(5):
+        name = _pointer(index_root)
+        if name.startswith("commit-") and "/" not in name and (index_root / name).is_file():
+            return index_root / name
+        if _pointer(index_root) == name:
+            break
+    raise IndexCorruptError(
+        f"Index at {index_root} points to a missing or older-format commit ({name!r}); "
+        "run `archive-bot index --full` to rebuild it."
+    )
+
+
+def _pointer(index_root: Path) -> str:
     try:
-        name = (index_root / "CURRENT").read_text("utf-8").strip()
+        return (index_root / "CURRENT").read_text("utf-8").strip()
     except FileNotFoundError as error:
         raise IndexMissingError(
             f"No index at {index_root}. Run `archive-bot index` to build it."
         ) from error
-    if not name.startswith("commit-") or "/" in name or not (index_root / name).is_file():
-        raise IndexCorruptError(
-            f"Index at {index_root} points to a missing or older-format commit ({name!r}); "
-            "run `archive-bot index --full` to rebuild it."
-        )
-    return index_root / name
 
 
 def open_index(index_root: Path, *, expected: Expected | None = None, attempts: int = 5) -> Index:

@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retrieval.manifest import SegmentInfo
+from bot.engine import open_searcher
+from bot.settings import Settings
+from retrieval.manifest import FORMAT_VERSION, SegmentInfo
 from retrieval.search import Searcher
 from retrieval.segments import build_index, merge_plan, merge_segments, update_index
 from retrieval.store import Index, open_index
@@ -228,3 +230,14 @@ def test_readers_during_updates_get_the_old_state_or_the_new(tmp_path: Path) -> 
         reader.join()
     assert not failures, failures
     assert set(seen) <= states and len(seen) > 1
+
+
+def test_an_index_of_the_old_format_is_rebuilt(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    old = root / "gen-1700000000000000000-1"  # format 4: one folder a build, meta.json inside
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"format_version": 4}), "utf-8")
+    (root / "CURRENT").write_text(old.name, "utf-8")
+    searcher = open_searcher(Settings(archive_dir=SEEDS, index_dir=root))
+    assert searcher.search("暑托班", top_k=1)
+    assert not old.exists() and open_index(root).manifest.format_version == FORMAT_VERSION
