@@ -160,14 +160,21 @@ def update_index(
             )  # fmt: skip
             _commit(index_root, manifest, commit_id)
         except BaseException:
-            for path in written:
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
+            _remove(written)  # nothing names them: the previous commit is still current
             raise
         _tidy(index_root, manifest)
         stats = _stats(manifest, skipped, changes, started, full=previous is None)
     if merge:
         merge_segments(index_root)
     return stats
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _stats(
@@ -224,31 +231,11 @@ def _updated(
         folder, [f for f in files if f.name in to_read], tokenizer, params, max_chars, progress
     )
     gone = set(changes.changed) | set(changes.removed)
-    segments: list[SegmentInfo] = []
-    sources = [s for s in previous.sources if s.name not in gone] if previous else []
-    for info in previous.segments if previous else ():
-        ranges = [
-            (s.start, s.end) for s in previous.sources if s.segment == info.name and s.name in gone
-        ] if previous else []  # fmt: skip
-        if not ranges:
-            segments.append(info)
-            continue
-        mask = Segment.mask(root / info.name, info)
-        for start, end in ranges:
-            mask[start:end] = True
-        deleted = int(mask.sum())
-        if deleted == info.passages:
-            continue  # every passage deleted: the segment is dropped
-        name = f"deleted-{commit_id}.npy"
-        written.append(root / info.name / name)
-        np.save(root / info.name / name, mask)
-        segments.append(replace(info, deleted=deleted, deletions=name))
-    if segment is not None:
-        segments.append(segment)
-    sources = sorted([*sources, *states], key=lambda s: s.name)
+    kept = [s for s in previous.sources if s.name not in gone] if previous else []
+    segments = _with_deletions(root, previous, gone, commit_id, written) if previous else []
+    sources = sorted([*kept, *states], key=lambda s: s.name)
     live = [s for s in sources if s.segment is not None]
-    passages = sum(s.end - s.start for s in live)
-    if not passages:
+    if not sum(s.end - s.start for s in live):
         raise ArchiveError(
             f"No text to index in {archive_dir} ({len(sources) - len(live)} skipped). "
             "Check ARCHIVE_BOT_ARCHIVE_DIR."
@@ -262,14 +249,40 @@ def _updated(
         max_chars=max_chars,
         files=len(live),
         articles=sum(s.articles for s in live),
-        passages=passages,
+        passages=sum(s.end - s.start for s in live),
         tokens=sum(s.tokens for s in live),
         skipped=tuple(s.name for s in sources if s.segment is None),
-        segments=tuple(segments),
+        segments=(*segments, *([segment] if segment else [])),
         sources=tuple(sources),
         updated=time.time(),
     )
     return manifest, skipped
+
+
+def _with_deletions(
+    root: Path, previous: IndexManifest, gone: set[str], commit_id: str, written: list[Path]
+) -> list[SegmentInfo]:
+    """The previous segments with the passages of the files gone marked deleted (a new mask
+    file each, named in the commit); a segment left with no live passage is dropped."""
+    segments = []
+    for info in previous.segments:
+        ranges = [
+            (s.start, s.end) for s in previous.sources if s.segment == info.name and s.name in gone
+        ]
+        if not ranges:
+            segments.append(info)
+            continue
+        mask = Segment.mask(root / info.name, info)
+        for start, end in ranges:
+            mask[start:end] = True
+        deleted = int(mask.sum())
+        if deleted == info.passages:
+            continue
+        name = f"deleted-{commit_id}.npy"
+        written.append(root / info.name / name)
+        np.save(root / info.name / name, mask)
+        segments.append(replace(info, deleted=deleted, deletions=name))
+    return segments
 
 
 def _write_segment(
