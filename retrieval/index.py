@@ -10,7 +10,7 @@ A question reaches a field as the ids of its terms; `Field.gather` reads their p
 disk once into a `Postings`, and both `Field.top` (the field's best passages) and
 `Field.scores_for` (exact scores of the fused candidates) work on that one read.
 
-On disk a field is nine `.npy` arrays (`FieldArrays`, saved and opened in one place; the
+On disk a field is ten `.npy` arrays (`FieldArrays`, saved and opened in one place; the
 index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
 `mmap_mode="r"`, so opening is instant and memory is paged in on demand; postings are read with
 `pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary dict is loaded.

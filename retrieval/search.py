@@ -6,7 +6,9 @@ query's postings once (`Field.gather` → `Postings`) for both its own best pass
 exact scores of the fused candidates. Each field's scores are divided by the query's best score
 in that field and the two are summed with a weight, so a passage that matches the words well
 and the characters well wins, and OCR-split or unknown words still count through the bigrams.
-Near-duplicate passages (the same text repeated on a page) are shown once.
+Near-duplicate passages (the same text repeated on a page) are shown once. A running front end
+switches a `Searcher` to an updated index with `switch` (`bot.refresh`); each search reads the
+index reference once, so it finishes on the state it started with.
 """
 
 from __future__ import annotations
