@@ -203,7 +203,8 @@ def load_queries(path: Path) -> list[Query]:
 
 def prepare_tokens(paths: RunPaths, n_queries: int, seed: int) -> dict[str, Any]:
     """Tokenize every passage of the built index for the peers, and draw the questions."""
-    from retrieval.store import index_text, open_index
+    from retrieval.build import index_text
+    from retrieval.store import open_index
     from retrieval.tokenize import Tokenizer
 
     tokenizer = Tokenizer.from_config(CONFIG_DIR)
@@ -232,7 +233,7 @@ def prepare_tokens(paths: RunPaths, n_queries: int, seed: int) -> dict[str, Any]
 
 def build_archive_bot(paths: RunPaths) -> dict[str, Any]:
     """Build archive-bot's index from the archive (the timed, whole pipeline)."""
-    from retrieval.store import build_index
+    from retrieval.segments import build_index
     from retrieval.tokenize import Tokenizer
 
     tokenizer = Tokenizer.from_config(CONFIG_DIR)

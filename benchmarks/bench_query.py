@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from retrieval.search import Searcher, Synonyms
-    from retrieval.store import build_index, open_index
+    from retrieval.segments import build_index
+    from retrieval.store import open_index
     from retrieval.tokenize import Tokenizer
 
     folder = archive(args.work, args.size, args.seed)
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         build_index(folder, args.index, tokenizer)
     index = open_index(args.index)
     searcher = Searcher(index, tokenizer, synonyms=Synonyms.from_file(CONFIG_DIR / "synonyms.txt"))
-    questions = [q.text for q in draw_queries(index.passages, tokenizer.words, args.queries, 1)]
+    questions = [
+        q.text
+        for q in draw_queries(index.passages, lambda t: (tokenizer.words(t), []), args.queries, 1)
+    ]
     for text in questions[:100]:  # warm-up: page cache, word-id memo, scratch arrays
         searcher.search(text, top_k=args.top_k)
     times = []

@@ -28,7 +28,8 @@ from retrieval.dates import DATE_WEIGHT, DateAsk, asked_dates, date_from_path, p
 from retrieval.errors import RetrievalError
 from retrieval.models import Hit
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import Index, build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent

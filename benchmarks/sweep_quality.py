@@ -19,7 +19,8 @@ from pathlib import Path
 from retrieval.evaluate import Report, evaluate, load_questions
 from retrieval.index import BM25Params
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,7 +24,8 @@ from retrieval.build import index_text
 from retrieval.evaluate import Report, evaluate, load_questions
 from retrieval.models import Hit, Passage, Result
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,8 +15,10 @@ import io
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator, Sequence
-from datetime import date
+from dataclasses import asdict
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +29,7 @@ from bot.engine import build, open_searcher
 from bot.errors import BotError
 from bot.paging import Page, ask_page
 from bot.questions import Problem, prepare
+from bot.refresh import Refresher
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
 from retrieval.evaluate import evaluate, load_questions
@@ -133,20 +136,56 @@ def _json_line(value: dict[str, object]) -> str:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """Rebuild the index of the configured archive with a progress bar."""
+    """Update the index of the configured archive (--full: rebuild it; --status: show it)."""
     from tqdm import tqdm
 
+    if args.status:
+        return _index_status(settings, out, as_json=args.json)
     total = sum(p.stat().st_size for p in settings.archive_dir.rglob("*.txt") if p.is_file())
     with tqdm(total=total, unit="B", unit_scale=True, desc="indexing", file=sys.stderr) as bar:
-        stats = build(settings, progress=bar.update)
+        stats = build(settings, progress=bar.update, full=args.full)
+    what = "Indexed" if stats.full else f"Updated ({stats.changes.summary()})"
     print(
-        f"Indexed {settings.archive_dir}: {stats.files} files, {stats.articles} articles, "
-        f"{stats.passages} passages, {stats.tokens} tokens in {stats.seconds:.1f} s "
-        f"→ {settings.resolved_index_dir}",
+        f"{what} {settings.archive_dir}: {stats.files} files, {stats.articles} articles, "
+        f"{stats.passages} passages, {stats.tokens} tokens in {stats.seconds:.1f} s, "
+        f"{stats.segments} segment(s) → {settings.resolved_index_dir}",
         file=out,
     )
     for name in stats.skipped:
         print(f"skipped: {name}", file=out)
+    return 0
+
+
+def _index_status(settings: Settings, out: TextIO, *, as_json: bool) -> int:
+    """Print the index's segments and what changed in the archive since its last update."""
+    from retrieval.segments import NAMES_SHOWN, index_status
+
+    status = index_status(settings.archive_dir, settings.resolved_index_dir)
+    pending = status.pending
+    if as_json:
+        value = {
+            "index": str(settings.resolved_index_dir),
+            "segments": [asdict(info) for info in status.segments],
+            "passages": {"live": status.live, "deleted": status.deleted},
+            "files": status.files,
+            "pending": {
+                kind: {"count": len(names), "names": list(names[:NAMES_SHOWN])}
+                for kind, names in asdict(pending).items()
+            },
+            "updated": datetime.fromtimestamp(status.updated, UTC).isoformat(),
+        }
+        print(_json_line(value), file=out)
+        return 0
+    updated = datetime.fromtimestamp(status.updated, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print(f"Index {settings.resolved_index_dir}, last updated {updated}", file=out)
+    print(f"{status.live} passages live, {status.deleted} deleted, {status.files} files", file=out)
+    for info in status.segments:
+        size = f"{info.bytes / 1e6:.1f} MB"
+        print(f"  {info.name}: {info.passages} passages, {info.deleted} deleted, {size}", file=out)
+    print(f"Archive since: {pending.summary()}", file=out)
+    for kind, names in asdict(pending).items():
+        for name in names[:NAMES_SHOWN]:
+            print(f"  {kind}: {name}", file=out)
     return 0
 
 
@@ -175,7 +214,14 @@ def cmd_repl(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Interactive loop for testing."""
     from bot.repl import run_repl
 
-    return run_repl(open_searcher(settings), top_k=args.top or settings.top_k, out=out)
+    searcher = open_searcher(settings)
+    stop = threading.Event()
+    if settings.refresh_seconds > 0:  # updates in a thread; the searcher switches between prompts
+        Refresher(settings, searcher).start_thread(stop)
+    try:
+        return run_repl(searcher, top_k=args.top or settings.top_k, out=out)
+    finally:
+        stop.set()
 
 
 def cmd_telegram(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -212,7 +258,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("id", help='a passage id, e.g. the "id" of a passage of ask --json')
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=cmd_show)
-    sub.add_parser("index", help="(re)build the index").set_defaults(run=cmd_index)
+    index = sub.add_parser("index", help="update the index", description=cmd_index.__doc__)
+    index.add_argument("--full", action="store_true", help="rebuild it from scratch")
+    index.add_argument("--status", action="store_true", help="show segments and changes")
+    index.add_argument("--json", action="store_true", help="--status as JSON")
+    index.set_defaults(run=cmd_index)
     repl = sub.add_parser("repl", help="interactive loop for testing")
     repl.add_argument("--top", type=_positive, help="passages per page")
     repl.set_defaults(run=cmd_repl)

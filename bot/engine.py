@@ -1,11 +1,13 @@
 """Composes the retrieval core with settings: the tokenizer, the index and the `Searcher`.
 
 Every front end gets its `Searcher` from `open_searcher`, which opens the saved index and builds
-it first when there is none, when it is damaged, or when it is stale: `open_index` checks it
-against what a build would use now (`manifest.Expected`: archive, tokenizer, BM25 parameters,
-passage size) and raises `IndexStaleError` naming what differs; this module only reacts, and a
-log line says why. When a rebuild cannot be written (a full disk, no permission) and the stale
-index still opens, the bot keeps answering from it, with a warning.
+it first when there is none, when it is damaged, or when it is stale (an archive that changed
+is updated in place: only the files added or changed are read, `retrieval.segments`):
+`open_index` checks it against what a build would use now (`manifest.Expected`: archive,
+tokenizer, BM25 parameters, passage size) and raises `IndexStaleError` naming what differs;
+this module only reacts, and a log line says why. When a rebuild cannot be written (a full
+disk, no permission) and the stale index still opens, the bot keeps answering from it, with a
+warning.
 
 Every front end asks through `ask`, so that bad questions (`bot.questions`) are met alike.
 """
@@ -13,10 +15,13 @@ Every front end asks through `ask`, so that bad questions (`bot.questions`) are 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from bot.errors import IndexWriteError
 from bot.questions import Outcome, Question
 from bot.settings import Settings
+from retrieval.archive import ArchiveFile
+from retrieval.build import Progress
 from retrieval.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from retrieval.index import BM25Params
 from retrieval.manifest import Expected
@@ -24,7 +29,8 @@ from retrieval.models import Result
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.reader import Reader, Weights
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import BuildStats, Index, Progress, build_index, open_index
+from retrieval.segments import BuildStats, update_index
+from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -36,22 +42,31 @@ def make_tokenizer(settings: Settings) -> Tokenizer:
 
 
 def build(
-    settings: Settings, *, tokenizer: Tokenizer | None = None, progress: Progress | None = None
+    settings: Settings,
+    *,
+    tokenizer: Tokenizer | None = None,
+    progress: Progress | None = None,
+    full: bool = False,
+    listing: Sequence[ArchiveFile] | None = None,
+    merge: bool = True,
 ) -> BuildStats:
-    """(Re)build the index of the configured archive.
+    """Bring the index of the configured archive up to date (only what changed, unless `full`).
 
     Raises:
         IndexWriteError: the index folder cannot be written (full disk, no permission).
     """
     root = settings.resolved_index_dir
     try:
-        return build_index(
+        return update_index(
             settings.archive_dir,
             root,
             tokenizer or make_tokenizer(settings),
             params=BM25Params(),
             max_chars=DEFAULT_MAX_CHARS,
             progress=progress,
+            full=full,
+            listing=listing,
+            merge=merge,
         )
     except OSError as error:  # reading is per file and never raises: this is the writing
         raise IndexWriteError(
@@ -69,7 +84,7 @@ def open_searcher(settings: Settings) -> Searcher:
         settings.archive_dir, tokenizer, params=BM25Params(), max_chars=DEFAULT_MAX_CHARS
     )
     stale: Index | None = None
-    level = logging.INFO
+    level, full = logging.INFO, False
     try:
         index = open_index(root)
         stale = index  # kept to answer from if it turns out stale and cannot be rebuilt
@@ -81,9 +96,9 @@ def open_searcher(settings: Settings) -> Searcher:
         reason = "there is none yet"
     except IndexCorruptError as error:
         reason, level = f"the saved one cannot be used ({error})", logging.WARNING
-    return _searcher(
-        settings, tokenizer, _rebuilt(settings, tokenizer, stale, reason, level=level)
-    )
+        full = True
+    index = _rebuilt(settings, tokenizer, stale, reason, level=level, full=full)
+    return _searcher(settings, tokenizer, index)
 
 
 def _searcher(settings: Settings, tokenizer: Tokenizer, index: Index) -> Searcher:
@@ -94,19 +109,26 @@ def _searcher(settings: Settings, tokenizer: Tokenizer, index: Index) -> Searche
 
 
 def _rebuilt(
-    settings: Settings, tokenizer: Tokenizer, stale: Index | None, reason: str, *, level: int
+    settings: Settings,
+    tokenizer: Tokenizer,
+    stale: Index | None,
+    reason: str,
+    *,
+    level: int,
+    full: bool,
 ) -> Index:
-    """Build the index and open it; keep a stale one if the new one cannot be written."""
+    """Build (or update) the index and open it; keep a stale one if it cannot be written."""
     root = settings.resolved_index_dir
     log.log(level, "Building the index of %s at %s: %s.", settings.archive_dir, root, reason)
     try:
-        stats = build(settings, tokenizer=tokenizer)
+        stats = build(settings, tokenizer=tokenizer, full=full)
     except IndexWriteError as error:
         if stale is None:
             raise
         log.warning("%s Answering from the index saved before (%s).", error, reason)
         return stale
-    log.info("Index built: %d passages in %.1f s.", stats.passages, stats.seconds)
+    kind = "built" if stats.full else f"updated ({stats.changes.summary()})"
+    log.info("Index %s: %d passages in %.1f s.", kind, stats.passages, stats.seconds)
     return open_index(root)
 
 

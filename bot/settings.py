@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=300, description="seconds to wait for a Bot API answer"
     )
 
+    refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how often the bot and REPL look for archive changes; 0: never",
+    )
+
     @field_validator("archive_dir", "config_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -85,6 +85,7 @@ from bot.engine import open_searcher
 from bot.errors import BotError, ConfigError
 from bot.paging import Page, Paged, ask_page
 from bot.questions import Problem, Question, clean, prepare
+from bot.refresh import Refresher
 from bot.settings import Settings
 from bot.telegram_infra import (
     Admission,
@@ -132,6 +133,8 @@ class BotData:
     limit: ChatRateLimit
     questions: QuestionStore = field(default_factory=QuestionStore)
     typing: TypingThrottle = field(default_factory=TypingThrottle)
+    refresher: Refresher | None = None  # follows the archive (None: refresh_seconds is 0)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 # ExtBot[int]: the rate limiter's argument type (AIORateLimiter: a retry count).
@@ -322,6 +325,7 @@ def build_application(settings: Settings, searcher: Searcher) -> BotApplication:
         redact=redact,
         allowlist=Allowlist.of(settings.allowed_chat_ids),
         limit=ChatRateLimit(settings.chat_rate_limit),
+        refresher=Refresher(settings, searcher) if settings.refresh_seconds > 0 else None,
     )
     # PTB makes `bot_data` by calling the type it is given, with no arguments: give it one that
     # returns the data built here.
@@ -343,6 +347,7 @@ def build_application(settings: Settings, searcher: Searcher) -> BotApplication:
         .get_updates_write_timeout(timeout)
         .get_updates_pool_timeout(timeout)
         .post_init(post_init)
+        .post_stop(post_stop)
         .build()
     )
     new = filters.UpdateType.MESSAGE
@@ -379,6 +384,18 @@ async def post_init(application: BotApplication) -> None:
         info.archive,
         info.articles,
     )
+    if data.refresher is not None:  # an asyncio task: updates run in a worker thread
+        data.tasks.add(asyncio.create_task(data.refresher.run(), name="archive-refresh"))
+        log.info("Looking for archive changes every %g s.", data.settings.refresh_seconds)
+
+
+async def post_stop(application: BotApplication) -> None:
+    """Stop following the archive."""
+    tasks = application.bot_data.tasks
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
 
 
 # Handlers ---------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ Each term's postings are cut into blocks of 128 that keep their highest frequenc
 passage (raw counts): `Field.top` works out each block's highest possible weight at query time
 (block-max MaxScore, `kernels.top_k_blocks`), so idf and average length may come from
 statistics combined at query time. Queries with few postings (a small archive) are scored
-with numpy alone and never import numba.
+with numpy alone and never import numba. A field of several segments (`live.LiveField`) is
+scored by exact MaxScore from per-term bounds alone: a term's live postings span segments, and
+blocks cut from them at query time cost more than they skip (benchmarks/RESULTS.md).
 
 On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
 index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
@@ -25,6 +27,7 @@ Building a field (spilling and sorting postings) is `retrieval.fieldbuild`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -52,6 +55,7 @@ class BM25Params:
     epsilon: float = 0.25
 
 
+@functools.lru_cache(maxsize=1 << 16)  # questions repeat words; segments look each one up
 def term_hash(term: str) -> int:
     """Stable 64-bit hash of a term: the key terms are found by in a saved field."""
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
@@ -140,8 +144,10 @@ class FieldArrays:
 
     Term t's postings are `docs[offsets[t]:offsets[t + 1]]` (uint32 passage ids) with their
     frequencies in `tfs` (uint8); terms are ordered by `keys`. `idf` and `upper` (a term's
-    highest weight) are per term, `norm` is per passage; `terms`/`term_offsets` hold the words
-    of a word field as a `StringTable` (empty for bigrams, whose key is the term).
+    highest weight) are per term, `norm` and `lengths` per passage; `terms`/`term_offsets` hold
+    the words of a word field as a `StringTable` (empty for bigrams, whose key is the term).
+    `idf`, `norm` and `upper` hold for the field alone; a field of several segments combines
+    `lengths` and the document frequencies (`offsets`) instead (`retrieval.live`).
     """
 
     keys: np.ndarray  # uint64, sorted: word hash or bigram key
@@ -153,7 +159,7 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
-    lengths: np.ndarray  # uint32 per passage: its tokens in this field
+    lengths: np.ndarray  # uint32 per passage: its tokens (statistics combined across segments)
     block_offsets: np.ndarray  # int64, n_terms + 1: term t's blocks are these block numbers
     block_max_tf: np.ndarray  # uint8 per block of `BLOCK` postings: highest frequency in it
     block_min_len: np.ndarray  # uint32 per block: its shortest passage (tokens)
@@ -213,6 +219,8 @@ class Postings:
     docs: np.ndarray  # uint32
     tfs: np.ndarray  # uint8
     bounds: np.ndarray  # int64, len(terms) + 1
+    idf: np.ndarray  # float64 per term
+    upper: np.ndarray  # float64 per term: its highest weight
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -261,17 +269,21 @@ class Field:
 
     @property
     def size(self) -> int:
-        """Number of passages."""
+        """Number of passage slots (ids), deleted ones included in a field of segments."""
         return len(self.norm)
 
     def term_ids(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
         """Ids of the tokens that are in the vocabulary (repeats kept, unknown dropped)."""
+        return [i for i in self.lookup(tokens) if i >= 0]
+
+    def lookup(self, tokens: Sequence[str] | np.ndarray) -> list[int]:
+        """Each token's term id, -1 for a token not in the vocabulary."""
         if not len(tokens) or not len(self.keys):
-            return []
+            return [-1] * len(tokens)
         if isinstance(tokens, np.ndarray):  # bigram keys: the key is the term
             keys = tokens.astype(np.uint64)
-            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
-            return [int(i) for i in where[self.keys[where] == keys]]
+            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            return np.where(self.keys[where] == keys, where, -1).tolist()
         # Words: hashed, found by binary search, checked against the stored word (a 64-bit hash
         # can collide). Questions repeat words, so each word's id (or -1) is remembered.
         if len(self._word_ids) > WORD_IDS_KEPT:
@@ -280,11 +292,16 @@ class Field:
         new = [t for t in dict.fromkeys(tokens) if t not in known]
         if new:
             keys = np.array([term_hash(t) for t in new], dtype=np.uint64)
-            where = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             for token, i, key in zip(new, where.tolist(), keys.tolist(), strict=True):
                 hit = int(self.keys[i]) == key and (self.words is None or self.words[i] == token)
                 known[token] = i if hit else -1
-        return [i for i in map(known.__getitem__, tokens) if i >= 0]
+        return list(map(known.__getitem__, tokens))
+
+    def idf_of(self, words: Sequence[str]) -> list[float]:
+        """Each word's idf (the field's highest idf for a word it does not know)."""
+        top = float(self.idf.max()) if len(self.idf) else 1.0
+        return [float(self.idf[i]) if i >= 0 else top for i in self.lookup(list(words))]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """Passage ids and BM25 weights of one term."""
@@ -304,37 +321,47 @@ class Field:
         np.cumsum(self.offsets[ids + 1] - starts, out=bounds[1:])
         docs = np.empty(bounds[-1], dtype=np.uint32)
         tfs = np.empty(bounds[-1], dtype=np.uint8)
-        all_docs, all_tfs = self.docs, self.tfs
         for i, start in enumerate(starts.tolist()):
-            begin, end = bounds[i], bounds[i + 1]
-            if isinstance(all_docs, NpyColumn) and isinstance(all_tfs, NpyColumn):
-                all_docs.read_into(start, docs[begin:end])
-                all_tfs.read_into(start, tfs[begin:end])
-            else:  # arrays in memory (a field built in a test)
-                docs[begin:end] = all_docs[start : start + end - begin]
-                tfs[begin:end] = all_tfs[start : start + end - begin]
-        return Postings(ids, docs, tfs, bounds)
+            self.read(start, docs[bounds[i] : bounds[i + 1]], tfs[bounds[i] : bounds[i + 1]])
+        return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids])
+
+    def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
+        """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""
+        all_docs, all_tfs = self.docs, self.tfs
+        if isinstance(all_docs, NpyColumn) and isinstance(all_tfs, NpyColumn):
+            all_docs.read_into(start, docs)
+            all_tfs.read_into(start, tfs)
+        else:  # arrays in memory (a field built in a test)
+            docs[:] = all_docs[start : start + len(docs)]
+            tfs[:] = all_tfs[start : start + len(docs)]
 
     def top(self, postings: Postings, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        terms = postings.terms
         if len(postings.docs) <= NUMPY_POSTINGS:
             docs, scores = self._summed(postings)
             order = np.lexsort((docs, -scores))[:k]
             return docs[order], scores[order]
-        upper, usable = self.upper[terms], not np.any(self.idf[terms] < 0)
+        upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
-            upper = np.full(len(terms), np.inf)
+            upper = np.full(len(postings), np.inf)
         scores, seen = self._scratch_arrays()
-        idf, norm, k1 = self.idf[terms], self.norm, self.params.k1
+        idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        first = self.block_offsets[terms]
-        blocks = (first, self.block_max_tf, self.block_min_len, BLOCK, self.params.b, self.avgdl)
+        saved = self.blocks(postings)
+        if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
+            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+        first, max_tf, min_len = saved
+        blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl)
         return _kernels().top_k_blocks(
             docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
         )
+
+    def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The postings' blocks: each term's first block, every block's highest frequency and
+        shortest passage, as saved (None: a field without blocks, `live.LiveField`)."""
+        return self.block_offsets[postings.terms], self.block_max_tf, self.block_min_len
 
     @property
     def avgdl(self) -> float:
@@ -347,7 +374,7 @@ class Field:
     def nonnegative(self, postings: Postings) -> bool:
         """Whether every score from these postings is at least 0 (no term has a negative idf,
         which rank-bm25's epsilon rule allows when the mean idf is negative)."""
-        return not np.any(self.idf[postings.terms] < 0)
+        return not np.any(postings.idf < 0)
 
     def scores_for(self, postings: Postings, passages: np.ndarray) -> np.ndarray:
         """Exact scores of the given passages (0 where no term occurs)."""
@@ -360,7 +387,7 @@ class Field:
                 return np.zeros(len(targets))
             where = np.searchsorted(docs, targets).clip(max=len(docs) - 1)
             return np.where(docs[where] == targets, scores[where], 0.0)
-        idf, k1 = self.idf[postings.terms], self.params.k1
+        idf, k1 = postings.idf, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         return _kernels().scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
 
@@ -371,7 +398,7 @@ class Field:
         kernels do: the sums are bit-identical to theirs.
         """
         k1, tf = self.params.k1, postings.tfs.astype(np.float64)
-        idf = np.repeat(self.idf[postings.terms], np.diff(postings.bounds))
+        idf = np.repeat(postings.idf, np.diff(postings.bounds))
         weights = idf * (tf * (k1 + 1.0) / (tf + self.norm[postings.docs]))
         docs, where = np.unique(postings.docs, return_inverse=True)
         return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
@@ -388,9 +415,11 @@ class Field:
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""
         scores = np.zeros(self.size, dtype=np.float64)
-        for term in self.term_ids(tokens):
-            docs, weights = self.postings(term)
-            scores[docs] += weights
+        postings, k1 = self.gather(tokens), self.params.k1
+        for i in range(len(postings)):
+            docs = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
+            tf = postings.tfs[postings.bounds[i] : postings.bounds[i + 1]].astype(np.float64)
+            scores[docs] += postings.idf[i] * (tf * (k1 + 1) / (tf + self.norm[docs]))
         return scores
 
 

@@ -1,12 +1,21 @@
 """What a saved index was built from (`IndexManifest`, its `meta.json`) and whether it still fits.
 
-Every generation of an index ends with `meta.json`, written last, e.g.
+Every commit of an index is one small JSON file, `commit-<ns>-<pid>.json`, written after the
+segment files it names and before `CURRENT` is switched to it, e.g.
 
-    {"format_version": 5, "archive": "/data/archive", "fingerprint": "9f2c…",
+    {"format_version": 7, "archive": "/data/archive", "fingerprint": "9f2c…",
      "tokenizer": {"version": 3, "segmenter": "rjieba 0.1.13 …", …},
      "bm25": {"k1": 1.5, "b": 0.75, "epsilon": 0.25}, "max_chars": 1000,
      "files": 2, "articles": 9, "passages": 12, "tokens": 840, "skipped": [],
-     "ids": "short-v1: blake2b-48(path) + article:24 + number:24, base64url"}
+     "ids": "short-v1: blake2b-48(path) + article:24 + number:24, base64url",
+     "segments": [{"name": "seg-1764…-81", "passages": 14, "deleted": 2,
+                   "deletions": "deleted-1764…-90.npy", "bytes": 52311}],
+     "sources": [{"name": "2024/0301.txt", "size": 4810, "mtime_ns": 1764…,
+                  "segment": "seg-1764…-81", "start": 0, "end": 7, "articles": 3,
+                  "tokens": 512}, …],
+     "updated": 1764480000.5}
+
+`sources` is what an update compares the archive listing with (`retrieval.segments`).
 
 An index of another format version cannot be opened at all (`IndexCorruptError`). One that
 opens is compared with what the caller would build now (`Expected`: the archive's fingerprint,
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +41,9 @@ from retrieval.index import BM25Params
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer, TokenizerInfo
 
-FORMAT_VERSION = 6  # 5: file keys and page dates, short ids (`ids.ID_FORMAT`); 6: + block bounds
-META = "meta.json"
+# 5: file keys and page dates, short ids (`ids.ID_FORMAT`); 6: + block bounds; 7: segments
+# and commit files, each segment's passage table with file keys and dates, fields with blocks
+FORMAT_VERSION = 7
 
 
 def fingerprint(files: Sequence[ArchiveFile]) -> str:
@@ -69,8 +80,36 @@ class Expected:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One immutable segment of a commit: its folder, passage slots and deletion mask."""
+
+    name: str  # folder below the index root, "seg-<ns>-<pid>"
+    passages: int  # passage slots, deleted ones included
+    deleted: int
+    deletions: str | None  # mask file in the folder ("deleted-<commit>.npy"), None: none
+    bytes: int  # size of the segment's files
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """An archive file as the commit saw it, and where its passages are."""
+
+    name: str  # relative to the archive folder, POSIX-style
+    size: int
+    mtime_ns: int | None
+    segment: str | None  # None: skipped (unreadable or empty), no passages
+    start: int  # local passage ids in the segment, start to end
+    end: int
+    articles: int
+    tokens: int  # word tokens of its passages
+
+
+@dataclass(frozen=True, slots=True)
 class IndexManifest:
-    """A saved index's description: how it was built, from what, and what it holds."""
+    """A saved index's description: how it was built, from what, and what it holds.
+
+    `files`, `articles`, `passages` and `tokens` count the live passages of all segments.
+    """
 
     format_version: int
     archive: str  # absolute path of the archive folder
@@ -84,6 +123,9 @@ class IndexManifest:
     tokens: int  # word tokens of all passages
     skipped: tuple[str, ...]  # archive files that could not be read
     ids: str = ID_FORMAT  # how passage ids (links, buttons) are made: `ids.short_id`
+    segments: tuple[SegmentInfo, ...] = ()
+    sources: tuple[FileState, ...] = ()  # every listed file, by name
+    updated: float = 0.0  # when this commit was written (Unix time)
 
     def check(self, expected: Expected) -> None:
         """Raise IndexStaleError naming every way this index differs from `expected`."""
@@ -103,16 +145,21 @@ class IndexManifest:
                 "Run `archive-bot index` to rebuild it."
             )
 
-    def write(self, folder: Path) -> None:
-        """Write `meta.json` (last, so a folder with meta.json is complete)."""
-        text = json.dumps(asdict(self), ensure_ascii=False, indent=2)
-        (folder / META).write_text(text, "utf-8")
+    def write(self, path: Path) -> None:
+        """Write the commit file at `path` (a temporary name, fsynced, then renamed)."""
+        text = json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        temporary = path.with_suffix(".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
     @classmethod
-    def read(cls, folder: Path) -> IndexManifest:
-        """Read `meta.json`; unreadable, incomplete or of another format version is corrupt."""
+    def read(cls, path: Path) -> IndexManifest:
+        """Read a commit file; unreadable, incomplete or of another format version is corrupt."""
         try:
-            data = json.loads((folder / META).read_text("utf-8"))
+            data = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as error:
             raise IndexCorruptError(
                 f"Index metadata is unreadable ({error}). Run `archive-bot index` to rebuild."
@@ -149,4 +196,7 @@ def _manifest(data: dict[str, Any]) -> IndexManifest:
         tokens=int(data["tokens"]),
         skipped=tuple(str(name) for name in skipped),
         ids=str(data["ids"]),
+        segments=tuple(SegmentInfo(**item) for item in data["segments"]),
+        sources=tuple(FileState(**item) for item in data["sources"]),
+        updated=float(data["updated"]),
     )

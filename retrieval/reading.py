@@ -3,7 +3,8 @@
 A user who reads a passage may want the article around it (`archive-bot show ID`, the REPL's
 `:open N`, Telegram's "全文" button and `/start ID` links). The id (`ids.short_id`) names a
 file key, an article number and a passage number; the article is every passage of that file
-and article, in order (`PassageTable.article`), so no article text is stored twice.
+and article, in order (`SegmentedPassages.article`: its live passages, in whichever segment
+holds them), so no article text is stored twice.
 
 Passages never overlap: `passages.split_passages` packs whole sentences into windows that
 follow one another in the article's body, so passage n + 1 starts where passage n ended or
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from retrieval.errors import PassageGoneError
 from retrieval.ids import parse_short_id
 from retrieval.models import Passage
-from retrieval.store import PassageTable
+from retrieval.store import PassageTable, SegmentedPassages
 
 __all__ = ["CHECK_CHARS", "FullArticle", "join_passages", "text_check", "whole_article"]
 
@@ -57,7 +58,7 @@ def text_check(text: str) -> str:
 
 
 def whole_article(
-    table: PassageTable, passage_id: str, *, check: str | None = None
+    table: PassageTable | SegmentedPassages, passage_id: str, *, check: str | None = None
 ) -> FullArticle:
     """The article holding the passage a short id names (whose text has `check`, if given).
 

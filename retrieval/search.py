@@ -11,6 +11,8 @@ names a year, month or day (`Query.dates`) re-ranks the whole fused candidate po
 (`dates.prefer_dates`) before any page is cut from it, so every page of the answer agrees.
 With a learned `Reader` (`retrieval/reader.py`), the best `CANDIDATES` passages are then
 re-ordered by their best evidence and the answer sentence and its exact span are the reader's.
+A running front end switches a `Searcher` to an updated index with `switch` (`bot.refresh`);
+each search reads the index reference once, so it finishes on the state it started with.
 """
 
 from __future__ import annotations
@@ -86,9 +88,7 @@ class Searcher:
 
     def word_idf(self, words: Sequence[str]) -> list[float]:
         """Each word's idf in the words field (the highest idf for a word it does not know)."""
-        field = self.index.fields["words"]
-        top = float(field.idf.max()) if len(field.idf) else 1.0
-        return [float(field.idf[ids[0]]) if (ids := field.term_ids([w])) else top for w in words]
+        return self.index.fields["words"].idf_of(words)
 
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
@@ -99,18 +99,22 @@ class Searcher:
         """The best `depth` passages in BM25's fused order (dates preferred when asked), each
         with its per-field scores, near-duplicates collapsed."""
         query = question if isinstance(question, Query) else self.query(question)
+        return self._candidates(self.index, query, depth)
+
+    def _candidates(self, index: Index, query: Query, depth: int) -> list[Candidate]:
+        """`candidates` on one index: read once, a switch meanwhile leaves a search on it."""
         dated = query.dates is not None and self.date_weight > 0
-        ids, fields = self._field_scores(query, depth, prune=not dated)
+        ids, fields = self._field_scores(index, query, depth, prune=not dated)
         fused = sum(
             (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
         )
         if dated and query.dates is not None and len(ids):
-            fused = self._by_date(query.dates, ids, fused)
+            fused = self._by_date(index, query.dates, ids, fused)
         order = best_first(fused, _shown_from(depth))
         found: list[Candidate] = []
         seen: set[str] = set()
         for i in order:
-            passage = self.index.passages[int(ids[i])]
+            passage = index.passages[int(ids[i])]
             folded = fold(passage.text)
             key = re.sub(r"\W+", "", folded)
             if key in seen:
@@ -150,10 +154,11 @@ class Searcher:
         Every page reranks the same `CANDIDATES` passages, so that paging neither repeats nor
         skips one; passages beyond them follow in BM25's order.
         """
-        found = self.candidates(query, depth=max(CANDIDATES, offset + top_k))
+        index = self.index  # one state for the candidates and the idf the reader weighs
+        found = self._candidates(index, query, max(CANDIDATES, offset + top_k))
         words = list(query.words)
         head = found[:CANDIDATES]
-        reading = reader.read(query.text, words, self.word_idf(words), head)
+        reading = reader.read(query.text, words, index.fields["words"].idf_of(words), head)
         chances = reading.chances or (0.0,) * len(head)
         ordered = [(head[i], chances[i]) for i in reading.order]
         ordered += [(c, 0.0) for c in found[CANDIDATES:]]
@@ -164,24 +169,30 @@ class Searcher:
             answer = replace(answer, highlights=highlights(answer.sentence))
         return hits, answer
 
+    def switch(self, index: Index) -> None:
+        """Answer from `index` from the next search on (one reference swapped, atomically)."""
+        self.index = index
+
     def _weight(self, field: str) -> float:
         return self.bigram_weight if field == "bigrams" else 1.0
 
-    def _by_date(self, ask: DateAsk, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def _by_date(
+        self, index: Index, ask: DateAsk, candidates: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray:
         """The candidates' scores re-ranked by how well their page dates fit the asked time.
 
         Only when some candidate's page fits: with none of the asked time in the pool there is
         nothing to prefer, and re-ranking would only push down pages of other dates
         (benchmarks/QUALITY.md, "Date preference").
         """
-        days = self.index.passages.dates_of(candidates)
+        days = index.passages.dates_of(candidates)
         if not any(date_fit(ask, day) > 0 for day in days):
             return scores
         pool = list(zip(scores.tolist(), days, strict=True))
         return np.array(prefer_dates(pool, ask, weight=self.date_weight))
 
     def _field_scores(
-        self, query: Query, wanted: int, *, prune: bool = True
+        self, index: Index, query: Query, wanted: int, *, prune: bool = True
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Candidate passage ids and each field's scores of them, divided by its best score.
 
@@ -199,7 +210,7 @@ class Searcher:
         for name, tokens in terms.items():
             if self._weight(name) <= 0:
                 continue
-            field = self.index.fields[name]
+            field = index.fields[name]
             postings = field.gather(tokens)
             ids, scores = field.top(postings, depth)
             if len(ids) and scores[0] > 0:

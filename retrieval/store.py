@@ -1,69 +1,55 @@
-"""Pipeline step "archive → saved index": runs read → clean → articles → passages → tokens →
-BM25 for a whole archive, writes it atomically, and opens it again.
+"""Pipeline step "saved index → opened index": the passage table, segments and commits read back.
 
-A build lists the archive once (`archive.list_archive`); that listing feeds the chunks, the
-progress total and the fingerprint the `IndexManifest` records. Field arrays are built by
-`retrieval.fieldbuild`; the passage table here (`PassageArrays`).
-
-An index folder holds generations: `CURRENT` names the complete one, each generation is a
-folder written in full (meta.json last) before `CURRENT` is switched with an atomic rename. A
-build killed at any point leaves the previous generation in use; two builders take a file lock
-so they never write at once.
+An index folder holds immutable segments (`seg-<ns>-<pid>/`: each field's `FieldArrays` and a
+`PassageArrays` table) and commit points (`commit-<ns>-<pid>.json`, an `IndexManifest` naming
+the segments and their deletion masks). `CURRENT` names the commit in use; it is switched with
+an atomic rename after everything it names is written (`retrieval.segments`, which writes,
+updates and merges). `open_index` opens the commit `CURRENT` names: one segment without
+deletions is scored from its saved weights (`index.Field`), several through `live.LiveField`,
+which combines the BM25 statistics over the live passages. A reader gets one commit whole.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
-import os
-import shutil
-import time
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from filelock import FileLock
 
-from retrieval.archive import list_archive
-from retrieval.build import Progress, chunks_of, index_text, passages_of
-from retrieval.errors import ArchiveError, IndexBuildError, IndexCorruptError, IndexMissingError
-from retrieval.fieldbuild import FieldBuilder
+from retrieval.errors import IndexBuildError, IndexCorruptError, IndexMissingError
 from retrieval.ids import PassageKey, file_key
-from retrieval.index import (
-    FIELDS,
-    BM25Params,
-    Field,
-    FieldArrays,
-    NpyColumn,
-    StringTable,
-    load_arrays,
-)
-from retrieval.manifest import FORMAT_VERSION, Expected, IndexManifest, fingerprint
+from retrieval.index import FIELDS, Field, FieldArrays, NpyColumn, StringTable, load_arrays
+from retrieval.live import LiveField
+from retrieval.manifest import Expected, IndexManifest, SegmentInfo
 from retrieval.models import Passage, Source, parse_passage_id, passage_id
 from retrieval.passages import DEFAULT_MAX_CHARS
-from retrieval.tokenize import Tokenizer
 
-__all__ = ["Index", "Progress", "build_index", "index_text", "open_index", "passages_of"]
+if TYPE_CHECKING:
+    from retrieval.build import Progress
+    from retrieval.index import BM25Params
+    from retrieval.segments import BuildStats
+    from retrieval.tokenize import Tokenizer
+
+__all__ = [
+    "Index",
+    "PassageArrays",
+    "PassageWriter",
+    "Segment",
+    "build_index",
+    "current_commit",
+    "open_index",
+]
 
 log = logging.getLogger(__name__)
 
 # Columns of the per-passage table: ids into files/titles, then positions in the source.
 _COLUMNS = ("file", "title", "article", "number", "paragraph", "start", "end")
 _EPOCH = date(1970, 1, 1).toordinal()
-
-
-@dataclass(frozen=True, slots=True)
-class BuildStats:
-    """What a build made, for `archive-bot index` to print."""
-
-    files: int
-    skipped: tuple[str, ...]
-    articles: int
-    passages: int
-    tokens: int
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +113,15 @@ class PassageTable:
 
     def article(self, key: PassageKey) -> list[Passage]:
         """Every passage of the article a short id's key names, in order; [] if none."""
+        return [self[int(i)] for i in self.article_rows(key)]
+
+    def article_rows(self, key: PassageKey, deleted: np.ndarray | None = None) -> np.ndarray:
+        """The rows of an article's passages in order, those `deleted` marks left out."""
         rows = np.flatnonzero(self._keys == np.uint64(key.file_key))
         rows = rows[self._rows[rows, 2] == key.article]
-        return [self[int(i)] for i in rows[np.argsort(self._rows[rows, 3], kind="stable")]]
+        if deleted is not None:
+            rows = rows[~deleted[rows]]
+        return rows[np.argsort(self._rows[rows, 3], kind="stable")]
 
 
 class PassageWriter:
@@ -195,21 +187,102 @@ class PassageWriter:
         return int(np.count_nonzero(rows[:, 3] == 0))  # every article has one passage 0
 
 
-class Index:
-    """An opened index: its manifest, its fields and its passages."""
+class Segment:
+    """One opened segment: its fields' arrays, its passages and its deletion mask."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.manifest = IndexManifest.read(folder)
-        params = self.manifest.bm25
-        self.fields: dict[str, Field] = {
-            name: Field(FieldArrays.open(folder, name), params) for name in FIELDS
-        }
+    def __init__(self, folder: Path, info: SegmentInfo) -> None:
+        self.info = info
+        self.fields = {name: FieldArrays.open(folder, name) for name in FIELDS}
         table = PassageArrays.open(folder)
         texts = _load_blob(folder / "passages.text.bin", int(table.text_offsets[-1]))
         self.passages = PassageTable(table, texts)
-        if any(field.size != len(self.passages) for field in self.fields.values()):
+        self.deleted = None if info.deletions is None else _load_mask(folder / info.deletions)
+        sizes = {len(arrays.lengths) for arrays in self.fields.values()} | {len(self.passages)}
+        if sizes != {info.passages} or (
+            self.deleted is not None and len(self.deleted) != info.passages
+        ):
             raise IndexCorruptError("Index fields and passages disagree; rebuild the index.")
+
+    @staticmethod
+    def mask(folder: Path, info: SegmentInfo) -> np.ndarray:
+        """A writable copy of a segment's deletion mask (all False when it has none)."""
+        if info.deletions is None:
+            return np.zeros(info.passages, dtype=bool)
+        return _load_mask(folder / info.deletions).copy()
+
+
+class SegmentedPassages:
+    """The passages of several segments under global ids (segment base + local id).
+
+    An article is looked up in every segment, live passages only: after its file changed, the
+    old passages are deleted in one segment and the new ones live in another.
+    """
+
+    def __init__(self, tables: list[PassageTable], deleted: list[np.ndarray | None]) -> None:
+        self._tables = tables
+        self._deleted = deleted
+        self._bases = np.cumsum([0] + [len(table) for table in tables]).tolist()
+
+    def dates_of(self, ids: np.ndarray) -> list[date | None]:
+        """The page dates of some passages (by global id), None where unknown."""
+        ids = np.asarray(ids, dtype=np.int64)
+        parts = np.searchsorted(np.asarray(self._bases), ids, "right") - 1
+        days: list[date | None] = [None] * len(ids)
+        for part in np.unique(parts).tolist():
+            where = np.flatnonzero(parts == part)
+            found = self._tables[part].dates_of(ids[where] - self._bases[part])
+            for i, day in zip(where.tolist(), found, strict=True):
+                days[i] = day
+        return days
+
+    def article(self, key: PassageKey) -> list[Passage]:
+        """Every live passage of the article a short id's key names, in order; [] if none."""
+        for table, deleted in zip(self._tables, self._deleted, strict=True):
+            rows = table.article_rows(key, deleted)
+            if len(rows):  # a file's live passages are all in one segment
+                return [table[int(i)] for i in rows]
+        return []
+
+    def __len__(self) -> int:
+        return int(self._bases[-1])
+
+    def __getitem__(self, i: int) -> Passage:
+        part = bisect.bisect_right(self._bases, i) - 1
+        return self._tables[part][i - self._bases[part]]
+
+
+class Index:
+    """An opened commit: its manifest, its fields over all segments and its passages."""
+
+    def __init__(self, root: Path, commit: Path) -> None:
+        self.folder = root
+        self.commit = commit
+        self.manifest = IndexManifest.read(commit)
+        params = self.manifest.bm25
+        segments = [Segment(root / info.name, info) for info in self.manifest.segments]
+        if not segments:
+            raise IndexCorruptError("Index commit names no segments; rebuild the index.")
+        self.segments = segments
+        if len(segments) == 1 and segments[0].deleted is None:  # as built: weights saved
+            self.fields = {
+                name: Field(arrays, params) for name, arrays in segments[0].fields.items()
+            }
+        else:
+            masks = [segment.deleted for segment in segments]
+            self.fields = {
+                name: LiveField([s.fields[name] for s in segments], masks, params)
+                for name in FIELDS
+            }
+        self.passages = SegmentedPassages(
+            [segment.passages for segment in segments], [segment.deleted for segment in segments]
+        )
+
+
+def _load_mask(path: Path) -> np.ndarray:
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), dtype=bool)
+    except (OSError, ValueError, EOFError) as error:
+        raise IndexCorruptError(f"Index deletions are damaged ({error}); rebuild it.") from error
 
 
 def days_of(day: date | None) -> int:
@@ -234,24 +307,38 @@ def _load_blob(path: Path, size: int) -> NpyColumn | np.ndarray:
         raise IndexCorruptError(f"Index texts are damaged ({error}); rebuild it.") from error
 
 
-def current_generation(index_root: Path) -> Path:
-    """The complete generation folder `CURRENT` points to; IndexMissingError if none."""
+def current_commit(index_root: Path) -> Path:
+    """The commit file `CURRENT` names; IndexMissingError if none.
+
+    `CURRENT` is read again when the commit it named is gone: an update switched it and
+    removed the old commit between the two reads.
+    """
+    for _ in range(5):
+        name = _pointer(index_root)
+        if name.startswith("commit-") and "/" not in name and (index_root / name).is_file():
+            return index_root / name
+        if _pointer(index_root) == name:
+            break
+    raise IndexCorruptError(
+        f"Index at {index_root} points to a missing or older-format commit ({name!r}); "
+        "run `archive-bot index --full` to rebuild it."
+    )
+
+
+def _pointer(index_root: Path) -> str:
     try:
-        name = (index_root / "CURRENT").read_text("utf-8").strip()
+        return (index_root / "CURRENT").read_text("utf-8").strip()
     except FileNotFoundError as error:
         raise IndexMissingError(
             f"No index at {index_root}. Run `archive-bot index` to build it."
         ) from error
-    if not name or "/" in name or not (index_root / name).is_dir():
-        raise IndexCorruptError(f"Index at {index_root} points to a missing generation; rebuild.")
-    return index_root / name
 
 
 def open_index(index_root: Path, *, expected: Expected | None = None, attempts: int = 5) -> Index:
-    """Open the current generation of an index folder, checked against `expected` if given.
+    """Open the current commit of an index folder, checked against `expected` if given.
 
-    A build that finishes while the index is being opened removes the generation being read;
-    the opening then starts again from the generation `CURRENT` names now.
+    An update or merge that finishes while the index is being opened may remove files of the
+    commit being read; the opening then starts again from the commit `CURRENT` names now.
 
     Raises:
         IndexMissingError: there is no index. IndexCorruptError: it cannot be opened.
@@ -264,16 +351,16 @@ def open_index(index_root: Path, *, expected: Expected | None = None, attempts: 
 
 
 def _open_current(index_root: Path, attempts: int) -> Index:
-    generation = current_generation(index_root)
+    commit = current_commit(index_root)
     for _ in range(attempts - 1):
         try:
-            return Index(generation)
+            return Index(index_root, commit)
         except IndexCorruptError:
-            latest = current_generation(index_root)
-            if latest == generation:
+            latest = current_commit(index_root)
+            if latest == commit:
                 raise
-            generation = latest
-    return Index(generation)
+            commit = latest
+    return Index(index_root, commit)
 
 
 def build_index(
@@ -285,92 +372,9 @@ def build_index(
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: Progress | None = None,
 ) -> BuildStats:
-    """Build the index of an archive into a new generation and make it current."""
-    index_root.mkdir(parents=True, exist_ok=True)
-    with FileLock(index_root / "build.lock"):
-        started = time.perf_counter()
-        generation = index_root / f"gen-{time.time_ns()}-{os.getpid()}"
-        generation.mkdir()
-        try:
-            stats = _write_generation(
-                archive_dir, generation, tokenizer, params or BM25Params(), max_chars, progress
-            )
-        except BaseException:
-            shutil.rmtree(generation, ignore_errors=True)
-            raise
-        _switch_current(index_root, generation)
-    return replace(stats, seconds=time.perf_counter() - started)
+    """Build the whole index of an archive anew: `segments.build_index`, which writes it."""
+    from retrieval import segments  # it writes with this module's tables
 
-
-def _write_generation(
-    archive_dir: Path,
-    folder: Path,
-    tokenizer: Tokenizer,
-    params: BM25Params,
-    max_chars: int,
-    progress: Progress | None,
-) -> BuildStats:
-    if not archive_dir.is_dir():
-        raise ArchiveError(
-            f"Archive folder {archive_dir} does not exist. Check ARCHIVE_BOT_ARCHIVE_DIR."
-        )
-    listing = list_archive(archive_dir)  # before reading: a file changed meanwhile is stale
-    table = PassageWriter(folder)
-    words, bigrams = FieldBuilder(folder / "words.spill"), FieldBuilder(folder / "bigrams.spill")
-    vocab: dict[str, int] = {}
-    files, skipped = 0, list[str]()
-    for chunk in chunks_of(listing, tokenizer, max_chars=max_chars):
-        base = np.uint64(len(table))
-        table.add(chunk.passages)
-        remap = np.array([vocab.setdefault(w, len(vocab)) for w in chunk.words], dtype=np.uint64)
-        terms, docs, tfs = chunk.word_postings
-        words.add(remap[terms.astype(np.int64)], docs + base, tfs, chunk.word_lengths)
-        keys, docs, tfs = chunk.bigram_postings
-        bigrams.add(keys, docs + base, tfs, chunk.bigram_lengths)
-        for item in chunk.skipped:
-            log.warning("skipped %s: %s", item.path, item.reason)
-        files, skipped = files + chunk.documents, skipped + [s.path for s in chunk.skipped]
-        if progress:
-            progress(chunk.file_bytes)
-    if not len(table):
-        raise ArchiveError(
-            f"No text to index in {archive_dir} ({len(skipped)} skipped). "
-            "Check ARCHIVE_BOT_ARCHIVE_DIR."
-        )
-    articles = table.finish()
-    words.finish(params, list(vocab)).save(folder, "words")
-    bigrams.finish(params).save(folder, "bigrams")
-    stats = BuildStats(files, tuple(skipped), articles, len(table), words.tokens, 0.0)
-    manifest = IndexManifest(
-        format_version=FORMAT_VERSION,
-        archive=str(archive_dir.resolve()),
-        fingerprint=fingerprint(listing),
-        tokenizer=tokenizer.describe(),
-        bm25=params,
-        max_chars=max_chars,
-        files=stats.files,
-        articles=stats.articles,
-        passages=stats.passages,
-        tokens=stats.tokens,
-        skipped=stats.skipped,
+    return segments.build_index(
+        archive_dir, index_root, tokenizer, params=params, max_chars=max_chars, progress=progress
     )
-    manifest.write(folder)
-    return stats
-
-
-def _switch_current(index_root: Path, generation: Path) -> None:
-    pointer = index_root / f"CURRENT.{os.getpid()}.tmp"
-    pointer.write_text(generation.name, "utf-8")
-    with open(pointer, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_root / "CURRENT")
-    for old in _stale_generations(index_root, keep=generation.name):
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _stale_generations(index_root: Path, *, keep: str) -> Iterator[Path]:
-    # Generations other than the current one are finished builds replaced since, or the
-    # leftovers of a build that was killed; the lock is held, so none is being written.
-    for path in index_root.glob("gen-*"):
-        if path.name != keep and path.is_dir():
-            yield path

@@ -17,7 +17,7 @@ from retrieval.archive import Skipped, clean_text, decode, list_archive, normali
 from retrieval.chars import nfkc
 from retrieval.errors import ArchiveError
 from retrieval.models import Document
-from retrieval.store import build_index
+from retrieval.segments import build_index
 from retrieval.tokenize import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent

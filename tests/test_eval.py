@@ -8,7 +8,8 @@ import pytest
 
 from retrieval.evaluate import char_f1, evaluate, exact_match, load_questions
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO, SHARED
 

@@ -22,7 +22,8 @@ from bot.errors import IndexWriteError
 from bot.settings import Settings
 from retrieval.errors import ArchiveError
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO, SEEDS
 from tests.fakes.harness import command
@@ -89,6 +90,32 @@ def test_full_disk_at_any_write_is_a_clear_error_and_keeps_the_index(index_root:
     assert all(r["answers"] is True for r in results), results
 
 
+@pytest.mark.parametrize("operation", ["update", "merge"])
+def test_update_or_merge_killed_at_any_write_leaves_the_old_state_or_the_new(
+    tmp_path: Path, operation: str
+) -> None:
+    *results, final = builder(f"kill-{operation}", str(SEEDS), str(tmp_path / "index"))
+    assert len(results) >= 6
+    for result in results:
+        assert result.get("signal") == 9, result  # killed before it finished
+        assert result["answers"] is True, result  # the index still answers
+    # Killed before `CURRENT` was switched: the old state; after it: the new one, never a mix.
+    assert {r["state"] for r in results} == {0, 1}, results
+    assert final == {"final": True, "answers": True}
+
+
+@pytest.mark.parametrize("operation", ["update", "merge"])
+def test_update_or_merge_on_a_full_disk_keeps_the_old_state(
+    tmp_path: Path, operation: str
+) -> None:
+    *results, final = builder(f"full-{operation}", str(SEEDS), str(tmp_path / "index"))
+    failed = [r for r in results if r["error"] is not None]
+    assert len(failed) >= len(results) - 3, results  # the lock file's first write is retried
+    assert all(r["errno"] == errno.ENOSPC and r["state"] == 0 for r in failed), failed
+    assert all(r["answers"] is True for r in results), results
+    assert final == {"final": True, "answers": True}
+
+
 def test_cli_index_on_a_full_disk_says_what_to_do(index_root: Path, tmp_path: Path) -> None:
     environ = {
         **os.environ,
@@ -120,13 +147,13 @@ def test_bot_keeps_answering_from_a_stale_index_when_the_rebuild_cannot_be_writt
     (archive / "new.txt").write_text("新闻标题\n\n今天有一条新的消息。\n", "utf-8")  # stale now
     full = OSError(errno.ENOSPC, "No space left on device")
     caplog.set_level(logging.INFO)
-    with mock.patch("bot.engine.build_index", side_effect=full):  # a fault hard to cause
+    with mock.patch("bot.engine.update_index", side_effect=full):  # a fault hard to cause
         searcher = open_searcher(settings)
     assert ANSWER in (searcher.ask(EXAMPLE).answer or mock.Mock(sentence="")).sentence
     assert "No space left on device" in caplog.text and "saved before" in caplog.text
     (tmp_path / "index2").mkdir()
     with (
-        mock.patch("bot.engine.build_index", side_effect=full),
+        mock.patch("bot.engine.update_index", side_effect=full),
         pytest.raises(IndexWriteError, match="ARCHIVE_BOT_INDEX_DIR"),
     ):
         open_searcher(settings.model_copy(update={"index_dir": tmp_path / "index2"}))
@@ -181,16 +208,16 @@ def test_opening_the_index_while_a_build_replaces_it(index_root: Path) -> None:
 def damage(root: Path, how: str) -> None:
     """Break a saved index the way a crash, a full disk or an old version would."""
     arrays = sorted(root.rglob("*.npy"), key=lambda path: path.stat().st_size)
-    [meta_file] = root.rglob("meta.json")
+    [meta_file] = root.glob("commit-*.json")
     if how == "missing .npy":
         arrays[-1].unlink()
     elif how == "truncated .npy":
         arrays[-1].write_bytes(arrays[-1].read_bytes()[:100])
     elif how == "empty .npy":
         arrays[0].write_bytes(b"")
-    elif how == "bad meta.json":
+    elif how == "bad commit":
         meta_file.write_text("{not json", "utf-8")
-    elif how == "meta.json missing":
+    elif how == "commit missing":
         meta_file.unlink()
     elif how == "older format":
         meta = json.loads(meta_file.read_text("utf-8"))
@@ -205,8 +232,8 @@ DAMAGES = [
     "missing .npy",
     "truncated .npy",
     "empty .npy",
-    "bad meta.json",
-    "meta.json missing",
+    "bad commit",
+    "commit missing",
     "older format",
     "pointer to nothing",
 ]
@@ -365,7 +392,7 @@ def test_a_fifo_in_the_archive_does_not_hang_the_build(tmp_path: Path) -> None:
     (archive / "ok.txt").write_text("标题\n\n正文有内容。\n", "utf-8")
     os.mkfifo(archive / "pipe.txt")
     script = (
-        "import sys; from pathlib import Path; from retrieval.store import build_index; "
+        "import sys; from pathlib import Path; from retrieval.segments import build_index; "
         "from retrieval.tokenize import Tokenizer; "
         "print(build_index(Path(sys.argv[1]), Path(sys.argv[2]), Tokenizer()).skipped)"
     )

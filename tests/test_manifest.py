@@ -16,7 +16,8 @@ from retrieval.errors import IndexBuildError, IndexCorruptError, IndexStaleError
 from retrieval.fieldbuild import DOC_MASK, FieldBuilder, build_field
 from retrieval.index import BM25Params
 from retrieval.manifest import FORMAT_VERSION, Expected, IndexManifest
-from retrieval.store import build_index, current_generation, open_index
+from retrieval.segments import build_index
+from retrieval.store import current_commit, open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import SEEDS
 
@@ -35,7 +36,7 @@ def test_manifest_round_trip_is_typed(archive: Path, tmp_path: Path) -> None:
     tokenizer = Tokenizer()
     stats = build_index(archive, tmp_path / "index", tokenizer, max_chars=500)
     manifest = open_index(tmp_path / "index").manifest
-    assert manifest == IndexManifest.read(current_generation(tmp_path / "index"))
+    assert manifest == IndexManifest.read(current_commit(tmp_path / "index"))
     assert manifest.format_version == FORMAT_VERSION and manifest.max_chars == 500
     assert manifest.tokenizer == tokenizer.describe() and manifest.bm25 == BM25Params()
     assert (manifest.files, manifest.passages, manifest.tokens) == (
@@ -88,7 +89,7 @@ def test_several_differences_are_all_named(archive: Path, tmp_path: Path) -> Non
 
 def test_incomplete_manifest_is_corrupt(archive: Path, tmp_path: Path) -> None:
     build_index(archive, tmp_path / "index", Tokenizer())
-    meta = current_generation(tmp_path / "index") / "meta.json"
+    meta = current_commit(tmp_path / "index")
     meta.write_text(meta.read_text("utf-8").replace('"max_chars"', '"max_chars_"'), "utf-8")
     with pytest.raises(IndexCorruptError, match=r"incomplete.*rebuild"):
         open_index(tmp_path / "index")

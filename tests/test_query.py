@@ -8,7 +8,8 @@ from retrieval.chars import is_han, nfkc
 from retrieval.models import parse_passage_id, passage_id
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer, Tokens
 from tests.conftest import REPO
 

@@ -13,7 +13,8 @@ from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
-from retrieval.store import build_index, current_generation, open_index
+from retrieval.segments import build_index
+from retrieval.store import current_commit, open_index
 from retrieval.tokenize import Tokenizer
 
 ARTICLE = """长江大桥通车
@@ -63,9 +64,10 @@ def test_unknown_words_give_no_hits(archive: Path, tmp_path: Path) -> None:
 def test_rebuild_switches_generation_and_removes_the_old(archive: Path, tmp_path: Path) -> None:
     root = tmp_path / "index"
     build_index(archive, root, Tokenizer())
-    first = current_generation(root)
+    first, [segment] = current_commit(root), open_index(root).manifest.segments
     build_index(archive, root, Tokenizer())
-    assert current_generation(root) != first and not first.exists()
+    assert current_commit(root) != first and not first.exists()
+    assert not (root / segment.name).exists()
 
 
 def test_missing_and_empty(tmp_path: Path) -> None:
@@ -81,15 +83,16 @@ def test_missing_and_empty(tmp_path: Path) -> None:
 def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -> None:
     root = tmp_path / "index"
     build_index(archive, root, Tokenizer())
-    generation = current_generation(root)
+    commit = current_commit(root)
+    generation = root / open_index(root).manifest.segments[0].name
     if damage == "missing_npy":
         (generation / "words.docs.npy").unlink()
     elif damage == "bad_meta":
-        (generation / "meta.json").write_text("{not json", "utf-8")
+        commit.write_text("{not json", "utf-8")
     elif damage == "old_format":
-        meta = json.loads((generation / "meta.json").read_text("utf-8"))
+        meta = json.loads(commit.read_text("utf-8"))
         meta["format_version"] = FORMAT_VERSION - 1
-        (generation / "meta.json").write_text(json.dumps(meta), "utf-8")
+        commit.write_text(json.dumps(meta), "utf-8")
     else:
         path = generation / "bigrams.offsets.npy"
         path.write_bytes(path.read_bytes()[:60])
@@ -100,7 +103,7 @@ def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -
 def test_engine_rebuilds_damaged_or_stale_index(archive: Path, tmp_path: Path) -> None:
     settings = Settings(archive_dir=archive, index_dir=tmp_path / "index")
     open_searcher(settings)
-    (current_generation(tmp_path / "index") / "meta.json").unlink()
+    current_commit(tmp_path / "index").unlink()
     assert open_searcher(settings).search("茶叶节", top_k=1)  # rebuilt, not crashed
     page = archive / "page2.txt"
     page.write_text("科技新闻\n\n首颗量子卫星发射成功。\n", "utf-8")

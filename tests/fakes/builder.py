@@ -11,6 +11,10 @@ space, at a chosen write. Run as `python -m tests.fakes.builder MODE ARCHIVE ROO
     build ARCHIVE ROOT        build once (two of these at a time: concurrent builders)
     race ARCHIVE ROOT         open the index at ROOT while a whole build replaces it: the build
                               runs when the opening reads its first .npy file
+    kill-update ARCHIVE ROOT  like kill, for an update (a page added, one removed) of an index
+    full-update ARCHIVE ROOT  ... and out of disk space; each try starts from the same index
+    kill-merge ARCHIVE ROOT   like kill, for a merge of two segments into one
+    full-merge ARCHIVE ROOT   ... and out of disk space
 
 A "write" is any file opened for writing, folder made, file renamed or removed under ROOT, seen
 through an audit hook (`sys.addaudithook`): that is where a build can be interrupted, whatever
@@ -79,10 +83,12 @@ def main(argv: list[str]) -> int:
     trap = Trap(root)
     sys.addaudithook(trap)
 
-    from retrieval.store import build_index  # imported after the hook: no writes are missed
+    from retrieval.segments import build_index  # imported after the hook: no writes are missed
     from retrieval.tokenize import Tokenizer
 
     tokenizer = Tokenizer()
+    if mode.endswith(("-update", "-merge")):
+        return _updates(mode, archive, root, tokenizer, trap, points)
     if mode == "race":
         return _race(archive, root, tokenizer)
     if mode in ("count", "build"):
@@ -130,7 +136,7 @@ def _answers(root: Path, tokenizer: Any) -> bool | str:
 
 def _killed_build(trap: Trap, archive: Path, root: Path, tokenizer: Any, point: int) -> dict:
     """Build in a forked child that kills itself at write `point`; how the child ended."""
-    from retrieval.store import build_index
+    from retrieval.segments import build_index
 
     pid = os.fork()
     if pid == 0:  # the child
@@ -148,7 +154,8 @@ def _killed_build(trap: Trap, archive: Path, root: Path, tokenizer: Any, point: 
 def _race(archive: Path, root: Path, tokenizer: Any) -> int:
     """Open the index while another build replaces it; whether the opening still worked."""
     from retrieval.search import Searcher
-    from retrieval.store import build_index, open_index
+    from retrieval.segments import build_index
+    from retrieval.store import open_index
 
     armed = [True]
 
@@ -175,6 +182,75 @@ def _cli_full(root: Path, point: int, args: list[str]) -> int:
     from bot.cli import main as cli
 
     return cli(args)
+
+
+def _updates(
+    mode: str, seeds: Path, root: Path, tokenizer: Any, trap: Trap, points: list[int]
+) -> int:
+    """Updates or merges killed or out of space at each write, each from the same index."""
+    import shutil
+
+    from retrieval.segments import build_index, merge_segments, update_index
+    from retrieval.store import open_index
+
+    archive, pristine = root.parent / "live-archive", root.parent / "pristine"
+    shutil.copytree(seeds, archive)
+    pages = sorted(archive.glob("0*.txt"))
+    build_index(archive, pristine, tokenizer)
+    new_page = "科技新闻\n\n首颗量子卫星发射成功,溧阳暑托班也有报道。\n"
+    if mode.endswith("-merge"):  # two segments to merge
+        (archive / "new.txt").write_text(new_page, "utf-8")
+        update_index(archive, pristine, tokenizer, merge=False)
+
+    def state(folder: Path) -> tuple[int, int]:
+        manifest = open_index(folder).manifest
+        return manifest.passages, len(manifest.segments)
+
+    before = state(pristine)
+    if mode.endswith("-update"):  # what the update will do: one page added, one removed
+        (archive / "new.txt").write_text(new_page, "utf-8")
+        pages[-1].unlink()
+
+    def operate() -> None:
+        if mode.endswith("-merge"):
+            merge_segments(root, max_segments=1)
+        else:
+            update_index(archive, root, tokenizer, merge=False)
+
+    def reset() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(pristine, root)
+
+    reset()
+    trap.arm()
+    operate()
+    after = state(root)
+    for point in points or spread(trap.count):
+        reset()
+        if mode.startswith("kill"):
+            pid = os.fork()
+            if pid == 0:  # the child
+                try:
+                    trap.arm(kill_at=point)
+                    operate()
+                finally:
+                    os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            ended = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"exit": 1}
+        else:
+            trap.arm(fail_at=point)
+            try:
+                operate()
+            except OSError as error:
+                ended = {"error": str(error), "errno": error.errno}
+            else:
+                ended = {"error": None}
+        answers = _answers(root, tokenizer)
+        _say(at=point, **ended, answers=answers, state=[before, after].index(state(root)))
+    reset()
+    operate()  # and the next try succeeds
+    _say(final=state(root) == after, answers=_answers(root, tokenizer))
+    return 0
 
 
 def _say(**fields: Any) -> None:

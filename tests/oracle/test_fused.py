@@ -48,7 +48,7 @@ def _assert_same_ranking(searcher: Searcher, questions: list[str]) -> None:
         for wanted in (3, 5, 10):
             shown = _shown_from(wanted)
             old_ids, old_scores = _every_candidate_scored(searcher, query, wanted)
-            new_ids, fields = searcher._field_scores(query, wanted)
+            new_ids, fields = searcher._field_scores(searcher.index, query, wanted)
             new_scores = sum(
                 (searcher._weight(name) * scores for name, scores in fields.items()),
                 np.zeros(len(new_ids)),

@@ -1,0 +1,80 @@
+"""A field of several segments with deleted passages scores like rank-bm25 over the live ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rank_bm25 import BM25Okapi
+
+import retrieval.index
+from retrieval.fieldbuild import build_field
+from retrieval.index import BM25Params
+from retrieval.live import LiveField
+
+WORDS = [f"w{i}" for i in range(30)]
+documents = st.lists(st.sampled_from(WORDS), min_size=0, max_size=25)
+segments = st.lists(
+    st.lists(st.tuples(documents, st.booleans()), min_size=1, max_size=12), min_size=1, max_size=5
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(segments, st.lists(st.sampled_from([*WORDS, "absent"]), min_size=1, max_size=6))
+def test_live_field_equals_rank_bm25_on_the_live_passages(
+    parts: list[list[tuple[list[str], bool]]], query: list[str]
+) -> None:
+    live = [doc for part in parts for doc, deleted in part if not deleted]
+    if not live or not any(live):
+        return
+    params = BM25Params()
+    arrays = [build_field([doc for doc, _ in part], params) for part in parts]
+    masks = [np.array([deleted for _, deleted in part]) for part in parts]
+    field = LiveField(arrays, masks, params)
+    expected = BM25Okapi(live).get_scores(query)
+    alive = np.flatnonzero(~np.concatenate(masks))  # global id of each live passage, in order
+    np.testing.assert_allclose(field.get_scores(query)[alive], expected, atol=1e-6)
+    postings = field.gather(query)
+    touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
+    best = sorted(touched, key=lambda i: (-expected[i], i))[:10]
+    for limit in (retrieval.index.NUMPY_POSTINGS, -1):  # the numpy path, then the kernels'
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
+            ids, scores = field.top(postings, 10)
+            assert list(ids) == [int(alive[i]) for i in best]
+            np.testing.assert_allclose(scores, expected[best], atol=1e-6)
+            np.testing.assert_allclose(field.scores_for(postings, ids), scores, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_live_block_max_top_equals_rank_bm25_on_many_postings(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a thousand postings in the kernels' MaxScore, deleted passages: rank-bm25's top 10."""
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
+    rng = np.random.default_rng(seed)
+    vocabulary = WORDS
+    weights = np.linspace(30, 1, len(vocabulary))  # common and rare words
+    parts = []
+    for size in (900, 400, 150):
+        docs = [
+            list(rng.choice(vocabulary, size=rng.integers(1, 30), p=weights / weights.sum()))
+            for _ in range(size)
+        ]
+        parts.append([(doc, bool(rng.random() < 0.2)) for doc in docs])
+    live = [doc for part in parts for doc, deleted in part if not deleted]
+    params = BM25Params()
+    arrays = [build_field([doc for doc, _ in part], params) for part in parts]
+    masks = [np.array([deleted for _, deleted in part]) for part in parts]
+    field = LiveField(arrays, masks, params)
+    alive = np.flatnonzero(~np.concatenate(masks))
+    query = list(rng.choice(vocabulary[:12], size=3, replace=False))
+    expected = BM25Okapi(live).get_scores(query)
+    postings = field.gather(query)
+    assert len(postings.docs) > 1_000 and np.all(postings.idf > 0)
+    ids, scores = field.top(postings, 10)
+    touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
+    best = sorted(touched, key=lambda i: (-expected[i], i))[:10]
+    assert list(ids) == [int(alive[i]) for i in best]
+    np.testing.assert_allclose(scores, expected[best], atol=1e-6)
