@@ -159,6 +159,10 @@ class QuestionView:
     unit: str  # the measure word after 多少/几 (公里 in 全长多少公里)
     bare: str  # folded, numbers normalised, punctuation removed
     wanted: Wanted | None  # the hand-made pattern of retrieval.answer
+    # The question's words on either side of its question word: 杀 and 司马晏 around 谁 in
+    # 谁杀了司马晏？ has none before; the answer sits in the sentence where 谁 sits in it.
+    hole_left: str = ""
+    hole_right: str = ""
 
     @classmethod
     def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
@@ -179,7 +183,22 @@ class QuestionView:
         return cls(
             text, folded, tuple(unique), weights, grams, asks, frozenset(numbers_in(text)),
             left[-6:], right[:6], unit, bare, wanted(text),
+            *_hole_words(bare, tuple(unique), wh.start() if wh else len(bare),
+                         wh.end() if wh else len(bare)),
         )  # fmt: skip
+
+
+def _hole_words(bare: str, words: Sequence[str], start: int, end: int) -> tuple[str, str]:
+    """The question's words nearest before `start` and after `end` (its question word)."""
+    left = right = ""
+    left_at, right_at = -1, len(bare) + 1
+    for word in words:
+        at = bare.find(word)
+        if at >= 0 and at + len(word) <= start and at > left_at:
+            left, left_at = word, at
+        if at >= end and at < right_at:
+            right, right_at = word, at
+    return left, right
 
 
 # --- Features ----------------------------------------------------------------------------
@@ -200,6 +219,7 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "asks": (*(f"fit_{kind}" for kind in ASK_KINDS), "miss_kind", "wanted", "near"),
     "numbers": ("q_numbers", "q_numbers_missing"),
     "position": ("first_sentence", "position", "log_len"),
+    "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
 }
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
@@ -223,6 +243,15 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "starts_run",
         "ends_run",
         "whole_run",
+    ),
+    "hole": (
+        "gap_left",
+        "gap_right",
+        "after_left",
+        "before_right",
+        "in_hole",
+        "fills_hole",
+        "fit_hole",
     ),
 }
 SENTENCE_POOL = 2  # passages, best by the passage model, whose sentences are read (3: no better)
@@ -408,9 +437,20 @@ def sentence_rows(
                 float(j == 0),
                 j / len(split.spans),
                 math.log1p(len(sentence)),
+                *_hole_in(sentence, question),
             )
             rows.append(SentenceRow(i, start, end, features))
     return _with_gaps(rows)
+
+
+def _hole_in(sentence: str, question: QuestionView) -> tuple[float, float, float, float]:
+    """Whether a sentence holds the words around the question word, in the question's order,
+    with room between them for the answer (the room's length, log)."""
+    left = sentence.find(question.hole_left) if question.hole_left else -1
+    right = sentence.find(question.hole_right, max(left, 0)) if question.hole_right else -1
+    ordered = left >= 0 and right >= left + len(question.hole_left)
+    width = right - left - len(question.hole_left) if ordered else 0
+    return float(left >= 0), float(right >= 0), float(ordered), math.log1p(min(width, 30))
 
 
 _GAPS = tuple(
@@ -651,12 +691,58 @@ def _span_table(
         settled_before,
         settled_after,
         settled_before & settled_after,
+        *_hole_columns(question, normal, starts, ends, fit),
     )
     table = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
     return [
         SpanRow(s, e, tuple(row))
         for s, e, row in zip(starts.tolist(), ends.tolist(), table.tolist(), strict=True)
     ]
+
+
+def _hole_columns(
+    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The "hole" group: how close a span sits after the question's word before its question
+    word, and before its word after it (…由【村雨城】改编 for 由谁改编)."""
+    gap_left = _gaps(normal, question.hole_left, starts, before=True)
+    gap_right = _gaps(normal, question.hole_right, ends, before=False)
+    after_left, before_right = gap_left <= 1, gap_right <= 1
+    return (
+        np.log1p(gap_left),
+        np.log1p(gap_right),
+        after_left,
+        before_right,
+        (gap_left < _FAR) & (gap_right < _FAR),
+        after_left & before_right,
+        fit * (after_left | before_right),
+    )
+
+
+_FAR = 30  # characters: a question word further from the span tells nothing of it
+
+
+def _gaps(text: str, word: str, edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """Characters from each edge back to the end of `word`'s nearest occurrence before it
+    (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+    found = []
+    at = text.find(word) if word else -1
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    if not found:
+        return np.full(len(edges), float(_FAR))
+    if before:
+        ends = np.array(found) + len(word)
+        place = np.searchsorted(ends, edges, side="right") - 1
+        gap = np.where(place >= 0, edges - ends[np.maximum(place, 0)], _FAR)
+    else:
+        starts = np.array(found)
+        place = np.searchsorted(starts, edges, side="left")
+        gap = np.where(
+            place < len(starts), starts[np.minimum(place, len(starts) - 1)] - edges, _FAR
+        )
+    return np.minimum(gap, _FAR).astype(np.float64)
 
 
 @dataclass(frozen=True, slots=True)
