@@ -111,6 +111,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("title", re.compile(r"哪部|哪本|哪首|什么书|什么歌|什么作品|什么电影|哪张|什么专辑")),
 )
 ASK_KINDS = tuple(kind for kind, _ in _ASKS)
+_EXPLAINS = re.compile(r"为什么|为何|怎么|怎样|如何|哪些|原因|什么作用|什么意义|有何")
 _WH = re.compile(
     r"多少|几|谁|什么|哪里|哪儿|哪|何|怎么|怎样|如何|为什么|为何|多久|多长|多大|多高|多远"
 )
@@ -163,6 +164,7 @@ class QuestionView:
     # 谁杀了司马晏？ has none before; the answer sits in the sentence where 谁 sits in it.
     hole_left: str = ""
     hole_right: str = ""
+    explains: bool = False  # asks why or how (为什么, 怎样, 哪些): answered by clauses
 
     @classmethod
     def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
@@ -185,6 +187,7 @@ class QuestionView:
             left[-6:], right[:6], unit, bare, wanted(text),
             *_hole_words(bare, tuple(unique), wh.start() if wh else len(bare),
                          wh.end() if wh else len(bare)),
+            bool(_EXPLAINS.search(bare)),
         )  # fmt: skip
 
 
@@ -253,6 +256,7 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "fills_hole",
         "fit_hole",
     ),
+    "clauses": ("joins", "explains_joins", "explains_length"),
 }
 SENTENCE_POOL = 2  # passages, best by the passage model, whose sentences are read (3: no better)
 
@@ -543,7 +547,9 @@ def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return joined
 
 
-def span_candidates(normal: str, tagged: Sequence[tuple[str, str]]) -> list[SpanCandidate]:
+def span_candidates(
+    normal: str, tagged: Sequence[tuple[str, str]], *, clause_runs: bool = False
+) -> list[SpanCandidate]:
     """Spans of a (folded) sentence that could be an answer: runs of segments, clauses, typed
     matches. `tagged` is the sentence's segments with their POS tags (`_segments`)."""
     bounds, pos = [0], 0
@@ -554,7 +560,7 @@ def span_candidates(normal: str, tagged: Sequence[tuple[str, str]]) -> list[Span
     stops = [bool(_HARD_STOP.search(word)) for word in words]
     # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
     bad_first = [bool(_PUNCT.fullmatch(w[0])) and w[0] not in '《“"' for w in words]
-    bad_last = [bool(_PUNCT.fullmatch(w[-1])) and w[-1] not in '》”"%' for w in words]
+    bad_last = [bool(_PUNCT.fullmatch(w[-1])) and w[-1] not in '》”"%)）' for w in words]
     found: dict[tuple[int, int], SpanCandidate] = {}
     for i in range(len(words)):
         if bad_first[i]:
@@ -565,6 +571,14 @@ def span_candidates(normal: str, tagged: Sequence[tuple[str, str]]) -> list[Span
                 break
             if not bad_last[j]:
                 found[(start, end)] = SpanCandidate(start, end, i, j)
+    clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
+    for i, (start, end) in enumerate(clauses):
+        # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
+        for later, later_end in clauses[i + 1 : i + 3]:
+            if later != end + 1 or normal[end] not in _JOINS:
+                break
+            found.setdefault((start, later_end), SpanCandidate(start, later_end))
+            end = later_end
     for pattern in (_CLAUSE, *_HAS.values(), _QUOTED):
         for m in pattern.finditer(normal):
             if m.end() > m.start() and m.span() not in found:
@@ -586,6 +600,7 @@ def _segments(normal: str, tokenizer: Tokenizer) -> list[tuple[str, str]]:
 
 _HARD_STOP = re.compile(r"[，,。；;！!？?：:\s]")
 _CLAUSE = re.compile(r"[^，,。；;！!？?：:]+")
+_JOINS = ("，", ",", "；", ";")
 _QUOTED = re.compile(r"“[^”]{1,20}”")
 _NAME_PARTS = ("nr", "ns", "nt", "nz")
 
@@ -605,7 +620,7 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
     """
     normal = fold(sentence)
     tagged = _segments(normal, tokenizer)
-    cands = span_candidates(normal, tagged)
+    cands = span_candidates(normal, tagged, clause_runs=question.explains)
     if not cands:
         return []
     asked = set(question.bare)
@@ -655,6 +670,8 @@ def _span_table(
         outside = (p >= ends[:, None]) | (p + size <= starts[:, None])
         gap = np.minimum(np.abs(p - ends[:, None]), np.abs(starts[:, None] - (p + size)))
         distance = np.where(outside, gap, n).min(axis=1).astype(np.float64)
+    joined = _running(np.array([c in _JOINS for c in normal], dtype=bool))
+    joins = np.log1p(joined[ends] - joined[starts])
     left, left_any = text[:, _LEFT], text[:, _LEFT + 1]
     right, right_any = text[:, _LEFT + 2], text[:, _LEFT + 3]
     near = distance <= 1
@@ -692,6 +709,9 @@ def _span_table(
         settled_after,
         settled_before & settled_after,
         *_hole_columns(question, normal, starts, ends, fit),
+        joins,
+        float(question.explains) * joins,
+        float(question.explains) * np.log1p(sizes),
     )
     table = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
     return [
