@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -268,14 +269,14 @@ def names(groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
 
 def coverage(text: str, question: QuestionView) -> float:
     """Idf-weighted share of the question's words that occur in a (folded) text."""
-    return sum(w for word, w in zip(question.words, question.weights, strict=True) if word in text)
+    return sum(compress(question.weights, map(text.__contains__, question.words)))
 
 
 def gram_share(text: str, question: QuestionView) -> float:
     """Share of the question's character bigrams that occur in a (folded) text."""
     if not question.grams:
         return 0.0
-    return sum(gram in text for gram in question.grams) / len(question.grams)
+    return sum(map(text.__contains__, question.grams)) / len(question.grams)
 
 
 def proximity(text: str, question: QuestionView) -> float:
@@ -611,7 +612,33 @@ def _unit_tail(piece: str) -> str:
     return match.group()[1:] if match else ""
 
 
+@dataclass(frozen=True, slots=True)
+class SpanTable:
+    """The candidate spans of a sentence (offsets into it) and their feature rows."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    features: np.ndarray  # spans × SPAN_GROUPS
+
+    def rows(self) -> list[SpanRow]:
+        """One `SpanRow` a span (for training, which keeps them)."""
+        return [
+            SpanRow(s, e, tuple(row))
+            for s, e, row in zip(
+                self.starts.tolist(), self.ends.tolist(), self.features.tolist(), strict=True
+            )
+        ]
+
+
+_NO_SPANS = SpanTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0)))
+
+
 def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> list[SpanRow]:
+    """Feature rows of the candidate spans of a sentence (`span_table`, row by row)."""
+    return span_table(question, sentence, tokenizer).rows()
+
+
+def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> SpanTable:
     """Feature rows of the candidate spans of a sentence.
 
     Only what needs a span's own text (its kind of number, its unit, the question around it)
@@ -622,7 +649,7 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
     tagged = _segments(normal, tokenizer)
     cands = span_candidates(normal, tagged, clause_runs=question.explains)
     if not cands:
-        return []
+        return _NO_SPANS
     asked = set(question.bare)
     punct = np.array([bool(_PUNCT.fullmatch(c)) for c in normal], dtype=bool)
     in_asked = np.array([c in asked for c in normal], dtype=bool)
@@ -632,7 +659,7 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
     in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
     keep = in_question < 1.0  # the question's own words never answer it
     if not keep.any():
-        return []
+        return _NO_SPANS
     cands = [c for c, k in zip(cands, keep.tolist(), strict=True) if k]
     starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
     kept = _running(~punct).tolist()  # characters before i that are not punctuation
@@ -645,7 +672,8 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
     settled = np.pad(
         in_asked | punct, 1, constant_values=True
     )  # padded: settled[i] is character i − 1
-    return _span_table(question, normal, starts, ends, in_question, text, segs, settled, punct)
+    table = _span_table(question, normal, starts, ends, in_question, text, segs, settled, punct)
+    return SpanTable(starts, ends, table)
 
 
 def _span_table(
@@ -658,7 +686,7 @@ def _span_table(
     segs: _SegmentTable,
     settled: np.ndarray,
     punct: np.ndarray,
-) -> list[SpanRow]:
+) -> np.ndarray:
     """The span rows (columns in SPAN_GROUPS' order) from the per-span parts."""
     n, sizes = len(normal), ends - starts
     kinds = np.column_stack([text[:, :_NUMBER_KINDS], segs.names, text[:, _TITLE], segs.ends])
@@ -713,11 +741,15 @@ def _span_table(
         float(question.explains) * joins,
         float(question.explains) * np.log1p(sizes),
     )
-    table = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-    return [
-        SpanRow(s, e, tuple(row))
-        for s, e, row in zip(starts.tolist(), ends.tolist(), table.tolist(), strict=True)
-    ]
+    table = np.empty((len(starts), len(names(SPAN_GROUPS))))
+    at = 0
+    for column in columns:
+        width = column.shape[1] if column.ndim == 2 else 1
+        table[:, at : at + width] = column.reshape(len(starts), width)
+        at += width
+    if at != table.shape[1]:
+        raise RetrievalError(f"Span rows have {at} columns, not {table.shape[1]}: a bug.")
+    return table
 
 
 def _hole_columns(
@@ -878,13 +910,15 @@ def _span_text_parts(
             at = normal.find(word, at + 1)
     table[:, _LEFT + 4] = inside
     skips = np.zeros(len(starts), dtype=np.int64)
-    opening = np.array([normal[s] == "《" for s in starts.tolist()], dtype=bool)
+    opening = np.array([c == "《" for c in normal], dtype=bool)[starts]
     for k in np.flatnonzero(has_number | opening).tolist():
         table[k, : _LEFT + 5], skips[k] = _span_text_part(question, normal[starts[k] : ends[k]])
-    table[:, _LEFT : _LEFT + 2] = [edges.left(s) for s in starts.tolist()]
-    table[:, _LEFT + 2 : _LEFT + 4] = [
-        edges.right(e, k) for e, k in zip(ends.tolist(), skips.tolist(), strict=True)
-    ]
+    # Spans share edges: each edge is worked out once, then looked up.
+    lefts = {s: edges.left(s) for s in set(starts.tolist())}
+    right_edges = list(zip(ends.tolist(), skips.tolist(), strict=True))
+    rights = {edge: edges.right(*edge) for edge in set(right_edges)}
+    table[:, _LEFT : _LEFT + 2] = [lefts[s] for s in starts.tolist()]
+    table[:, _LEFT + 2 : _LEFT + 4] = [rights[edge] for edge in right_edges]
     return table
 
 
@@ -1004,7 +1038,7 @@ class Weights:
         return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
-def expected_f1_best(rows: Sequence[SpanRow], logits: np.ndarray) -> int:
+def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -> int:
     """The span with the highest F1 expected under the model's distribution over the spans.
 
     All spans are pieces of one sentence, so two of them share exactly their overlap: a span
@@ -1012,8 +1046,6 @@ def expected_f1_best(rows: Sequence[SpanRow], logits: np.ndarray) -> int:
     """
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
-    starts = np.array([r.start for r in rows])
-    ends = np.array([r.end for r in rows])
     overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
     sizes = ends - starts
     f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes)
@@ -1065,18 +1097,18 @@ class Reader:
 
     def short_span(self, view: QuestionView, sentence: str) -> tuple[int, int] | None:
         """The span of the sentence that answers, or None when the model is not confident."""
-        rows = span_rows(view, sentence, self.tokenizer)
-        if not rows:
+        spans = span_table(view, sentence, self.tokenizer)
+        if not len(spans.starts):
             return None
-        logits = self.weights.span.logits(np.array([r.features for r in rows]))
+        logits = self.weights.span.logits(spans.features)
         best = int(np.argmax(logits))
         # The model is a softmax over the sentence's spans: its share is the confidence.
         if 1 / np.exp(logits - logits[best]).sum() < self.weights.span_threshold:
             return None
         # Confidence is the likeliest span's share; the span given is the one expected to score
         # best (CMRC dev: F1 0.428 → 0.469, EM 0.244 → 0.255 against the likeliest).
-        best = expected_f1_best(rows, logits)
-        start, end = rows[best].start, rows[best].end
+        best = expected_f1_best(spans.starts, spans.ends, logits)
+        start, end = int(spans.starts[best]), int(spans.ends[best])
         # fold() keeps NFKC lengths; where NFKC changed the length, the offsets may drift.
         if len(fold(sentence)) != len(sentence):
             return None

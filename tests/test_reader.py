@@ -114,10 +114,10 @@ def test_the_span_is_always_inside_the_sentence(text: str) -> None:
 
 
 def test_the_span_given_is_the_one_expected_to_score_best() -> None:
-    rows = [rd.SpanRow(s, e, ()) for s, e in ((0, 2), (0, 4), (2, 4), (6, 8))]
+    starts, ends = np.array([0, 0, 2, 6]), np.array([2, 4, 4, 8])
     logits = np.log(np.array([0.3, 0.25, 0.25, 0.2]))
     # (0, 2) is likeliest, but (0, 4) overlaps more of the likely answers: expected F1 0.62.
-    assert rd.expected_f1_best(rows, logits) == 1
+    assert rd.expected_f1_best(starts, ends, logits) == 1
 
 
 def test_no_span_when_not_confident() -> None:
