@@ -40,7 +40,7 @@ from retrieval.tokenize import Tokenizer, fold
 WEIGHTS_FILE = "reader_weights.json"
 WEIGHTS_VERSION = 1
 CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
-MAX_SPAN_SEGMENTS = 4
+MAX_SPAN_SEGMENTS = 5
 MAX_SPAN_CHARS = 24
 
 # --- Numbers and dates, normalised so that 1到4月, 1—4月, 1至4月 and 一至四月 match ----------
