@@ -382,8 +382,13 @@ def sentence_rows(
     pool: Sequence[int],
     passage_scores: np.ndarray,
     tokenizer: Tokenizer,
+    *,
+    gaps: bool = True,
 ) -> list[SentenceRow]:
-    """Feature rows of every sentence of the candidates in `pool` (indices, best first)."""
+    """Feature rows of every sentence of the candidates in `pool` (indices, best first).
+
+    With `gaps=False` the gap features are left unset, for `gap_table` to fill in.
+    """
     rows = []
     asks, kinds, numbers = question.asks, ASK_KINDS, question.numbers
     for place, i in enumerate(pool):
@@ -445,7 +450,7 @@ def sentence_rows(
                 *_hole_in(sentence, question),
             )
             rows.append(SentenceRow(i, start, end, features))
-    return _with_gaps(rows)
+    return _with_gaps(rows) if gaps else rows
 
 
 def _hole_in(sentence: str, question: QuestionView) -> tuple[float, float, float, float]:
@@ -475,13 +480,18 @@ def _with_gaps(rows: list[SentenceRow]) -> list[SentenceRow]:
     """
     if not rows:
         return rows
-    table = np.array([r.features for r in rows])
-    for source, gap in _GAPS:
-        table[:, gap] = table[:, source] - table[:, source].max()
     return [
         SentenceRow(r.candidate, r.start, r.end, tuple(v))
-        for r, v in zip(rows, table.tolist(), strict=True)
+        for r, v in zip(rows, gap_table(rows).tolist(), strict=True)
     ]
+
+
+def gap_table(rows: Sequence[SentenceRow]) -> np.ndarray:
+    """The rows as one array (rows × SENTENCE_GROUPS), gap features filled in (`_with_gaps`)."""
+    table = np.array([r.features for r in rows], dtype=np.float64)
+    for source, gap in _GAPS:
+        table[:, gap] = table[:, source] - table[:, source].max()
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -1085,10 +1095,12 @@ class Reader:
         shares = np.exp(passage_scores - passage_scores.max())
         chances = tuple(float(v) for v in shares / shares.sum())
         pool = order[:SENTENCE_POOL]
-        rows = sentence_rows(view, candidates, sentences, pool, passage_scores, self.tokenizer)
+        rows = sentence_rows(
+            view, candidates, sentences, pool, passage_scores, self.tokenizer, gaps=False
+        )
         if not rows:
             return Reading(order, None, chances)
-        scores = self.weights.sentence.logits(np.array([r.features for r in rows]))
+        scores = self.weights.sentence.logits(gap_table(rows))
         best = rows[int(np.argmax(scores))]
         passage = candidates[best.candidate].passage
         sentence = passage.text[best.start : best.end].strip()
