@@ -4,7 +4,7 @@ Opens one private index of CMRC 2018 dev (built in /tmp on first use) and asks e
 through two `Searcher`s over it in the same process, one with the shipped reader and one
 without (BM25's order and the hand-set answer sentence), alternating question by question so
 that the shared machine's load falls on both alike. Prints p50 and p95 per question (ms) of
-each and their ratio, and writes them as JSON lines to benchmarks/reader_speed.jsonl.
+each and their ratio, and appends them, with the commit, to benchmarks/reader_speed.jsonl.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,14 @@ def percentile(values: list[float], share: float) -> float:
     return round(ordered[min(int(share * len(ordered)), len(ordered) - 1)] * 1000, 2)
 
 
+def commit() -> str:
+    """The tree's commit ("+" when it has changes), so that each record says what it measured."""
+    run = subprocess.run(
+        ["git", "describe", "--always", "--dirty=+"], cwd=HERE, capture_output=True, text=True
+    )
+    return run.stdout.strip() or "unknown"
+
+
 def main() -> None:
     """Time both searchers over the same questions and record p50/p95 of each."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -71,6 +80,7 @@ def main() -> None:
     p50 = {name: statistics.median(t) * 1000 for name, t in times.items()}
     record = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "commit": commit(),
         "questions": len(questions),
         "runs": args.runs,
         **{f"{name}_p50_ms": round(p50[name], 2) for name in searchers},

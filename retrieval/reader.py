@@ -9,9 +9,10 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 2. score every sentence of the 2 best passages (`sentence_rows`: cover of the question by the
    sentence, by its neighbours, by the words the title does not say; whether it holds what the
    question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
-3. pick the span of the best sentence that answers (`span_rows`: 364.6公里 for 广茂铁路全长
-   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase), or none
-   when the model is not confident.
+3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
+   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase, for why/how
+   questions a run of clauses; where it sits against the question's words around its question
+   word: 任天堂 in 由任天堂改编 for 该游戏由谁改编？), or none when the model is not confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
