@@ -6,12 +6,13 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 
 1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
    question its best sentence covers, idf-weighted) and reorder the candidates;
-2. score every sentence of the best passages (`sentence_rows`: cover of the question by the
+2. score every sentence of the 2 best passages (`sentence_rows`: cover of the question by the
    sentence, by its neighbours, by the words the title does not say; whether it holds what the
    question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
-3. pick the span of the best sentence that answers (`span_rows`: 364.6公里 for 广茂铁路全长
-   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase), or none
-   when the model is not confident.
+3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
+   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase, for why/how
+   questions a run of clauses; where it sits against the question's words around its question
+   word: 任天堂 in 由任天堂改编 for 该游戏由谁改编？), or none when the model is not confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
@@ -24,8 +25,9 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ from retrieval.tokenize import Tokenizer, fold
 WEIGHTS_FILE = "reader_weights.json"
 WEIGHTS_VERSION = 1
 CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
-MAX_SPAN_SEGMENTS = 4
+MAX_SPAN_SEGMENTS = 5
 MAX_SPAN_CHARS = 24
 
 # --- Numbers and dates, normalised so that 1到4月, 1—4月, 1至4月 and 一至四月 match ----------
@@ -111,6 +113,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("title", re.compile(r"哪部|哪本|哪首|什么书|什么歌|什么作品|什么电影|哪张|什么专辑")),
 )
 ASK_KINDS = tuple(kind for kind, _ in _ASKS)
+_EXPLAINS = re.compile(r"为什么|为何|怎么|怎样|如何|哪些|原因|什么作用|什么意义|有何")
 _WH = re.compile(
     r"多少|几|谁|什么|哪里|哪儿|哪|何|怎么|怎样|如何|为什么|为何|多久|多长|多大|多高|多远"
 )
@@ -159,6 +162,11 @@ class QuestionView:
     unit: str  # the measure word after 多少/几 (公里 in 全长多少公里)
     bare: str  # folded, numbers normalised, punctuation removed
     wanted: Wanted | None  # the hand-made pattern of retrieval.answer
+    # The question's words on either side of its question word: 杀 and 司马晏 around 谁 in
+    # 谁杀了司马晏？ has none before; the answer sits in the sentence where 谁 sits in it.
+    hole_left: str = ""
+    hole_right: str = ""
+    explains: bool = False  # asks why or how (为什么, 怎样, 哪些): answered by clauses
 
     @classmethod
     def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
@@ -179,7 +187,23 @@ class QuestionView:
         return cls(
             text, folded, tuple(unique), weights, grams, asks, frozenset(numbers_in(text)),
             left[-6:], right[:6], unit, bare, wanted(text),
+            *_hole_words(bare, tuple(unique), wh.start() if wh else len(bare),
+                         wh.end() if wh else len(bare)),
+            bool(_EXPLAINS.search(bare)),
         )  # fmt: skip
+
+
+def _hole_words(bare: str, words: Sequence[str], start: int, end: int) -> tuple[str, str]:
+    """The question's words nearest before `start` and after `end` (its question word)."""
+    left = right = ""
+    left_at, right_at = -1, len(bare) + 1
+    for word in words:
+        at = bare.find(word)
+        if at >= 0 and at + len(word) <= start and at > left_at:
+            left, left_at = word, at
+        if at >= end and at < right_at:
+            right, right_at = word, at
+    return left, right
 
 
 # --- Features ----------------------------------------------------------------------------
@@ -200,6 +224,7 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "asks": (*(f"fit_{kind}" for kind in ASK_KINDS), "miss_kind", "wanted", "near"),
     "numbers": ("q_numbers", "q_numbers_missing"),
     "position": ("first_sentence", "position", "log_len"),
+    "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
 }
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
@@ -224,8 +249,18 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "ends_run",
         "whole_run",
     ),
+    "hole": (
+        "gap_left",
+        "gap_right",
+        "after_left",
+        "before_right",
+        "in_hole",
+        "fills_hole",
+        "fit_hole",
+    ),
+    "clauses": ("joins", "explains_joins", "explains_length"),
 }
-SENTENCE_POOL = 3  # sentences are read from this many passages, best by the passage model
+SENTENCE_POOL = 2  # passages, best by the passage model, whose sentences are read (3: no better)
 
 
 def names(groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
@@ -235,14 +270,14 @@ def names(groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
 
 def coverage(text: str, question: QuestionView) -> float:
     """Idf-weighted share of the question's words that occur in a (folded) text."""
-    return sum(w for word, w in zip(question.words, question.weights, strict=True) if word in text)
+    return sum(compress(question.weights, map(text.__contains__, question.words)))
 
 
 def gram_share(text: str, question: QuestionView) -> float:
     """Share of the question's character bigrams that occur in a (folded) text."""
     if not question.grams:
         return 0.0
-    return sum(gram in text for gram in question.grams) / len(question.grams)
+    return sum(map(text.__contains__, question.grams)) / len(question.grams)
 
 
 def proximity(text: str, question: QuestionView) -> float:
@@ -348,8 +383,13 @@ def sentence_rows(
     pool: Sequence[int],
     passage_scores: np.ndarray,
     tokenizer: Tokenizer,
+    *,
+    gaps: bool = True,
 ) -> list[SentenceRow]:
-    """Feature rows of every sentence of the candidates in `pool` (indices, best first)."""
+    """Feature rows of every sentence of the candidates in `pool` (indices, best first).
+
+    With `gaps=False` the gap features are left unset, for `gap_table` to fill in.
+    """
     rows = []
     asks, kinds, numbers = question.asks, ASK_KINDS, question.numbers
     for place, i in enumerate(pool):
@@ -408,9 +448,20 @@ def sentence_rows(
                 float(j == 0),
                 j / len(split.spans),
                 math.log1p(len(sentence)),
+                *_hole_in(sentence, question),
             )
             rows.append(SentenceRow(i, start, end, features))
-    return _with_gaps(rows)
+    return _with_gaps(rows) if gaps else rows
+
+
+def _hole_in(sentence: str, question: QuestionView) -> tuple[float, float, float, float]:
+    """Whether a sentence holds the words around the question word, in the question's order,
+    with room between them for the answer (the room's length, log)."""
+    left = sentence.find(question.hole_left) if question.hole_left else -1
+    right = sentence.find(question.hole_right, max(left, 0)) if question.hole_right else -1
+    ordered = left >= 0 and right >= left + len(question.hole_left)
+    width = right - left - len(question.hole_left) if ordered else 0
+    return float(left >= 0), float(right >= 0), float(ordered), math.log1p(min(width, 30))
 
 
 _GAPS = tuple(
@@ -430,13 +481,18 @@ def _with_gaps(rows: list[SentenceRow]) -> list[SentenceRow]:
     """
     if not rows:
         return rows
-    table = np.array([r.features for r in rows])
-    for source, gap in _GAPS:
-        table[:, gap] = table[:, source] - table[:, source].max()
     return [
         SentenceRow(r.candidate, r.start, r.end, tuple(v))
-        for r, v in zip(rows, table.tolist(), strict=True)
+        for r, v in zip(rows, gap_table(rows).tolist(), strict=True)
     ]
+
+
+def gap_table(rows: Sequence[SentenceRow]) -> np.ndarray:
+    """The rows as one array (rows × SENTENCE_GROUPS), gap features filled in (`_with_gaps`)."""
+    table = np.array([r.features for r in rows], dtype=np.float64)
+    for source, gap in _GAPS:
+        table[:, gap] = table[:, source] - table[:, source].max()
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,30 +538,14 @@ _BARE_NUMBER = re.compile(r"[\d.,]+")
 _KIND_ORDER = (*ASK_KINDS, "noun", "verb")
 
 
-def _kinds_of(text: str, tags: Sequence[str]) -> dict[str, bool]:
-    """Which kinds a span is (a year, a count, a person, ...)."""
-    if _NUMERAL.search(text):
-        kinds = {kind: bool(p.fullmatch(text)) for kind, p in _HAS.items()}
-        kinds["count"] = kinds["count"] or bool(_BARE_NUMBER.fullmatch(text))
-    else:  # most spans: no number, so none of the number kinds
-        kinds = dict.fromkeys(_HAS, False)
-    kinds["title"] = text.startswith("《") and bool(re.fullmatch(r"《[^》]+》", text))
-    for kind, prefixes in _NAME_TAGS.items():
-        kinds[kind] = bool(tags) and all(t.startswith(prefixes) for t in tags)
-    kinds["noun"] = bool(tags) and tags[-1].startswith("n")
-    kinds["verb"] = bool(tags) and tags[0].startswith("v")
-    return kinds
-
-
 @dataclass(frozen=True, slots=True)
 class SpanCandidate:
-    """A span of a sentence that could answer: its segments' tags and its neighbours' words."""
+    """A span of a sentence that could answer: where it is, and its first and last segment."""
 
     start: int
     end: int
-    tags: tuple[str, ...]
-    before: tuple[str, str] = ("", "")  # (word, tag) just before the span
-    after: tuple[str, str] = ("", "")
+    first: int = -1  # -1: a span matched by a pattern, not a run of segments
+    last: int = -1
 
 
 def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -519,39 +559,60 @@ def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return joined
 
 
-def span_candidates(sentence: str, tokenizer: Tokenizer) -> list[SpanCandidate]:
-    """Spans of a sentence that could be an answer: runs of segments, clauses, typed matches."""
-    normal = fold(sentence)
-    tagged = _joined_names(tokenizer.tag(normal))
-    offsets, pos = [], 0
-    for word, tag in tagged:
-        offsets.append((pos, pos + len(word), tag))
+def span_candidates(
+    normal: str, tagged: Sequence[tuple[str, str]], *, clause_runs: bool = False
+) -> list[SpanCandidate]:
+    """Spans of a (folded) sentence that could be an answer: runs of segments, clauses, typed
+    matches. `tagged` is the sentence's segments with their POS tags (`_segments`)."""
+    bounds, pos = [0], 0
+    for word, _ in tagged:
         pos += len(word)
-    none = ("", "")
+        bounds.append(pos)
+    words = [word for word, _ in tagged]
+    stops = [bool(_HARD_STOP.search(word)) for word in words]
+    # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
+    bad_first = [bool(_PUNCT.fullmatch(w[0])) and w[0] not in '《“"' for w in words]
+    bad_last = [bool(_PUNCT.fullmatch(w[-1])) and w[-1] not in '》”"%)）' for w in words]
     found: dict[tuple[int, int], SpanCandidate] = {}
-    for i in range(len(offsets)):
-        for j in range(i, min(i + MAX_SPAN_SEGMENTS, len(offsets))):
-            start, end = offsets[i][0], offsets[j][1]
-            piece = normal[start:end]
-            if end - start > MAX_SPAN_CHARS or _HARD_STOP.search(piece):
+    for i in range(len(words)):
+        if bad_first[i]:
+            continue
+        for j in range(i, min(i + MAX_SPAN_SEGMENTS, len(words))):
+            start, end = bounds[i], bounds[j + 1]
+            if end - start > MAX_SPAN_CHARS or stops[j]:
                 break
-            if (_PUNCT.fullmatch(piece[0]) and piece[0] not in '《“"') or (
-                _PUNCT.fullmatch(piece[-1]) and piece[-1] not in '》”"%'
-            ):
-                continue
-            found[(start, end)] = SpanCandidate(
-                start, end, tuple(t for *_, t in offsets[i : j + 1]),
-                tagged[i - 1] if i else none, tagged[j + 1] if j + 1 < len(tagged) else none,
-            )  # fmt: skip
+            if not bad_last[j]:
+                found[(start, end)] = SpanCandidate(start, end, i, j)
+    clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
+    for i, (start, end) in enumerate(clauses):
+        # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
+        for later, later_end in clauses[i + 1 : i + 3]:
+            if later != end + 1 or normal[end] not in _JOINS:
+                break
+            found.setdefault((start, later_end), SpanCandidate(start, later_end))
+            end = later_end
     for pattern in (_CLAUSE, *_HAS.values(), _QUOTED):
         for m in pattern.finditer(normal):
             if m.end() > m.start() and m.span() not in found:
-                found[m.span()] = SpanCandidate(m.start(), m.end(), ())
+                found[m.span()] = SpanCandidate(m.start(), m.end())
     return list(found.values())
+
+
+def _running(flags: np.ndarray) -> np.ndarray:
+    """Counts of true flags before each position (0 … len): any range's count by subtraction."""
+    counts = np.zeros(len(flags) + 1, dtype=np.int64)
+    np.cumsum(flags, out=counts[1:])
+    return counts
+
+
+def _segments(normal: str, tokenizer: Tokenizer) -> list[tuple[str, str]]:
+    """A folded sentence's segments and their POS tags, transliterated names joined."""
+    return _joined_names(tokenizer.tag(normal))
 
 
 _HARD_STOP = re.compile(r"[，,。；;！!？?：:\s]")
 _CLAUSE = re.compile(r"[^，,。；;！!？?：:]+")
+_JOINS = ("，", ",", "；", ";")
 _QUOTED = re.compile(r"“[^”]{1,20}”")
 _NAME_PARTS = ("nr", "ns", "nt", "nz")
 
@@ -562,99 +623,335 @@ def _unit_tail(piece: str) -> str:
     return match.group()[1:] if match else ""
 
 
+@dataclass(frozen=True, slots=True)
+class SpanTable:
+    """The candidate spans of a sentence (offsets into it) and their feature rows."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    features: np.ndarray  # spans × SPAN_GROUPS
+
+    def rows(self) -> list[SpanRow]:
+        """One `SpanRow` a span (for training, which keeps them)."""
+        return [
+            SpanRow(s, e, tuple(row))
+            for s, e, row in zip(
+                self.starts.tolist(), self.ends.tolist(), self.features.tolist(), strict=True
+            )
+        ]
+
+
+_NO_SPANS = SpanTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0)))
+
+
 def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> list[SpanRow]:
-    """Feature rows of the candidate spans of a sentence."""
+    """Feature rows of the candidate spans of a sentence (`span_table`, row by row)."""
+    return span_table(question, sentence, tokenizer).rows()
+
+
+def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> SpanTable:
+    """Feature rows of the candidate spans of a sentence.
+
+    Only what needs a span's own text (its kind of number, its unit, the question around it)
+    is worked out span by span (`_span_text_part`); the rest comes from per-character and
+    per-segment arrays of the sentence, for all spans at once.
+    """
     normal = fold(sentence)
-    spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
-    kept = [0]  # kept[i]: characters before position i that are not punctuation or space
-    for char in normal:
-        kept.append(kept[-1] + (not _PUNCT.fullmatch(char)))
-    bare = _PUNCT.sub("", normal)
+    tagged = _segments(normal, tokenizer)
+    cands = span_candidates(normal, tagged, clause_runs=question.explains)
+    if not cands:
+        return _NO_SPANS
     asked = set(question.bare)
+    punct = np.array([bool(_PUNCT.fullmatch(c)) for c in normal], dtype=bool)
+    in_asked = np.array([c in asked for c in normal], dtype=bool)
+    asked_before = _running(in_asked)
+    starts = np.array([c.start for c in cands])
+    ends = np.array([c.end for c in cands])
+    in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
+    keep = in_question < 1.0  # the question's own words never answer it
+    if not keep.any():
+        return _NO_SPANS
+    cands = [c for c, k in zip(cands, keep.tolist(), strict=True) if k]
+    starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
+    kept = _running(~punct).tolist()  # characters before i that are not punctuation
+    edges = _Edges(question, _PUNCT.sub("", normal), kept)
+    text = _span_text_parts(question, normal, starts, ends, edges)
+    first = np.array([c.first for c in cands])
+    last = np.array([c.last for c in cands])
+    segs = _SegmentTable.of(tagged, first, last)
     # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
-    settled = [c in asked or not kept[i + 1] - kept[i] for i, c in enumerate(normal)]
-    # What depends on one edge only is worked out once per edge, not once per span.
-    lefts: dict[int, tuple[int, float]] = {}
-    rights: dict[tuple[int, int], tuple[int, float]] = {}
-    rows = []
-    for cand in span_candidates(sentence, tokenizer):
-        start, end, tags = cand.start, cand.end, cand.tags
-        piece = normal[start:end]
-        in_question = sum(c in asked for c in piece) / max(len(piece), 1)
-        if in_question == 1.0:  # the question's own words never answer it
-            continue
-        if _NUMERAL.search(piece):
-            piece = _normalized(piece)
-        kinds = _kinds_of(piece, tags)
-        tail = _unit_tail(piece)
-        has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
-        if start not in lefts:
-            before = bare[: kept[start]]
-            lefts[start] = (
-                min(_common_suffix(before, question.left), 6),
-                _in_question_suffix(before, question.bare) / 8,
-            )
-        left, left_any = lefts[start]
-        skip = len(tail) if has_unit else 0
-        if (end, skip) not in rights:
-            after = bare[kept[end] :]
-            # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
-            rights[(end, skip)] = (
-                min(_common_prefix(after, question.right[skip:]), 6),
-                _in_question_prefix(after, question.bare) / 8,
-            )
-        right, right_any = rights[(end, skip)]
-        distance = min(
+    settled = np.pad(
+        in_asked | punct, 1, constant_values=True
+    )  # padded: settled[i] is character i − 1
+    table = _span_table(question, normal, starts, ends, in_question, text, segs, settled, punct)
+    return SpanTable(starts, ends, table)
+
+
+def _span_table(
+    question: QuestionView,
+    normal: str,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    in_question: np.ndarray,
+    text: np.ndarray,
+    segs: _SegmentTable,
+    settled: np.ndarray,
+    punct: np.ndarray,
+) -> np.ndarray:
+    """The span rows (columns in SPAN_GROUPS' order) from the per-span parts."""
+    n, sizes = len(normal), ends - starts
+    kinds = np.column_stack([text[:, :_NUMBER_KINDS], segs.names, text[:, _TITLE], segs.ends])
+    fit = kinds[:, ASK_KINDS.index(question.asks)] if question.asks else np.zeros(len(starts))
+    spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
+    distance = np.full(len(starts), float(n))
+    if spots:
+        p, size = np.array(spots).T
+        outside = (p >= ends[:, None]) | (p + size <= starts[:, None])
+        gap = np.minimum(np.abs(p - ends[:, None]), np.abs(starts[:, None] - (p + size)))
+        distance = np.where(outside, gap, n).min(axis=1).astype(np.float64)
+    joined = _running(np.array([c in _JOINS for c in normal], dtype=bool))
+    joins = np.log1p(joined[ends] - joined[starts])
+    left, left_any = text[:, _LEFT], text[:, _LEFT + 1]
+    right, right_any = text[:, _LEFT + 2], text[:, _LEFT + 3]
+    near = distance <= 1
+    open_question = float(question.asks is None)
+    settled_before, settled_after = settled[starts], settled[ends + 1]
+    columns = (
+        kinds,
+        fit,
+        np.full(len(starts), open_question),
+        text[:, _UNIT],
+        left / 6,
+        right / 6,
+        (left > 0) & (right > 0),
+        near,
+        np.log1p(distance),
+        left_any,
+        right_any,
+        left_any * right_any,
+        (fit > 0) & near,
+        fit * (left_any + right_any),
+        kinds[:, _KIND_ORDER.index("noun")] * (left_any + right_any),
+        in_question,
+        text[:, _LEFT + 4],  # a question word inside
+        segs.count,
+        np.log1p(sizes),
+        sizes / max(n, 1),
+        np.append(punct, True)[ends],
+        np.insert(punct, 0, True)[starts],
+        starts == 0,
+        ends >= len(normal.rstrip("。！？!?；;…")),
+        segs.boundary,
+        open_question * np.log1p(sizes),
+        segs.function_edges,
+        settled_before,
+        settled_after,
+        settled_before & settled_after,
+        *_hole_columns(question, normal, starts, ends, fit),
+        joins,
+        float(question.explains) * joins,
+        float(question.explains) * np.log1p(sizes),
+    )
+    table = np.empty((len(starts), len(names(SPAN_GROUPS))))
+    at = 0
+    for column in columns:
+        width = column.shape[1] if column.ndim == 2 else 1
+        table[:, at : at + width] = column.reshape(len(starts), width)
+        at += width
+    if at != table.shape[1]:
+        raise RetrievalError(f"Span rows have {at} columns, not {table.shape[1]}: a bug.")
+    return table
+
+
+def _hole_columns(
+    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The "hole" group: how close a span sits after the question's word before its question
+    word, and before its word after it (…由【村雨城】改编 for 由谁改编)."""
+    gap_left = _gaps(normal, question.hole_left, starts, before=True)
+    gap_right = _gaps(normal, question.hole_right, ends, before=False)
+    after_left, before_right = gap_left <= 1, gap_right <= 1
+    return (
+        np.log1p(gap_left),
+        np.log1p(gap_right),
+        after_left,
+        before_right,
+        (gap_left < _FAR) & (gap_right < _FAR),
+        after_left & before_right,
+        fit * (after_left | before_right),
+    )
+
+
+_FAR = 30  # characters: a question word further from the span tells nothing of it
+
+
+def _gaps(text: str, word: str, edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """Characters from each edge back to the end of `word`'s nearest occurrence before it
+    (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+    found = []
+    at = text.find(word) if word else -1
+    while at >= 0:
+        found.append(at)
+        at = text.find(word, at + 1)
+    if not found:
+        return np.full(len(edges), float(_FAR))
+    if before:
+        ends = np.array(found) + len(word)
+        place = np.searchsorted(ends, edges, side="right") - 1
+        gap = np.where(place >= 0, edges - ends[np.maximum(place, 0)], _FAR)
+    else:
+        starts = np.array(found)
+        place = np.searchsorted(starts, edges, side="left")
+        gap = np.where(
+            place < len(starts), starts[np.minimum(place, len(starts) - 1)] - edges, _FAR
+        )
+    return np.minimum(gap, _FAR).astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class _SegmentTable:
+    """What spans' segments and their neighbours say, one row per span (0 for matched spans)."""
+
+    names: np.ndarray  # spans × (person, place, org): every segment tagged nr / ns / nt
+    ends: np.ndarray  # spans × (noun, verb): last segment a noun, first a verb
+    count: np.ndarray  # segments in the span
+    boundary: np.ndarray  # spans × the "boundary" group, in its order
+    function_edges: np.ndarray  # spans × (function_first, function_last)
+
+    @classmethod
+    def of(
+        cls, tagged: Sequence[tuple[str, str]], first: np.ndarray, last: np.ndarray
+    ) -> _SegmentTable:
+        """Per-segment flags, read at each span's first and last segment and their neighbours."""
+        rows = [
             (
-                min(abs(p - end), abs(start - (p + n)))
-                for p, n in spots
-                if p >= end or p + n <= start
-            ),
-            default=len(normal),
+                tag.startswith("nr"),
+                tag.startswith("ns"),
+                tag.startswith("nt"),
+                tag.startswith("n"),
+                tag.startswith("v"),
+                tag[:1] in ("p", "d", "c", "v", "u"),
+                tag[:1] in ("p", "u", "c"),
+                tag.startswith(("p", "v")) or word in ("是", "为"),
+                word == "的" or tag == "uj",
+                # A span that stops inside a name (保罗|·|塞里诺) is rarely the answer.
+                tag.startswith(_NAME_PARTS) or word == "·",
+            )
+            for word, tag in tagged
+        ]
+        # The last row stands for "no segment": index −1 before the first, len after the last.
+        flags = np.array([*rows, (False,) * 10], dtype=bool).reshape(-1, 10)
+        counts = np.r_[np.zeros((1, 3), dtype=np.int64), np.cumsum(flags[:-1, :3], axis=0)]
+        tagged_span = first >= 0
+        size = np.where(tagged_span, last - first + 1, 0)
+        first_at, last_at = np.where(tagged_span, first, -1), np.where(tagged_span, last, -1)
+        names = (counts[last_at + 1] - counts[first_at] == size[:, None]) & tagged_span[:, None]
+        before = np.where(tagged_span, first - 1, -1)
+        after = np.where(tagged_span, last + 1, -1)
+        boundary = np.column_stack(
+            (
+                flags[before, 7], flags[after, 8], flags[after, 4],
+                flags[before, 9], flags[after, 9], ~tagged_span,
+            )
+        )  # fmt: skip
+        return cls(
+            names,
+            np.column_stack((flags[last_at, 3], flags[first_at, 4])),
+            size,
+            boundary,
+            np.column_stack((flags[first_at, 5], flags[last_at, 6])),
         )
-        fit = question.asks is not None and kinds.get(question.asks, False)
-        near = distance <= 1
-        features = (
-            *[float(kinds[kind]) for kind in _KIND_ORDER],
-            float(fit),
-            float(question.asks is None),
-            float(has_unit),
-            left / 6,
-            right / 6,
-            float(left > 0 and right > 0),
-            float(near),
-            math.log1p(distance),
-            left_any,
-            right_any,
-            left_any * right_any,
-            float(fit and near),
-            float(fit) * (left_any + right_any),
-            float(kinds["noun"]) * (left_any + right_any),
-            in_question,
-            float(any(w in piece for w in question.words)),
-            float(len(tags)),
-            math.log1p(end - start),
-            (end - start) / max(len(normal), 1),
-            float(end >= len(normal) or bool(_PUNCT.fullmatch(normal[end]))),
-            float(start == 0 or bool(_PUNCT.fullmatch(normal[start - 1]))),
-            float(start == 0),
-            float(end >= len(normal.rstrip("。！？!?；;…"))),
-            float(cand.before[1].startswith(("p", "v")) or cand.before[0] in ("是", "为")),
-            float(cand.after[0] == "的" or cand.after[1] == "uj"),
-            float(cand.after[1].startswith("v")),
-            # A span that stops inside a name (保罗|·|塞里诺) is rarely the answer.
-            float(cand.before[1].startswith(_NAME_PARTS) or cand.before[0] == "·"),
-            float(cand.after[1].startswith(_NAME_PARTS) or cand.after[0] == "·"),
-            float(not tags),
-            float(question.asks is None) * math.log1p(end - start),
-            float(bool(tags) and tags[0][:1] in ("p", "d", "c", "v", "u")),
-            float(bool(tags) and tags[-1][:1] in ("p", "u", "c")),
-            float(start == 0 or settled[start - 1]),
-            float(end == len(normal) or settled[end]),
-            float((start == 0 or settled[start - 1]) and (end == len(normal) or settled[end])),
-        )
-        rows.append(SpanRow(start, end, features))
-    return rows
+
+
+@dataclass(slots=True)
+class _Edges:
+    """How far the question goes on at a span's edges; each edge worked out once per sentence."""
+
+    question: QuestionView
+    bare: str
+    kept: list[int]
+    lefts: dict[int, tuple[int, float]] = field(default_factory=dict)
+    rights: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+
+    def left(self, start: int) -> tuple[int, float]:
+        """The question's words just before the span: next to its question word, and any."""
+        if start not in self.lefts:
+            before = self.bare[: self.kept[start]]
+            self.lefts[start] = (
+                min(_common_suffix(before, self.question.left), 6),
+                _in_question_suffix(before, self.question.bare) / 8,
+            )
+        return self.lefts[start]
+
+    def right(self, end: int, skip: int) -> tuple[int, float]:
+        """The same after the span, past `skip` characters of the question's measure word."""
+        if (end, skip) not in self.rights:
+            after = self.bare[self.kept[end] :]
+            # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
+            self.rights[(end, skip)] = (
+                min(_common_prefix(after, self.question.right[skip:]), 6),
+                _in_question_prefix(after, self.question.bare) / 8,
+            )
+        return self.rights[(end, skip)]
+
+
+_NUMBER_KINDS = 6  # year, date, share, duration, money, count: the first ASK_KINDS
+_TITLE = _NUMBER_KINDS
+_UNIT = _TITLE + 1
+_LEFT = _UNIT + 1
+_NO_NUMBER = (0.0,) * _NUMBER_KINDS
+
+
+def _span_text_parts(
+    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, edges: _Edges
+) -> np.ndarray:
+    """Spans × (number kinds, title, unit, the question at their edges, a question word in).
+
+    Most spans hold no number and no 《: for them all of it comes from offsets; only the others
+    are read one by one.
+    """
+    table = np.zeros((len(starts), _LEFT + 5))
+    numeral = _running(np.array([bool(_NUMERAL.match(c)) for c in normal], dtype=bool))
+    has_number = numeral[ends] > numeral[starts]
+    inside = np.zeros(len(starts), dtype=bool)
+    for word in question.words:
+        at = normal.find(word)
+        while at >= 0:
+            inside |= (starts <= at) & (at + len(word) <= ends)
+            at = normal.find(word, at + 1)
+    table[:, _LEFT + 4] = inside
+    skips = np.zeros(len(starts), dtype=np.int64)
+    opening = np.array([c == "《" for c in normal], dtype=bool)[starts]
+    for k in np.flatnonzero(has_number | opening).tolist():
+        table[k, : _LEFT + 5], skips[k] = _span_text_part(question, normal[starts[k] : ends[k]])
+    # Spans share edges: each edge is worked out once, then looked up.
+    lefts = {s: edges.left(s) for s in set(starts.tolist())}
+    right_edges = list(zip(ends.tolist(), skips.tolist(), strict=True))
+    rights = {edge: edges.right(*edge) for edge in set(right_edges)}
+    table[:, _LEFT : _LEFT + 2] = [lefts[s] for s in starts.tolist()]
+    table[:, _LEFT + 2 : _LEFT + 4] = [rights[edge] for edge in right_edges]
+    return table
+
+
+def _span_text_part(question: QuestionView, piece: str) -> tuple[tuple[float, ...], int]:
+    """One span's row of `_span_text_parts` (edges left at 0), and its unit's length."""
+    tail = ""
+    kinds: Sequence[float] = _NO_NUMBER
+    if _NUMERAL.search(piece):
+        piece = _normalized(piece)
+        number = [bool(p.fullmatch(piece)) for p in _NUMBER_PATTERNS]
+        number[-1] = number[-1] or bool(_BARE_NUMBER.fullmatch(piece))
+        kinds = [float(v) for v in number]
+        tail = _unit_tail(piece)
+    title = piece.startswith("《") and bool(_TITLE_SPAN.fullmatch(piece))
+    has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
+    inside = any(w in piece for w in question.words)
+    row = (*kinds, float(title), float(has_unit), 0.0, 0.0, 0.0, 0.0, float(inside))
+    return row, len(tail) if has_unit else 0
+
+
+_NUMBER_PATTERNS = tuple(_HAS[kind] for kind in ASK_KINDS[:_NUMBER_KINDS])
+_TITLE_SPAN = re.compile(r"《[^》]+》")
 
 
 # --- Models ------------------------------------------------------------------------------
@@ -752,7 +1049,7 @@ class Weights:
         return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
 
 
-def expected_f1_best(rows: Sequence[SpanRow], logits: np.ndarray) -> int:
+def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -> int:
     """The span with the highest F1 expected under the model's distribution over the spans.
 
     All spans are pieces of one sentence, so two of them share exactly their overlap: a span
@@ -760,8 +1057,6 @@ def expected_f1_best(rows: Sequence[SpanRow], logits: np.ndarray) -> int:
     """
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
-    starts = np.array([r.start for r in rows])
-    ends = np.array([r.end for r in rows])
     overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
     sizes = ends - starts
     f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes)
@@ -801,10 +1096,12 @@ class Reader:
         shares = np.exp(passage_scores - passage_scores.max())
         chances = tuple(float(v) for v in shares / shares.sum())
         pool = order[:SENTENCE_POOL]
-        rows = sentence_rows(view, candidates, sentences, pool, passage_scores, self.tokenizer)
+        rows = sentence_rows(
+            view, candidates, sentences, pool, passage_scores, self.tokenizer, gaps=False
+        )
         if not rows:
             return Reading(order, None, chances)
-        scores = self.weights.sentence.logits(np.array([r.features for r in rows]))
+        scores = self.weights.sentence.logits(gap_table(rows))
         best = rows[int(np.argmax(scores))]
         passage = candidates[best.candidate].passage
         sentence = passage.text[best.start : best.end].strip()
@@ -813,18 +1110,18 @@ class Reader:
 
     def short_span(self, view: QuestionView, sentence: str) -> tuple[int, int] | None:
         """The span of the sentence that answers, or None when the model is not confident."""
-        rows = span_rows(view, sentence, self.tokenizer)
-        if not rows:
+        spans = span_table(view, sentence, self.tokenizer)
+        if not len(spans.starts):
             return None
-        logits = self.weights.span.logits(np.array([r.features for r in rows]))
+        logits = self.weights.span.logits(spans.features)
         best = int(np.argmax(logits))
         # The model is a softmax over the sentence's spans: its share is the confidence.
         if 1 / np.exp(logits - logits[best]).sum() < self.weights.span_threshold:
             return None
         # Confidence is the likeliest span's share; the span given is the one expected to score
         # best (CMRC dev: F1 0.428 → 0.469, EM 0.244 → 0.255 against the likeliest).
-        best = expected_f1_best(rows, logits)
-        start, end = rows[best].start, rows[best].end
+        best = expected_f1_best(spans.starts, spans.ends, logits)
+        start, end = int(spans.starts[best]), int(spans.ends[best])
         # fold() keeps NFKC lengths; where NFKC changed the length, the offsets may drift.
         if len(fold(sentence)) != len(sentence):
             return None

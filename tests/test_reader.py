@@ -93,6 +93,64 @@ def test_spans_of_a_count_question_include_number_with_unit() -> None:
     assert pieces["364.6公里"].features[unit] == 1.0
 
 
+@pytest.mark.parametrize(
+    ("question", "left", "right"),
+    [
+        ("广茂铁路全长多少公里？", "全长", "公里"),
+        ("《村雨城》由谁改编？", "由", "改编"),
+        ("谁杀了司马晏？", "", "杀"),
+    ],
+)
+def test_the_words_around_the_question_word(question: str, left: str, right: str) -> None:
+    asked = view(question)
+    assert (asked.hole_left, asked.hole_right) == (left, right)
+
+
+def test_span_in_the_hole_is_told_apart_from_one_elsewhere() -> None:
+    sentence = "该游戏由任天堂改编,后来由索尼公司发行。"
+    rows = rd.span_rows(view("该游戏由谁改编？"), sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 任天堂 sits right after 由 and right before 改编; 索尼公司 only after 由.
+    assert pieces["任天堂"]["fills_hole"] == 1.0
+    assert pieces["索尼公司"]["after_left"] == 1.0 and pieces["索尼公司"]["fills_hole"] == 0.0
+    assert pieces["索尼公司"]["gap_right"] > pieces["任天堂"]["gap_right"]
+
+
+def test_sentence_with_the_hole_in_order() -> None:
+    question = view("广茂铁路全长多少公里？")
+    rows = rd.sentence_rows(
+        question, [candidate(PASSAGE)], [rd.Sentences.of(PASSAGE, question)], [0],
+        np.zeros(1), TOKENIZER,
+    )  # fmt: skip
+    names = rd.names(rd.SENTENCE_GROUPS)
+    ordered = [dict(zip(names, r.features, strict=True))["hole_ordered"] for r in rows]
+    assert ordered == [1.0, 1.0, 0.0]  # 全长 … 公里 in both railway sentences, not in the last
+
+
+def test_why_questions_get_runs_of_clauses() -> None:
+    sentence = "由于它们每季都大量繁殖,破坏了岛上的生活环境,而被认为是害虫。"
+    why, what = view("袋鼠为什么被认为是害虫？"), view("袋鼠是什么？")
+    assert why.explains and not what.explains
+    long_span = "由于它们每季都大量繁殖,破坏了岛上的生活环境"
+    assert long_span in {sentence[r.start : r.end] for r in rd.span_rows(why, sentence, TOKENIZER)}
+    assert long_span not in {
+        sentence[r.start : r.end] for r in rd.span_rows(what, sentence, TOKENIZER)
+    }
+
+
+def test_span_table_matches_its_rows() -> None:
+    sentence = "广茂铁路是在2004年2月29日起由广梅汕铁路公司管理,全长364.6公里。"
+    question = view("广茂铁路全长多少公里？")
+    table = rd.span_table(question, sentence, TOKENIZER)
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    assert table.features.shape == (len(rows), len(rd.names(rd.SPAN_GROUPS)))
+    assert [(r.start, r.end) for r in rows] == list(zip(table.starts, table.ends, strict=True))
+    # Every span's row is computed for all spans at once; it must not depend on its neighbours.
+    alone = {(r.start, r.end): r.features for r in rows}
+    assert alone[(rows[0].start, rows[0].end)] == tuple(table.features[0].tolist())
+
+
 def test_reader_answers_with_a_short_span() -> None:
     question = "额亦都一生有几位妻子？"
     words = TOKENIZER.words(question)
@@ -114,10 +172,10 @@ def test_the_span_is_always_inside_the_sentence(text: str) -> None:
 
 
 def test_the_span_given_is_the_one_expected_to_score_best() -> None:
-    rows = [rd.SpanRow(s, e, ()) for s, e in ((0, 2), (0, 4), (2, 4), (6, 8))]
+    starts, ends = np.array([0, 0, 2, 6]), np.array([2, 4, 4, 8])
     logits = np.log(np.array([0.3, 0.25, 0.25, 0.2]))
     # (0, 2) is likeliest, but (0, 4) overlaps more of the likely answers: expected F1 0.62.
-    assert rd.expected_f1_best(rows, logits) == 1
+    assert rd.expected_f1_best(starts, ends, logits) == 1
 
 
 def test_no_span_when_not_confident() -> None:
