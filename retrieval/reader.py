@@ -127,7 +127,8 @@ _HAS: dict[str, re.Pattern[str]] = {
     "money": re.compile(
         r"\d[\d.,]*\s*(?:多|余)?\s*(?:万|亿|千)?\s*(?:元|美元|英镑|欧元|日元|港元|块)"
     ),
-    "count": re.compile(r"\d[\d.,]*\s*(?:多|余)?\s*[^\d\s\W]"),
+    # A measure word of one or two characters (家, 场次, 公里), after 多/余 and 万/亿 (20万余人).
+    "count": re.compile(r"\d[\d.,]*\s*[万亿千百]?\s*(?:多|余)?\s*[^\d\s\W]{1,2}"),
     "title": re.compile(r"《[^》]{1,30}》"),
 }
 _NAME_TAGS = {"person": ("nr",), "place": ("ns",), "org": ("nt",)}
@@ -620,7 +621,8 @@ _NAME_PARTS = ("nr", "ns", "nt", "nz")
 def _unit_tail(piece: str) -> str:
     """What follows a span's last number (公里 in 364.6公里), "" when it holds no number."""
     match = re.search(r"\d[^\d]*$", piece)
-    return match.group()[1:] if match else ""
+    # 多, 余 and the magnitudes (40多家, 127余场次, 20万余人) are not the unit.
+    return match.group()[1:].lstrip(" 多余万亿千百") if match else ""
 
 
 @dataclass(frozen=True, slots=True)

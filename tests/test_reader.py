@@ -94,6 +94,24 @@ def test_spans_of_a_count_question_include_number_with_unit() -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        ("开展了多少场次反诈宣传", "开展多形式反诈宣传127余场次,覆盖群众20万余人。", "127余场次"),
+        ("覆盖了多少人", "开展多形式反诈宣传127余场次,覆盖群众20万余人。", "20万余人"),
+        ("溧阳暑托班有多少家", "像这样的爱心暑托班,溧阳还有40多家。", "40多家"),
+    ],
+)
+def test_counts_with_two_character_units_and_approximations(
+    question: str, sentence: str, span: str
+) -> None:
+    rows = rd.span_rows(view(question), sentence, TOKENIZER)
+    pieces = {sentence[r.start : r.end]: r for r in rows}
+    names = rd.names(rd.SPAN_GROUPS)
+    assert pieces[span].features[names.index("is_count")] == 1.0
+    assert pieces[span].features[names.index("has_unit")] == 1.0
+
+
+@pytest.mark.parametrize(
     ("question", "left", "right"),
     [
         ("广茂铁路全长多少公里？", "全长", "公里"),
