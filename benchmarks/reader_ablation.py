@@ -16,7 +16,8 @@ from retrieval import train_reader as tr
 from retrieval.errors import IndexMissingError
 from retrieval.evaluate import evaluate, load_questions
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import Index, build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

@@ -16,7 +16,8 @@ from retrieval.errors import IndexMissingError
 from retrieval.evaluate import evaluate, load_questions
 from retrieval.reader import Reader, Weights
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from retrieval.train_reader import config_dir
 

@@ -2,7 +2,7 @@
 
 `read_document` decodes each file (UTF-8 with or without BOM, UTF-16/32 with BOM, else GB18030)
 and never raises for one bad file: binary junk, empty or unreadable files come back as
-`Skipped(path, reason)`; only the build (`store.build_index`) fails, for an archive folder
+`Skipped(path, reason)`; only the build (`segments.build_index`) fails, for an archive folder
 that is missing or holds nothing readable.
 
 `clean_text` turns one file's text into paragraphs, undoing what OCR and hard wrapping did:

@@ -27,20 +27,15 @@ from retrieval.index import FIELDS, Field, FieldArrays, NpyColumn, StringTable, 
 from retrieval.live import LiveField
 from retrieval.manifest import Expected, IndexManifest, SegmentInfo
 from retrieval.models import Passage, Source, parse_passage_id, passage_id
-from retrieval.passages import DEFAULT_MAX_CHARS
 
 if TYPE_CHECKING:
-    from retrieval.build import Progress
-    from retrieval.index import BM25Params
-    from retrieval.segments import BuildStats
-    from retrieval.tokenize import Tokenizer
+    pass
 
 __all__ = [
     "Index",
     "PassageArrays",
     "PassageWriter",
     "Segment",
-    "build_index",
     "current_commit",
     "open_index",
 ]
@@ -361,20 +356,3 @@ def _open_current(index_root: Path, attempts: int) -> Index:
                 raise
             commit = latest
     return Index(index_root, commit)
-
-
-def build_index(
-    archive_dir: Path,
-    index_root: Path,
-    tokenizer: Tokenizer,
-    *,
-    params: BM25Params | None = None,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    progress: Progress | None = None,
-) -> BuildStats:
-    """Build the whole index of an archive anew: `segments.build_index`, which writes it."""
-    from retrieval import segments  # it writes with this module's tables
-
-    return segments.build_index(
-        archive_dir, index_root, tokenizer, params=params, max_chars=max_chars, progress=progress
-    )

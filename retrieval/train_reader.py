@@ -35,7 +35,8 @@ from retrieval import reader as rd
 from retrieval.errors import RetrievalError
 from retrieval.index import BM25Params
 from retrieval.search import Searcher, Synonyms
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer, fold
 
 log = logging.getLogger(__name__)

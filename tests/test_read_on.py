@@ -17,7 +17,8 @@ from bot.settings import Settings
 from bot.telegram import ArticleButton, build_application
 from retrieval.ids import id_of
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.fakes.bot_api import (
     BOT_USER,

@@ -16,7 +16,8 @@ from retrieval import reader as rd
 from retrieval.errors import RetrievalError
 from retrieval.models import Passage, Source
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import SHARED
 

@@ -16,7 +16,8 @@ from retrieval.ids import MalformedIdError, id_of
 from retrieval.passages import article_body
 from retrieval.reading import CHECK_CHARS, text_check
 from retrieval.search import Searcher
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 
 BRIDGE = """长江大桥通车

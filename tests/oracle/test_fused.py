@@ -11,7 +11,8 @@ import retrieval.index
 from retrieval.evaluate import load_questions
 from retrieval.index import top_k as best_first
 from retrieval.search import Query, Searcher, _shown_from
-from retrieval.store import build_index, open_index
+from retrieval.segments import build_index
+from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer
 from tests.conftest import REPO, SHARED
 
