@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import random
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -94,7 +94,7 @@ def test_building_a_missing_archive_says_what_to_check(tmp_path: Path) -> None:
 def test_building_an_archive_without_readable_files_is_an_error(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
-    (archive / "junk.txt").write_bytes(os.urandom(2048))
+    (archive / "junk.txt").write_bytes(random.Random(0).randbytes(2048))
     (archive / "readme.md").write_text("正文。", encoding="utf-8")
     with pytest.raises(ArchiveError, match=r"1 skipped.*ARCHIVE_BOT_ARCHIVE_DIR"):
         build_index(archive, tmp_path / "index", Tokenizer())
@@ -109,7 +109,10 @@ def test_reading_the_seeds() -> None:
 def test_decode_rejects_binary_junk() -> None:
     assert decode(b"abc\x00def") is None
     assert decode(b"\x01\x02\x03abc" * 20) is None
-    assert all(decode(os.urandom(size)) is None for size in (16, 256, 4096))
+    # Seeded: 16 random bytes are valid GB18030 text without control characters one time in
+    # 25, so short junk proves nothing and an unseeded test fails now and then.
+    junk = [random.Random(seed).randbytes(size) for seed in range(20) for size in (256, 4096)]
+    assert all(decode(data) is None for data in junk)
 
 
 def test_decode_keeps_utf8_with_a_truncated_last_character() -> None:

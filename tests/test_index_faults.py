@@ -8,6 +8,7 @@ import errno
 import json
 import logging
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -309,7 +310,7 @@ def bad_archive(folder: Path) -> dict[str, str]:
     huge_line = "长长的一行没有句号" * 30_000 + "结尾有海豚馆。"  # 270,000 characters
     (folder / "huge_line.txt").write_text(huge_line, "utf-8")
     (folder / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 8)
-    (folder / "random.txt").write_bytes(os.urandom(4096))
+    (folder / "random.txt").write_bytes(random.Random(0).randbytes(4096))  # seeded: repeatable
     (folder / "empty.txt").write_bytes(b"")
     (folder / "blank.txt").write_bytes(b" \r\n\t\n")
     (folder / "notes.md").write_text("不是档案：青松县图书馆", "utf-8")
