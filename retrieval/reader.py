@@ -44,8 +44,8 @@ WEIGHTS_VERSION = 1
 CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
 MAX_SPAN_SEGMENTS = 5
 MAX_SPAN_CHARS = 24
-LONG_SPAN_SEGMENTS = 7  # longer spans only when they end a clause (意大利语、法语与英语)
-LONG_SPAN_CHARS = 30
+LONG_SPAN_SEGMENTS = 9  # longer spans only when they end a clause (意大利语、法语与英语)
+LONG_SPAN_CHARS = 40
 
 # --- Numbers and dates, normalised so that 1到4月, 1—4月, 1至4月 and 一至四月 match ----------
 _CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
