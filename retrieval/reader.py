@@ -10,9 +10,10 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
    sentence, by its neighbours, by the words the title does not say; whether it holds what the
    question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
 3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
-   多少公里？; a number with its unit, a date, a name, a 《title》, a short phrase, for why/how
-   questions a run of clauses; where it sits against the question's words around its question
-   word: 任天堂 in 由任天堂改编 for 该游戏由谁改编？), or none when the model is not confident.
+   多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
+   short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
+   where it sits against the question's words around its question word: 任天堂 in 由任天堂改编
+   for 该游戏由谁改编？), or none when the model is not confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
@@ -43,6 +44,8 @@ WEIGHTS_VERSION = 1
 CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
 MAX_SPAN_SEGMENTS = 5
 MAX_SPAN_CHARS = 24
+LONG_SPAN_SEGMENTS = 9  # longer spans only when they end a clause (意大利语、法语与英语)
+LONG_SPAN_CHARS = 40
 
 # --- Numbers and dates, normalised so that 1到4月, 1—4月, 1至4月 and 一至四月 match ----------
 _CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
@@ -571,6 +574,10 @@ def span_candidates(
         bounds.append(pos)
     words = [word for word, _ in tagged]
     stops = [bool(_HARD_STOP.search(word)) for word in words]
+    for k in range(1, len(words) - 1):
+        # 33,700: a comma between digits is part of the number, not a clause break.
+        if words[k] == "," and words[k - 1][-1].isdigit() and words[k + 1][0].isdigit():
+            stops[k] = False
     # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
     bad_first = [bool(_PUNCT.fullmatch(w[0])) and w[0] not in '《“"' for w in words]
     bad_last = [bool(_PUNCT.fullmatch(w[-1])) and w[-1] not in '》”"%)）' for w in words]
@@ -584,6 +591,15 @@ def span_candidates(
                 break
             if not bad_last[j]:
                 found[(start, end)] = SpanCandidate(start, end, i, j)
+        if any(stops[i : i + MAX_SPAN_SEGMENTS]):
+            continue
+        for j in range(i + MAX_SPAN_SEGMENTS, min(i + LONG_SPAN_SEGMENTS, len(words) - 1)):
+            # Longer spans only up to a clause's end: 意大利语、法语、西班牙语与英语。
+            start, end = bounds[i], bounds[j + 1]
+            if end - start > LONG_SPAN_CHARS or stops[j]:
+                break
+            if stops[j + 1] and not bad_last[j]:
+                found[(start, end)] = SpanCandidate(start, end, i, j)
     clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
     for i, (start, end) in enumerate(clauses):
         # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
@@ -592,7 +608,7 @@ def span_candidates(
                 break
             found.setdefault((start, later_end), SpanCandidate(start, later_end))
             end = later_end
-    for pattern in (_CLAUSE, *_HAS.values(), _QUOTED):
+    for pattern in (_CLAUSE, *_HAS.values(), _QUOTED, _BRACKETED):
         for m in pattern.finditer(normal):
             if m.end() > m.start() and m.span() not in found:
                 found[m.span()] = SpanCandidate(m.start(), m.end())
@@ -615,6 +631,8 @@ _HARD_STOP = re.compile(r"[，,。；;！!？?：:\s]")
 _CLAUSE = re.compile(r"[^，,。；;！!？?：:]+")
 _JOINS = ("，", ",", "；", ";")
 _QUOTED = re.compile(r"“[^”]{1,20}”")
+# What a bracket or quote holds, as a whole: 「摩天高雄」, (uzbek), 『华美的象牙』.
+_BRACKETED = re.compile(r"(?<=[「『“\"(（])[^」』”\"()（）]{1,30}(?=[」』”\")）])")
 _NAME_PARTS = ("nr", "ns", "nt", "nz")
 
 

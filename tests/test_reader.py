@@ -18,7 +18,7 @@ from retrieval.models import Passage, Source
 from retrieval.search import Searcher
 from retrieval.segments import build_index
 from retrieval.store import open_index
-from retrieval.tokenize import Tokenizer
+from retrieval.tokenize import Tokenizer, fold
 from tests.conftest import SHARED
 
 TOKENIZER = Tokenizer()
@@ -156,6 +156,21 @@ def test_why_questions_get_runs_of_clauses() -> None:
     assert long_span not in {
         sentence[r.start : r.end] for r in rd.span_rows(what, sentence, TOKENIZER)
     }
+
+
+def test_spans_cover_enumerations_brackets_and_grouped_digits() -> None:
+    cases = (
+        (
+            "洛拉会讲哪些语言？",
+            "她能够流利讲意大利语、法语、西班牙语与英语。",
+            "意大利语、法语、西班牙语与英语",
+        ),
+        ("大楼叫什么？", "于其位于台湾高雄市「摩天高雄」17楼的自宅。", "摩天高雄"),
+        ("人口是多少？", "人口约33,700人(2008年) 。", "33,700人"),
+    )
+    for question, sentence, span in cases:
+        rows = rd.span_rows(view(question), sentence, TOKENIZER)
+        assert span in {fold(sentence)[r.start : r.end] for r in rows}
 
 
 def test_span_table_matches_its_rows() -> None:
