@@ -93,19 +93,7 @@ def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: i
         if t < n_terms and left[t] < done + slack:
             theta = _kth_best(scores, cand, count, k)
             slack = min(0.0, theta - done)
-    if t == n_terms:
-        return _select(scores, seen, cand, count, cand, count, k)
-    # The terms left can lift no unseen passage above theta: finish the scores of the
-    # passages that can still reach it, looking them up in the remaining postings.
-    live = np.empty(count, dtype=np.int64)
-    n_live = 0
-    for i in range(count):
-        if scores[cand[i]] + left[t] >= theta:
-            live[n_live] = cand[i]
-            n_live += 1
-    for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
-    return _select(scores, seen, cand, count, live, n_live, k)
+    return _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k)
 
 
 @njit(cache=True, nogil=True)
@@ -174,17 +162,7 @@ def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, bloc
         if left[t] < done + slack or skips:
             theta = _kth_best(scores, cand, count, k)
             slack = min(0.0, theta - done)
-    if t == n_terms:
-        return _select(scores, seen, cand, count, cand, count, k)
-    live = np.empty(count, dtype=np.int64)
-    n_live = 0
-    for i in range(count):
-        if scores[cand[i]] + left[t] >= theta:
-            live[n_live] = cand[i]
-            n_live += 1
-    for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
-    return _select(scores, seen, cand, count, live, n_live, k)
+    return _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k)
 
 
 @njit(cache=True, nogil=True)
@@ -233,3 +211,21 @@ def scores_of(docs, tfs, bounds, idfs, norm, k1, targets):  # type: ignore[no-un
             if j < end and docs[j] == d:
                 out[i] += _weight(idfs[t], float(tfs[j]), norm[d], k1)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k):
+    """The top k once term `t` is reached: with terms left, they can lift no unseen passage
+    above theta, so only the passages that can still reach it are looked up in their postings."""
+    n_terms = len(bounds) - 1
+    if t == n_terms:
+        return _select(scores, seen, cand, count, cand, count, k)
+    live = np.empty(count, dtype=np.int64)
+    n_live = 0
+    for i in range(count):
+        if scores[cand[i]] + left[t] >= theta:
+            live[n_live] = cand[i]
+            n_live += 1
+    for u in range(t, n_terms):
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
+    return _select(scores, seen, cand, count, live, n_live, k)
