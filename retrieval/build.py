@@ -11,7 +11,6 @@ so neither Python token lists nor the whole archive's text are ever held at once
 from __future__ import annotations
 
 import os
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -97,22 +96,12 @@ def process_files(files: Sequence[ArchiveFile], max_chars: int) -> Chunk:
 
 
 def _count_tokens(chunk: Chunk, tokenizer: Tokenizer) -> None:
-    vocab: dict[str, int] = {}
-    word_ids, word_lengths, keys, key_lengths = array("I"), [], [], []
-    for passage in chunk.passages:
-        tokens = tokenizer.tokens(index_text(passage))
-        word_ids.extend([vocab.setdefault(word, len(vocab)) for word in tokens.words])
-        word_lengths.append(len(tokens.words))
-        keys.append(tokens.bigrams)
-        key_lengths.append(len(tokens.bigrams))
-    n = np.arange(len(chunk.passages), dtype=np.uint64)
-    chunk.words = list(vocab)
-    chunk.word_lengths = np.array(word_lengths, dtype=np.int64)
-    terms = np.frombuffer(word_ids, dtype=np.uint32)
-    chunk.word_postings = count_pairs(terms, np.repeat(n, chunk.word_lengths))
-    chunk.bigram_lengths = np.array(key_lengths, dtype=np.int64)
-    all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint32)
-    chunk.bigram_postings = count_pairs(all_keys, np.repeat(n, chunk.bigram_lengths))
+    batch = tokenizer.batch_tokens([index_text(passage) for passage in chunk.passages])
+    chunk.words = batch.words
+    chunk.word_lengths = batch.word_lengths
+    chunk.word_postings = count_pairs(batch.word_ids, batch.word_texts.astype(np.uint64))
+    chunk.bigram_lengths = batch.bigram_lengths
+    chunk.bigram_postings = count_pairs(batch.bigrams, batch.bigram_texts.astype(np.uint64))
 
 
 def chunked(

@@ -21,6 +21,7 @@ DEFAULT_MAX_CHARS = 1000  # chosen by benchmarks/sweep_quality.py
 _SENTENCE_END = re.compile(r"[。！？!?；;…]+[”’」』）)\]】》\"']*|\n")
 # Where an over-long sentence may be cut: after a comma-like mark or at a space.
 _SOFT_BREAK = re.compile(r"[，,、：:]|\s")
+_NEWLINE = re.compile("\n")
 
 
 def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
@@ -65,7 +66,7 @@ def split_passages(
             windows[-1] = (windows[-1][0], end)
         else:
             windows.append((start, end))
-    breaks = [i for i, char in enumerate(body) if char == "\n"]
+    breaks = [match.start() for match in _NEWLINE.finditer(body)]
     return [
         Passage(
             passage_id=passage_id(file, article.number, n),

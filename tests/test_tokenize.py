@@ -6,7 +6,10 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from retrieval.tokenize import (
     Tokenizer,
@@ -106,3 +109,42 @@ def test_fast_tokens_equal_jieba_on_news_sample(tokenizer: Tokenizer) -> None:
     paragraphs = _paragraphs(texts)
     assert len(paragraphs) > 1000
     _assert_equal_to_jieba(tokenizer, paragraphs)
+
+
+# Stopwords, words, traditional characters, Latin, digits, spaces, punctuation, NUL, "…".
+_PIECES = [*"的了是在什么吗我們学习中文化繁體体ABab12 \n\x00…，。", "多少", "哪里", "中国", "萬"]
+
+
+def _assert_batch_equals_one_by_one(tokenizer: Tokenizer, texts: list[str]) -> None:
+    batch = tokenizer.batch_tokens(texts)
+    assert len(batch.word_lengths) == len(batch.bigram_lengths) == len(texts)
+    if not texts:
+        assert len(batch.word_ids) == len(batch.bigrams) == len(batch.words) == 0
+        return
+    word_ends = np.cumsum(batch.word_lengths)
+    key_ends = np.cumsum(batch.bigram_lengths)
+    assert word_ends[-1] == len(batch.word_ids) and key_ends[-1] == len(batch.bigrams)
+    for n, text in enumerate(texts):
+        one = tokenizer.tokens(text)
+        ids = batch.word_ids[word_ends[n] - batch.word_lengths[n] : word_ends[n]]
+        assert [batch.words[i] for i in ids] == one.words, text
+        assert (batch.word_texts[word_ends[n] - len(ids) : word_ends[n]] == n).all()
+        keys = batch.bigrams[key_ends[n] - batch.bigram_lengths[n] : key_ends[n]]
+        assert keys.tolist() == one.bigrams.tolist(), text
+    # The vocabulary reads in the order its words first occur.
+    firsts = [int(i) for i in dict.fromkeys(batch.word_ids.tolist())]
+    assert firsts == list(range(len(batch.words)))
+
+
+def test_batch_tokens_equal_tokens_on_seeds_and_cmrc(tokenizer: Tokenizer) -> None:
+    texts = [p.read_text("utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    cmrc = SHARED / "eval" / "cmrc2018_dev" / "archive"
+    texts += [p.read_text("utf-8") for p in sorted(cmrc.glob("*.txt"))[:200]]
+    paragraphs = _paragraphs(texts)
+    _assert_batch_equals_one_by_one(tokenizer, paragraphs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=6))
+def test_batch_tokens_equal_tokens_on_any_texts(tokenizer: Tokenizer, texts: list[str]) -> None:
+    _assert_batch_equals_one_by_one(tokenizer, texts)
