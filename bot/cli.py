@@ -29,7 +29,6 @@ from bot.engine import build, open_searcher
 from bot.errors import BotError
 from bot.paging import Page, ask_page
 from bot.questions import Problem, prepare
-from bot.refresh import Refresher
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
 from retrieval.evaluate import evaluate, load_questions
@@ -212,6 +211,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def cmd_repl(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Interactive loop for testing."""
+    from bot.refresh import Refresher
     from bot.repl import run_repl
 
     searcher = open_searcher(settings)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.errors import IndexWriteError
 from bot.questions import Outcome, Question
 from bot.settings import Settings
-from retrieval.archive import ArchiveFile
-from retrieval.build import Progress
 from retrieval.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from retrieval.index import BM25Params
 from retrieval.manifest import Expected
@@ -29,9 +28,13 @@ from retrieval.models import Result
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.reader import Reader, Weights
 from retrieval.search import Searcher, Synonyms
-from retrieval.segments import BuildStats, update_index
 from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
+
+if TYPE_CHECKING:  # building imports the build pipeline; answering from an index does not
+    from retrieval.archive import ArchiveFile
+    from retrieval.build import Progress
+    from retrieval.segments import BuildStats
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ def build(
     Raises:
         IndexWriteError: the index folder cannot be written (full disk, no permission).
     """
+    from retrieval.segments import update_index
+
     root = settings.resolved_index_dir
     try:
         return update_index(
