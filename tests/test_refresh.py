@@ -4,6 +4,7 @@ seconds, a page removed is forgotten, a page still being written waits (`bot.ref
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -92,6 +93,21 @@ def test_the_running_bot_answers_a_new_page_and_forgets_a_removed_one(
     assert "Traceback" not in err
 
 
+def _read_until(
+    fd: int, text: str, seen: bytearray, *, count: int = 1, timeout: float = 60
+) -> str:
+    """Read a child's output until `text` occurs `count` times in all of it (or fail)."""
+    deadline = time.monotonic() + timeout
+    while seen.decode("utf-8", "ignore").count(text) < count:
+        assert time.monotonic() < deadline, f"no {text!r} in {seen.decode('utf-8', 'ignore')}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"output ended before {text!r}: {seen.decode('utf-8', 'ignore')}"
+            seen.extend(chunk)
+    return seen.decode("utf-8", "ignore")
+
+
 def test_the_repl_answers_a_new_page(tmp_path: Path) -> None:
     settings = living_settings(tmp_path)
     open_searcher(settings)
@@ -107,16 +123,24 @@ def test_the_repl_answers_a_new_page(tmp_path: Path) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env=environ,
     )
-    assert repl.stdin is not None
-    repl.stdin.write(f"{QUESTION}\n")
-    repl.stdin.flush()
-    time.sleep(2.0)  # the first answer, before the page lands
-    land(settings.archive_dir / "new.txt", NEWS)
-    time.sleep(4.0)  # a few refresh intervals and the update
-    out, err = repl.communicate(f"{QUESTION}\n:quit\n", timeout=60)
-    assert repl.returncode == 0, err
-    first, second = out.split("问> ")[1:3]
+    assert repl.stdin is not None and repl.stdout is not None and repl.stderr is not None
+    out, err = bytearray(), bytearray()
+    try:
+        repl.stdin.write(f"{QUESTION}\n".encode())
+        repl.stdin.flush()
+        _read_until(repl.stdout.fileno(), "问> ", out, count=2)  # answered, asks again
+        land(settings.archive_dir / "new.txt", NEWS)
+        # Logged once the searcher has switched to the updated index.
+        _read_until(repl.stderr.fileno(), "Archive changed (1 added", err, timeout=30)
+        _read_until(repl.stderr.fileno(), "index updated in", err, timeout=30)
+        repl.stdin.write(f"{QUESTION}\n:quit\n".encode())
+        repl.stdin.flush()
+        rest, _ = repl.communicate(timeout=60)
+    finally:
+        if repl.poll() is None:
+            repl.kill()
+    assert repl.returncode == 0, err.decode()
+    first, second = (out + rest).decode().split("问> ")[1:3]
     assert "墨子号" not in first and "墨子号" in second, out
