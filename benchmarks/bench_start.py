@@ -29,8 +29,15 @@ QUESTION = "溧阳暑托班有多少家"
 SECTION = "## Start-up"
 
 
-def run_once(tree: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one fresh `ask` from a source tree."""
+Sample = tuple[float, float, float]  # wall s, CPU s (user + system), peak RSS MB
+
+
+def run_once(tree: Path, env: dict[str, str]) -> Sample:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one fresh `ask` from a source tree.
+
+    CPU time is what the process itself spent: on a shared machine it moves far less with the
+    load than wall time does, which also holds the time spent waiting for a core.
+    """
     command = [sys.executable, "-m", "bot.cli", "ask", QUESTION]
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -41,16 +48,17 @@ def run_once(tree: Path, env: dict[str, str]) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"ask failed in {tree} (exit {process.returncode})")
-    return wall, usage.ru_maxrss / 1024  # kilobytes on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024  # kilobytes on Linux
 
 
-def measure(trees: dict[str, Path], runs: int) -> dict[str, list[tuple[float, float]]]:
-    """Each tree's (wall, RSS) over `runs` fresh processes, trees taking turns.
+def measure(trees: dict[str, Path], runs: int) -> dict[str, list[Sample]]:
+    """Each tree's (wall, CPU, RSS) over `runs` fresh processes, trees taking turns.
 
     Each tree gets its own index folder (their formats may differ), built first and untimed,
     and one untimed warm-up question (page cache, numba's cache, .pyc files).
     """
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    samples: dict[str, list[Sample]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bench-start-") as root:
         envs = {}
         for i, (name, tree) in enumerate(trees.items()):
@@ -69,7 +77,7 @@ def measure(trees: dict[str, Path], runs: int) -> dict[str, list[tuple[float, fl
     return samples
 
 
-def report(samples: dict[str, list[tuple[float, float]]], runs: int, command: str) -> str:
+def report(samples: dict[str, list[Sample]], runs: int, command: str) -> str:
     """The RESULTS.md section."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -79,21 +87,26 @@ def report(samples: dict[str, list[tuple[float, float]]], runs: int, command: st
         f"seeds (index already built), {runs} runs per tree after one warm-up, trees taking "
         "turns on the shared 2-core machine. Target: ≤ 0.5 s wall, ≤ 150 MB RSS.",
         "",
-        "| tree | wall median | wall min | wall max | peak RSS median |",
-        "|---|---:|---:|---:|---:|",
+        "| tree | wall median | wall min | wall max | CPU median | peak RSS median |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    medians = {}
+    medians, cpus = {}, {}
     for name, values in samples.items():
-        walls = [w for w, _ in values]
+        walls = [w for w, _, _ in values]
         medians[name] = statistics.median(walls)
-        rss = statistics.median(r for _, r in values)
+        cpus[name] = statistics.median(c for _, c, _ in values)
+        rss = statistics.median(r for _, _, r in values)
         lines.append(
             f"| {name} | {medians[name]:.3f} s | {min(walls):.3f} s | {max(walls):.3f} s "
-            f"| {rss:.0f} MB |"
+            f"| {cpus[name]:.3f} s | {rss:.0f} MB |"
         )
     if len(medians) == 2:
-        this, peer = medians.values()
-        lines += ["", f"Wall median, this tree / peer: {this / peer:.2f}×."]
+        (this, peer), (this_cpu, peer_cpu) = medians.values(), cpus.values()
+        lines += [
+            "",
+            f"Wall median, this tree / peer: {this / peer:.2f}×; CPU median: "
+            f"{this_cpu / peer_cpu:.2f}×.",
+        ]
     return "\n".join(lines) + "\n"
 
 
