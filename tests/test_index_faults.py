@@ -148,13 +148,13 @@ def test_bot_keeps_answering_from_a_stale_index_when_the_rebuild_cannot_be_writt
     (archive / "new.txt").write_text("新闻标题\n\n今天有一条新的消息。\n", "utf-8")  # stale now
     full = OSError(errno.ENOSPC, "No space left on device")
     caplog.set_level(logging.INFO)
-    with mock.patch("bot.engine.update_index", side_effect=full):  # a fault hard to cause
+    with mock.patch("retrieval.segments.update_index", side_effect=full):  # a fault hard to cause
         searcher = open_searcher(settings)
     assert ANSWER in (searcher.ask(EXAMPLE).answer or mock.Mock(sentence="")).sentence
     assert "No space left on device" in caplog.text and "saved before" in caplog.text
     (tmp_path / "index2").mkdir()
     with (
-        mock.patch("bot.engine.update_index", side_effect=full),
+        mock.patch("retrieval.segments.update_index", side_effect=full),
         pytest.raises(IndexWriteError, match="ARCHIVE_BOT_INDEX_DIR"),
     ):
         open_searcher(settings.model_copy(update={"index_dir": tmp_path / "index2"}))
