@@ -346,16 +346,16 @@ class Field:
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
-        scores, seen = self._scratch_arrays()
+        scores, seen, cand = self._scratch_arrays()
         idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
-            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl)
         return _kernels().top_k_blocks(
-            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
+            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand, (*blocks, usable)
         )
 
     def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -403,13 +403,15 @@ class Field:
         docs, where = np.unique(postings.docs, return_inverse=True)
         return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
 
-    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense
-        # arrays per query costs more than scoring it. Searches run in worker threads.
+    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # A zeroed accumulator, a cleared "seen" mask and room for the passages seen, per
+        # thread, reused: allocating arrays per query costs more than scoring it, and leaves
+        # the heap as large as the largest query's postings. Searches run in worker threads.
         arrays = getattr(self._scratch, "arrays", None)
         if arrays is None:
             size = self.size
-            arrays = self._scratch.arrays = (np.zeros(size), np.zeros(size, dtype=bool))
+            arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.int64))
+            self._scratch.arrays = arrays
         return arrays
 
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:

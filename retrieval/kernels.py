@@ -43,7 +43,7 @@ def _probe(docs, tfs, start, end, idf, k1, norm, scores, seen, live, n_live):  #
     """Add one term's weights to the live passages' scores.
 
     Few live passages: look each up (binary search). Many: one pass over the postings, adding
-    to every passage seen so far; the ones that are not live cannot reach the top k anyway.
+    to every passage still marked seen, which by now are the live ones.
     """
     length = end - start
     if n_live * (np.log2(length + 1) + 1) < length:
@@ -60,18 +60,19 @@ def _probe(docs, tfs, start, end, idf, k1, norm, scores, seen, live, n_live):  #
 
 
 @njit(cache=True, nogil=True)
-def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: ignore[no-untyped-def]
+def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand):  # type: ignore[no-untyped-def]
     """Best k (passage ids, scores), best first, ties by lower id.
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scores` and `seen` are zeroed
-    scratch arrays of the passage count, left zeroed on return.
+    scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the same
+    length (the passages seen), so that a question allocates nothing in proportion to its
+    postings.
     """
     n_terms = len(bounds) - 1
     left = np.zeros(n_terms + 1)
     for t in range(n_terms - 1, -1, -1):
         left[t] = left[t + 1] + upper[t]
-    cand = np.empty(len(docs), dtype=np.int64)
     count, t = 0, 0
     theta = -np.inf
     # The k-th best partial score is at most the weights added so far ("done"), and at most
@@ -105,7 +106,7 @@ def _block_bound(idf, max_tf, min_len, k1, b, avgdl):  # type: ignore[no-untyped
 
 
 @njit(cache=True, nogil=True)
-def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, blocks):  # type: ignore[no-untyped-def]
+def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, blocks):  # type: ignore[no-untyped-def]
     """`top_k` with block-max bounds: best k (passage ids, scores), best first, ties by lower id.
 
     `blocks` = (first block of each query term, highest frequency and shortest passage of
@@ -120,7 +121,6 @@ def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, bloc
     left = np.zeros(n_terms + 1)
     for t in range(n_terms - 1, -1, -1):
         left[t] = left[t + 1] + upper[t]
-    cand = np.empty(len(docs), dtype=np.int64)
     count, t = 0, 0
     theta = -np.inf
     slack = 0.0  # as in top_k: the k-th best partial score is at most done + slack
@@ -172,8 +172,8 @@ def _worse(s1: float, d1: int, s2: float, d2: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-untyped-def]
-    """The k best of the live passages, best first; clears the scratch arrays of all."""
+def _select(scores, seen, live, n_live, k):  # type: ignore[no-untyped-def]
+    """The k best of the live passages, best first; clears their scratch entries."""
     size = min(k, n_live)
     best_docs = np.empty(size, dtype=np.int64)
     best_scores = np.empty(size)
@@ -191,9 +191,9 @@ def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-unty
         for j in range(size):
             if _worse(best_scores[j], best_docs[j], best_scores[worst], best_docs[worst]):
                 worst = j
-    for i in range(count):
-        scores[cand[i]] = 0.0
-        seen[cand[i]] = False
+    for i in range(n_live):
+        scores[live[i]] = 0.0
+        seen[live[i]] = False
     by_doc = np.argsort(best_docs, kind="mergesort")
     order = by_doc[np.argsort(-best_scores[by_doc], kind="mergesort")]
     return best_docs[order], best_scores[order]
@@ -219,13 +219,16 @@ def _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, 
     above theta, so only the passages that can still reach it are looked up in their postings."""
     n_terms = len(bounds) - 1
     if t == n_terms:
-        return _select(scores, seen, cand, count, cand, count, k)
-    live = np.empty(count, dtype=np.int64)
-    n_live = 0
+        return _select(scores, seen, cand, count, k)
+    n_live = 0  # the live ones move to the front of `cand`; the rest leave the scratch now
     for i in range(count):
-        if scores[cand[i]] + left[t] >= theta:
-            live[n_live] = cand[i]
+        d = cand[i]
+        if scores[d] + left[t] >= theta:
+            cand[n_live] = d
             n_live += 1
+        else:
+            scores[d] = 0.0
+            seen[d] = False
     for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
-    return _select(scores, seen, cand, count, live, n_live, k)
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, cand, n_live)
+    return _select(scores, seen, cand, n_live, k)

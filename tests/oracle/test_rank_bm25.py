@@ -163,7 +163,7 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(
         upper = field.upper[terms]
         if np.any(field.idf[terms] < 0):
             upper = np.full(len(terms), np.inf)
-        scratch = np.zeros(field.size), np.zeros(field.size, dtype=bool)
+        scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.int64)
         plain = kernels.top_k(
             postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
             field.norm, field.params.k1, k, *scratch,
@@ -187,3 +187,27 @@ def test_block_bounds_hold_every_weight() -> None:
             bound = _block_bound(field.idf[t], max_tf, min_len, k1, b, field.avgdl)
             if field.idf[t] > 0:
                 assert block.max() <= bound
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_top_leaves_its_reused_scratch_clear(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels reuse one set of passage-sized arrays per thread: after every query, pruned
+    or not, the accumulator is zero and no passage is marked seen, so the next query's top k
+    is the dense ranking's again (same bits; rank-bm25's scores to 1e-6, whose last bits can
+    order near-ties among repeated passages differently)."""
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
+    rng = random.Random(700 + seed)
+    corpus = _corpus_with_repeats(rng, n_docs=rng.randint(800, 2500), vocab=rng.randint(20, 300))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 10))
+        k = rng.choice([1, 10, 100])
+        ids, scores = field.top(field.gather(query), k)
+        accumulator, seen, _ = field._scratch_arrays()
+        assert not accumulator.any() and not seen.any()
+        dense = field.get_scores(query)
+        touched = [
+            i for i in _oracle_top(dense, len(corpus)) if any(t in corpus[i] for t in query)
+        ]
+        assert list(ids) == touched[:k] and scores.tolist() == dense[touched[:k]].tolist()
+        np.testing.assert_allclose(scores, oracle.get_scores(query)[touched[:k]], atol=1e-6)
