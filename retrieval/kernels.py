@@ -216,19 +216,31 @@ def scores_of(docs, tfs, bounds, idfs, norm, k1, targets):  # type: ignore[no-un
 @njit(cache=True, nogil=True)
 def _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k):
     """The top k once term `t` is reached: with terms left, they can lift no unseen passage
-    above theta, so only the passages that can still reach it are looked up in their postings."""
+    above theta, so only the passages that can still reach it are looked up in their postings.
+    After each term theta is worked out again over those passages (their scores only grow), and
+    the ones that can no longer reach it leave, so each weaker term is looked up for fewer."""
     n_terms = len(bounds) - 1
-    if t == n_terms:
-        return _select(scores, seen, cand, count, k)
-    n_live = 0  # the live ones move to the front of `cand`; the rest leave the scratch now
+    n_live = _keep_reaching(scores, seen, cand, count, left[t], theta)
+    for u in range(t, n_terms):
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, cand, n_live)
+        if u + 1 < n_terms and n_live > k:
+            theta = max(theta, _kth_best(scores, cand, n_live, k))
+            n_live = _keep_reaching(scores, seen, cand, n_live, left[u + 1], theta)
+    return _select(scores, seen, cand, n_live, k)
+
+
+@njit(cache=True, nogil=True)
+def _keep_reaching(scores, seen, cand, count, rest, theta):  # type: ignore[no-untyped-def]
+    """Move the candidates that can still reach theta (their score plus `rest`, the most the
+    terms left can add, with a hair of margin for rounding) to the front of `cand`; clear the
+    others from the scratch arrays. Returns how many are kept."""
+    kept = 0
     for i in range(count):
         d = cand[i]
-        if scores[d] + left[t] >= theta:
-            cand[n_live] = d
-            n_live += 1
+        if (scores[d] + rest) * (1.0 + 1e-9) >= theta:
+            cand[kept] = d
+            kept += 1
         else:
             scores[d] = 0.0
             seen[d] = False
-    for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, cand, n_live)
-    return _select(scores, seen, cand, n_live, k)
+    return kept
