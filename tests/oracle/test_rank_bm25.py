@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rank_bm25 import BM25Okapi
 
 import retrieval.index
 from retrieval.fieldbuild import build_field
-from retrieval.index import BM25Params, Field
+from retrieval.index import BM25Params, Field, Postings
 from retrieval.search import Searcher
 
 
@@ -211,3 +212,27 @@ def test_top_leaves_its_reused_scratch_clear(seed: int, monkeypatch: pytest.Monk
         ]
         assert list(ids) == touched[:k] and scores.tolist() == dense[touched[:k]].tolist()
         np.testing.assert_allclose(scores, oracle.get_scores(query)[touched[:k]], atol=1e-6)
+
+
+def test_gather_reuses_one_buffer_per_thread_and_reads_each_query_whole() -> None:
+    """A query's postings land in the field's buffers for the thread (no fresh arrays per
+    query), and a smaller query after a larger one reads exactly its own postings."""
+    field = _field(_random_corpus(random.Random(11), n_docs=2000, vocab=60))
+
+    def assert_read_whole(postings: Postings) -> None:
+        for i, term in enumerate(postings.terms.tolist()):
+            got = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
+            assert got.tolist() == field.postings(term)[0].tolist()
+
+    large = field.gather([f"w{i}" for i in range(10)])
+    size = len(large.docs)
+    small = field.gather(["w30", "w7"])
+    assert np.shares_memory(large.docs, small.docs) and len(small.docs) < size
+    assert_read_whole(small)
+    elsewhere: list[Postings] = []
+    worker = threading.Thread(target=lambda: elsewhere.append(field.gather(["w1", "w2"])))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(elsewhere[0].docs, small.docs)
+    assert_read_whole(elsewhere[0])
+    assert_read_whole(small)  # the other thread's read left this thread's postings alone
