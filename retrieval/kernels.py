@@ -153,17 +153,9 @@ def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand
         if t == n_terms:
             break
         done = left[0] - left[t]
-        # The k-th best costs a pass over the candidates: when it could stop the scan, or let
-        # a next term longer than that pass skip blocks (theta is at most done + slack).
-        skips = False
-        if usable and bounds[t + 1] - bounds[t] > count:
-            weakest = np.inf
-            for at in range(first[t], first[t] + (bounds[t + 1] - bounds[t] + block - 1) // block):
-                weakest = min(
-                    weakest, _block_bound(idfs[t], max_tf[at], min_len[at], k1, b, avgdl)
-                )
-            skips = weakest + left[t + 1] < done + slack
-        if left[t] < done + slack or skips:
+        # The k-th best costs a pass over the candidates: only when it could stop the scan
+        # (working it out for blocks to skip as well cost more than they saved, RESULTS.md).
+        if left[t] < done + slack:
             theta = _kth_best(scores, cand, count, k)
             slack = min(0.0, theta - done)
     return _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k)
