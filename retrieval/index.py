@@ -312,15 +312,18 @@ class Field:
         return docs, self.idf[term] * (tf * (k1 + 1) / (tf + self.norm[docs]))
 
     def gather(self, tokens: Sequence[str] | np.ndarray) -> Postings:
-        """The postings of a query's tokens (words, or bigram keys), read once."""
+        """The postings of a query's tokens (words, or bigram keys), read once.
+
+        They are read into buffers the field keeps for the calling thread: the `Postings` hold
+        until that thread's next `gather` on this field.
+        """
         terms = self.term_ids(tokens)
         terms.sort(key=lambda t: -self.upper[t])  # MaxScore wants the strongest terms first
         ids = np.asarray(terms, dtype=np.int64)
         starts = self.offsets[ids]
         bounds = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(self.offsets[ids + 1] - starts, out=bounds[1:])
-        docs = np.empty(bounds[-1], dtype=np.uint32)
-        tfs = np.empty(bounds[-1], dtype=np.uint8)
+        docs, tfs = self._postings_room(int(bounds[-1]))
         for i, start in enumerate(starts.tolist()):
             self.read(start, docs[bounds[i] : bounds[i + 1]], tfs[bounds[i] : bounds[i + 1]])
         return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids])
@@ -346,16 +349,16 @@ class Field:
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
-        scores, seen = self._scratch_arrays()
+        scores, seen, cand = self._scratch_arrays()
         idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
-            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen)
+            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl)
         return _kernels().top_k_blocks(
-            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, (*blocks, usable)
+            docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand, (*blocks, usable)
         )
 
     def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -403,13 +406,30 @@ class Field:
         docs, where = np.unique(postings.docs, return_inverse=True)
         return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
 
-    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        # A zeroed accumulator and a cleared "seen" mask per thread, reused: allocating dense
-        # arrays per query costs more than scoring it. Searches run in worker threads.
+    def _postings_room(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Room for n postings (passage ids and frequencies) in this thread's reused buffers.
+
+        A query's postings are a few MB at a million passages; fresh arrays each time would
+        leave the heap at the high-water mark of every size asked for, not of the largest.
+        """
+        docs, tfs = getattr(
+            self._scratch, "postings", (np.empty(0, np.uint32), np.empty(0, np.uint8))
+        )
+        if len(docs) < n:
+            size = 1 << max(n - 1, 1).bit_length()  # powers of two: few reallocations
+            docs, tfs = np.empty(size, np.uint32), np.empty(size, np.uint8)
+            self._scratch.postings = docs, tfs
+        return docs[:n], tfs[:n]
+
+    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # A zeroed accumulator, a cleared "seen" mask and room for the passages seen, per
+        # thread, reused: allocating arrays per query costs more than scoring it, and leaves
+        # the heap as large as the largest query's postings. Searches run in worker threads.
         arrays = getattr(self._scratch, "arrays", None)
         if arrays is None:
             size = self.size
-            arrays = self._scratch.arrays = (np.zeros(size), np.zeros(size, dtype=bool))
+            arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.int64))
+            self._scratch.arrays = arrays
         return arrays
 
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:

@@ -4,8 +4,12 @@
 layout does not have) with MaxScore pruning: terms are taken from the highest possible weight
 down, and as soon as the terms left could not lift a passage that has not been seen yet above
 the current k-th best score, the remaining terms' postings are only looked up (binary search)
-for the passages already seen. Scores stay exactly rank-bm25's: pruning only skips passages
-that cannot reach the top k.
+for the passages already seen that can still reach it; after each such term the k-th best is
+worked out again and the passages out of reach leave. Scores stay exactly rank-bm25's: pruning
+only skips passages that cannot reach the top k. Scratch arrays the size of the passage count
+are reused per thread, so a query allocates nothing in proportion to its postings.
+Document-at-a-time scoring in windows of passage ids was tried and was slower at the depth the
+fused ranking asks for (benchmarks/RESULTS.md, "Issue 15, second pass").
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def _probe(docs, tfs, start, end, idf, k1, norm, scores, seen, live, n_live):  #
     """Add one term's weights to the live passages' scores.
 
     Few live passages: look each up (binary search). Many: one pass over the postings, adding
-    to every passage seen so far; the ones that are not live cannot reach the top k anyway.
+    to every passage still marked seen, which by now are the live ones.
     """
     length = end - start
     if n_live * (np.log2(length + 1) + 1) < length:
@@ -60,18 +64,19 @@ def _probe(docs, tfs, start, end, idf, k1, norm, scores, seen, live, n_live):  #
 
 
 @njit(cache=True, nogil=True)
-def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen):  # type: ignore[no-untyped-def]
+def top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand):  # type: ignore[no-untyped-def]
     """Best k (passage ids, scores), best first, ties by lower id.
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scores` and `seen` are zeroed
-    scratch arrays of the passage count, left zeroed on return.
+    scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the same
+    length (the passages seen), so that a question allocates nothing in proportion to its
+    postings.
     """
     n_terms = len(bounds) - 1
     left = np.zeros(n_terms + 1)
     for t in range(n_terms - 1, -1, -1):
         left[t] = left[t + 1] + upper[t]
-    cand = np.empty(len(docs), dtype=np.int64)
     count, t = 0, 0
     theta = -np.inf
     # The k-th best partial score is at most the weights added so far ("done"), and at most
@@ -105,7 +110,7 @@ def _block_bound(idf, max_tf, min_len, k1, b, avgdl):  # type: ignore[no-untyped
 
 
 @njit(cache=True, nogil=True)
-def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, blocks):  # type: ignore[no-untyped-def]
+def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, blocks):  # type: ignore[no-untyped-def]
     """`top_k` with block-max bounds: best k (passage ids, scores), best first, ties by lower id.
 
     `blocks` = (first block of each query term, highest frequency and shortest passage of
@@ -120,7 +125,6 @@ def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, bloc
     left = np.zeros(n_terms + 1)
     for t in range(n_terms - 1, -1, -1):
         left[t] = left[t + 1] + upper[t]
-    cand = np.empty(len(docs), dtype=np.int64)
     count, t = 0, 0
     theta = -np.inf
     slack = 0.0  # as in top_k: the k-th best partial score is at most done + slack
@@ -149,17 +153,9 @@ def top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, bloc
         if t == n_terms:
             break
         done = left[0] - left[t]
-        # The k-th best costs a pass over the candidates: when it could stop the scan, or let
-        # a next term longer than that pass skip blocks (theta is at most done + slack).
-        skips = False
-        if usable and bounds[t + 1] - bounds[t] > count:
-            weakest = np.inf
-            for at in range(first[t], first[t] + (bounds[t + 1] - bounds[t] + block - 1) // block):
-                weakest = min(
-                    weakest, _block_bound(idfs[t], max_tf[at], min_len[at], k1, b, avgdl)
-                )
-            skips = weakest + left[t + 1] < done + slack
-        if left[t] < done + slack or skips:
+        # The k-th best costs a pass over the candidates: only when it could stop the scan
+        # (working it out for blocks to skip as well cost more than they saved, RESULTS.md).
+        if left[t] < done + slack:
             theta = _kth_best(scores, cand, count, k)
             slack = min(0.0, theta - done)
     return _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k)
@@ -172,8 +168,8 @@ def _worse(s1: float, d1: int, s2: float, d2: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-untyped-def]
-    """The k best of the live passages, best first; clears the scratch arrays of all."""
+def _select(scores, seen, live, n_live, k):  # type: ignore[no-untyped-def]
+    """The k best of the live passages, best first; clears their scratch entries."""
     size = min(k, n_live)
     best_docs = np.empty(size, dtype=np.int64)
     best_scores = np.empty(size)
@@ -191,9 +187,9 @@ def _select(scores, seen, cand, count, live, n_live, k):  # type: ignore[no-unty
         for j in range(size):
             if _worse(best_scores[j], best_docs[j], best_scores[worst], best_docs[worst]):
                 worst = j
-    for i in range(count):
-        scores[cand[i]] = 0.0
-        seen[cand[i]] = False
+    for i in range(n_live):
+        scores[live[i]] = 0.0
+        seen[live[i]] = False
     by_doc = np.argsort(best_docs, kind="mergesort")
     order = by_doc[np.argsort(-best_scores[by_doc], kind="mergesort")]
     return best_docs[order], best_scores[order]
@@ -216,16 +212,31 @@ def scores_of(docs, tfs, bounds, idfs, norm, k1, targets):  # type: ignore[no-un
 @njit(cache=True, nogil=True)
 def _finish(docs, tfs, bounds, idfs, k1, norm, scores, seen, cand, count, left, t, theta, k):
     """The top k once term `t` is reached: with terms left, they can lift no unseen passage
-    above theta, so only the passages that can still reach it are looked up in their postings."""
+    above theta, so only the passages that can still reach it are looked up in their postings.
+    After each term theta is worked out again over those passages (their scores only grow), and
+    the ones that can no longer reach it leave, so each weaker term is looked up for fewer."""
     n_terms = len(bounds) - 1
-    if t == n_terms:
-        return _select(scores, seen, cand, count, cand, count, k)
-    live = np.empty(count, dtype=np.int64)
-    n_live = 0
-    for i in range(count):
-        if scores[cand[i]] + left[t] >= theta:
-            live[n_live] = cand[i]
-            n_live += 1
+    n_live = _keep_reaching(scores, seen, cand, count, left[t], theta)
     for u in range(t, n_terms):
-        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, live, n_live)
-    return _select(scores, seen, cand, count, live, n_live, k)
+        _probe(docs, tfs, bounds[u], bounds[u + 1], idfs[u], k1, norm, scores, seen, cand, n_live)
+        if u + 1 < n_terms and n_live > k:
+            theta = max(theta, _kth_best(scores, cand, n_live, k))
+            n_live = _keep_reaching(scores, seen, cand, n_live, left[u + 1], theta)
+    return _select(scores, seen, cand, n_live, k)
+
+
+@njit(cache=True, nogil=True)
+def _keep_reaching(scores, seen, cand, count, rest, theta):  # type: ignore[no-untyped-def]
+    """Move the candidates that can still reach theta (their score plus `rest`, the most the
+    terms left can add, with a hair of margin for rounding) to the front of `cand`; clear the
+    others from the scratch arrays. Returns how many are kept."""
+    kept = 0
+    for i in range(count):
+        d = cand[i]
+        if (scores[d] + rest) * (1.0 + 1e-9) >= theta:
+            cand[kept] = d
+            kept += 1
+        else:
+            scores[d] = 0.0
+            seen[d] = False
+    return kept

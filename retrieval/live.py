@@ -83,7 +83,8 @@ class LiveField(Field):
         return out
 
     def gather(self, tokens: Sequence[str] | np.ndarray) -> Postings:
-        """The postings of a query's tokens in every segment, live passages only."""
+        """The postings of a query's tokens in every segment, live passages only (in the
+        calling thread's buffers, as `Field.gather`'s)."""
         if not isinstance(tokens, np.ndarray):
             tokens = list(tokens)
         found = [part.lookup(tokens) for part in self.parts]
@@ -102,10 +103,14 @@ class LiveField(Field):
         order = sorted(range(len(docs_of)), key=lambda t: -upper_of[t])
         bounds = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum([len(docs_of[t]) for t in order], out=bounds[1:])
+        docs, tfs = self._postings_room(int(bounds[-1]))
+        if order:
+            np.concatenate([docs_of[t] for t in order], out=docs)
+            np.concatenate([tfs_of[t] for t in order], out=tfs)
         return Postings(
             terms=np.asarray(order, dtype=np.int64),
-            docs=np.concatenate([docs_of[t] for t in order]) if order else np.zeros(0, np.uint32),
-            tfs=np.concatenate([tfs_of[t] for t in order]) if order else np.zeros(0, np.uint8),
+            docs=docs,
+            tfs=tfs,
             bounds=bounds,
             idf=np.asarray([idf_of[t] for t in order], dtype=np.float64),
             upper=np.asarray([upper_of[t] for t in order], dtype=np.float64),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import logging
 from array import array
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,11 +95,12 @@ class PassageTable:
     def __getitem__(self, i: int) -> Passage:
         file, title, article, number, paragraph, start, end = self._rows[i].tolist()
         path = self._files[file]
-        source = Source(path, self._titles[title - 1] if title else None, paragraph, start, end)
+        title_text = self._titles[title - 1] if title else None
+        day = day_of(int(self._dates[i]))
         return Passage(
             passage_id=passage_id(path, article, number),
             text=self._texts[i],
-            source=replace(source, date=day_of(int(self._dates[i]))),
+            source=Source(path, title_text, paragraph, start, end, day),
         )
 
     def dates_of(self, ids: np.ndarray) -> list[date | None]:

@@ -81,11 +81,22 @@ def _folded_codes() -> np.ndarray:
     return codes
 
 
+@cache
+def _foldable_chars() -> frozenset[str]:
+    """The characters the t2s table changes, as a set (for short text)."""
+    return frozenset(map(chr, _t2s_table()))
+
+
+_SET_CHARS = 128  # below this length a set is faster than numpy at "nothing to fold"
+
+
 def fold(text: str) -> str:
     """Fold for matching: NFKC, traditional → simplified, lowercase; same length as NFKC text."""
     text = nfkc(text)
     if "…" in text:  # the one character cleaning keeps from NFKC; matching does not
         text = text.replace("…", "...")
+    if len(text) < _SET_CHARS and _foldable_chars().isdisjoint(text):
+        return text.lower()  # a sentence with nothing to fold (most): a set says so, no numpy
     # One character for one: looked up for all code points at once (str.translate with a
     # dict would look up every character in Python, ≈ 0.2 µs each).
     table = _folded_codes()

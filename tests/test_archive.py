@@ -279,3 +279,10 @@ _NFKC_ALPHABET = [
 def test_nfkc_fast_path_equals_unicodedata(text: str) -> None:
     expected = "…".join(unicodedata.normalize("NFKC", part) for part in text.split("…"))
     assert nfkc(text) == expected
+
+
+@given(st.text(st.sampled_from(_NFKC_ALPHABET), min_size=256, max_size=600))
+def test_nfkc_of_long_text_equals_unicodedata(text: str) -> None:
+    """Long text takes the quick check or the bulk path: still unicodedata's NFKC, "…" kept."""
+    expected = "…".join(unicodedata.normalize("NFKC", part) for part in text.split("…"))
+    assert nfkc(text) == expected

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from retrieval.chars import nfkc
 from retrieval.tokenize import (
     Tokenizer,
     UserWord,
+    _t2s_table,
     bigram_keys,
     bigram_strings,
     fold,
@@ -148,3 +150,14 @@ def test_batch_tokens_equal_tokens_on_seeds_and_cmrc(tokenizer: Tokenizer) -> No
 @given(texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=6))
 def test_batch_tokens_equal_tokens_on_any_texts(tokenizer: Tokenizer, texts: list[str]) -> None:
     _assert_batch_equals_one_by_one(tokenizer, texts)
+
+
+_FOLD_ALPHABET = ["臺", "灣", "著", "么", "溧", "阳", "Ａ", "B", "…", " ", "，", "\ud800", "𠀀"]
+
+
+@given(st.text(st.sampled_from(_FOLD_ALPHABET), max_size=300))
+def test_fold_translates_exactly_when_a_character_folds(text: str) -> None:
+    """Short text with nothing to fold is told by a set, anything else goes through the code
+    point table: both fold as the whole table would, at any length."""
+    expected = nfkc(text).replace("…", "...").translate(_t2s_table()).lower()
+    assert fold(text) == expected

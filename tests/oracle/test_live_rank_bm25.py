@@ -10,7 +10,7 @@ from rank_bm25 import BM25Okapi
 
 import retrieval.index
 from retrieval.fieldbuild import build_field
-from retrieval.index import BM25Params
+from retrieval.index import BM25Params, Field
 from retrieval.live import LiveField
 
 WORDS = [f"w{i}" for i in range(30)]
@@ -78,3 +78,46 @@ def test_live_block_max_top_equals_rank_bm25_on_many_postings(
     best = sorted(touched, key=lambda i: (-expected[i], i))[:10]
     assert list(ids) == [int(alive[i]) for i in best]
     np.testing.assert_allclose(scores, expected[best], atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(200, 1500), min_size=1, max_size=3),
+    st.floats(0.0, 0.4),
+    st.sampled_from([1, 5, 10, 100]),
+)
+def test_pruned_kernels_keep_the_exact_top_k(
+    seed: int, sizes: list[int], deleted_share: float, k: int
+) -> None:
+    """Long postings, a Zipf-like vocabulary and repeated passages (exact ties), one segment
+    (block-max) or several with deletions (per-term bounds): the kernels' pruned top k is the
+    dense ranking's, ids (ties by lower id) and score bits, and rank-bm25's scores."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1)
+    parts = []
+    for size in sizes:
+        docs = [
+            list(rng.choice(WORDS, size=rng.integers(1, 30), p=weights / weights.sum()))
+            for _ in range(size)
+        ]
+        for i in np.flatnonzero(rng.random(size) < 0.2)[1:]:
+            docs[i] = docs[rng.integers(i)]
+        removed = rng.random(size) < (deleted_share if len(sizes) > 1 else 0.0)
+        parts.append(list(zip(docs, removed.tolist(), strict=True)))
+    params = BM25Params()
+    arrays = [build_field([doc for doc, _ in part], params) for part in parts]
+    masks = [np.array([gone for _, gone in part]) for part in parts]
+    field = LiveField(arrays, masks, params) if len(parts) > 1 else Field(arrays[0], params)
+    live = [doc for part in parts for doc, gone in part if not gone]
+    alive = np.flatnonzero(~np.concatenate(masks))
+    query = list(rng.choice(WORDS, size=rng.integers(1, 9)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
+        ids, scores = field.top(field.gather(query), k)
+    dense = field.get_scores(query)[alive]
+    touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
+    best = sorted(touched, key=lambda i: (-dense[i], i))[:k]
+    assert ids.tolist() == alive[best].tolist()
+    assert scores.tolist() == dense[best].tolist()
+    np.testing.assert_allclose(scores, BM25Okapi(live).get_scores(query)[best], atol=1e-6)

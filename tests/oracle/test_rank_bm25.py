@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rank_bm25 import BM25Okapi
 
 import retrieval.index
 from retrieval.fieldbuild import build_field
-from retrieval.index import BM25Params, Field
+from retrieval.index import BM25Params, Field, Postings
 from retrieval.search import Searcher
 
 
@@ -163,7 +164,7 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(
         upper = field.upper[terms]
         if np.any(field.idf[terms] < 0):
             upper = np.full(len(terms), np.inf)
-        scratch = np.zeros(field.size), np.zeros(field.size, dtype=bool)
+        scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.int64)
         plain = kernels.top_k(
             postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
             field.norm, field.params.k1, k, *scratch,
@@ -187,3 +188,51 @@ def test_block_bounds_hold_every_weight() -> None:
             bound = _block_bound(field.idf[t], max_tf, min_len, k1, b, field.avgdl)
             if field.idf[t] > 0:
                 assert block.max() <= bound
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_top_leaves_its_reused_scratch_clear(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels reuse one set of passage-sized arrays per thread: after every query, pruned
+    or not, the accumulator is zero and no passage is marked seen, so the next query's top k
+    is the dense ranking's again (same bits; rank-bm25's scores to 1e-6, whose last bits can
+    order near-ties among repeated passages differently)."""
+    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
+    rng = random.Random(700 + seed)
+    corpus = _corpus_with_repeats(rng, n_docs=rng.randint(800, 2500), vocab=rng.randint(20, 300))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 10))
+        k = rng.choice([1, 10, 100])
+        ids, scores = field.top(field.gather(query), k)
+        accumulator, seen, _ = field._scratch_arrays()
+        assert not accumulator.any() and not seen.any()
+        dense = field.get_scores(query)
+        touched = [
+            i for i in _oracle_top(dense, len(corpus)) if any(t in corpus[i] for t in query)
+        ]
+        assert list(ids) == touched[:k] and scores.tolist() == dense[touched[:k]].tolist()
+        np.testing.assert_allclose(scores, oracle.get_scores(query)[touched[:k]], atol=1e-6)
+
+
+def test_gather_reuses_one_buffer_per_thread_and_reads_each_query_whole() -> None:
+    """A query's postings land in the field's buffers for the thread (no fresh arrays per
+    query), and a smaller query after a larger one reads exactly its own postings."""
+    field = _field(_random_corpus(random.Random(11), n_docs=2000, vocab=60))
+
+    def assert_read_whole(postings: Postings) -> None:
+        for i, term in enumerate(postings.terms.tolist()):
+            got = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
+            assert got.tolist() == field.postings(term)[0].tolist()
+
+    large = field.gather([f"w{i}" for i in range(10)])
+    size = len(large.docs)
+    small = field.gather(["w30", "w7"])
+    assert np.shares_memory(large.docs, small.docs) and len(small.docs) < size
+    assert_read_whole(small)
+    elsewhere: list[Postings] = []
+    worker = threading.Thread(target=lambda: elsewhere.append(field.gather(["w1", "w2"])))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(elsewhere[0].docs, small.docs)
+    assert_read_whole(elsewhere[0])
+    assert_read_whole(small)  # the other thread's read left this thread's postings alone
