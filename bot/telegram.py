@@ -44,10 +44,13 @@ a secret: it is never logged (`Redactor`, `SecretFilter`, `quiet_token_loggers`)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import re
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
@@ -122,6 +125,12 @@ COMMANDS = (
 )
 
 
+# Searches run in these many threads, not in asyncio's default pool (cores + 4 threads): a search
+# keeps scoring buffers per thread (tens of MB at a million passages), and more threads than
+# cores answer no faster, as the kernels run without the GIL.
+SEARCH_THREADS = min(os.cpu_count() or 2, 4)
+
+
 @dataclass(frozen=True, slots=True)
 class BotData:
     """What every handler shares, as `context.bot_data`."""
@@ -135,6 +144,9 @@ class BotData:
     typing: TypingThrottle = field(default_factory=TypingThrottle)
     refresher: Refresher | None = None  # follows the archive (None: refresh_seconds is 0)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    searches: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="search")
+    )
 
 
 # ExtBot[int]: the rate limiter's argument type (AIORateLimiter: a retry count).
@@ -390,12 +402,13 @@ async def post_init(application: BotApplication) -> None:
 
 
 async def post_stop(application: BotApplication) -> None:
-    """Stop following the archive."""
+    """Stop following the archive; end the search threads."""
     tasks = application.bot_data.tasks
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     tasks.clear()
+    application.bot_data.searches.shutdown(wait=False, cancel_futures=True)
 
 
 # Handlers ---------------------------------------------------------------------------------------
@@ -633,7 +646,8 @@ async def _typing(context: Context, chat_id: int) -> None:
 async def _search(data: BotData, page: Page, *, peek: bool = True) -> Paged:
     """Search a page in a worker thread, so that one slow query stalls no other chat."""
     started = time.perf_counter()
-    paged = await asyncio.to_thread(ask_page, data.searcher, page, peek=peek)
+    search = functools.partial(ask_page, data.searcher, page, peek=peek)
+    paged = await asyncio.get_running_loop().run_in_executor(data.searches, search)
     log.debug("Searched in %.3f s: %d hits.", time.perf_counter() - started, paged.found)
     return paged
 

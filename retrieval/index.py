@@ -232,6 +232,7 @@ WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
 # half a second of a fresh `archive-bot ask`. Both paths add a passage's weights in term order,
 # so their scores are bit-identical (tested).
 NUMPY_POSTINGS = 2_048
+KEPT_POSTINGS = 1 << 22  # a thread keeps postings buffers up to this size (20 MB a field)
 
 
 def _kernels() -> ModuleType:
@@ -417,6 +418,8 @@ class Field:
         )
         if len(docs) < n:
             size = 1 << max(n - 1, 1).bit_length()  # powers of two: few reallocations
+            if size > KEPT_POSTINGS:  # a rare huge query: its own arrays, freed after it
+                return np.empty(n, np.uint32), np.empty(n, np.uint8)
             docs, tfs = np.empty(size, np.uint32), np.empty(size, np.uint8)
             self._scratch.postings = docs, tfs
         return docs[:n], tfs[:n]

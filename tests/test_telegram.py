@@ -21,7 +21,7 @@ from bot import format as fmt
 from bot.errors import ConfigError
 from bot.questions import prepare
 from bot.settings import Settings
-from bot.telegram import MoreButton, run
+from bot.telegram import SEARCH_THREADS, MoreButton, run
 from bot.telegram_infra import (
     Admission,
     Allowlist,
@@ -37,6 +37,7 @@ from tests.fakes.bot_api import (
     GROUP_CHAT,
     OTHER_USER,
     PRIVATE_CHAT,
+    USER,
     Call,
     FakeBotApi,
     tags_used,
@@ -300,6 +301,47 @@ def test_slow_search_does_not_stall_other_chats(
     assert ANSWER in shown(group_answer) and not api.calls("sendMessage")[:-1]
     searcher.gate.set()
     assert ANSWER in shown(api.wait_for("sendMessage", to_chat(PRIVATE)))
+
+
+class CountingSearcher(GatedSearcher):
+    """A `GatedSearcher` that records which threads search and how many at once."""
+
+    def __init__(self, inner: Searcher) -> None:
+        super().__init__(inner)
+        self.threads: set[str] = set()
+        self.running = 0
+        self.lock = threading.Lock()
+
+    def ask(self, question: str, *, top_k: int = 3, offset: int = 0) -> Result:
+        """Search, counted while it runs."""
+        with self.lock:
+            self.threads.add(threading.current_thread().name)
+            self.running += 1
+        try:
+            return super().ask(question, top_k=top_k, offset=offset)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_searches_run_in_a_bounded_pool_of_threads(
+    api: FakeBotApi, start_bot: Callable, seed_searcher: Searcher
+) -> None:
+    searcher = CountingSearcher(seed_searcher)
+    start_bot(searcher=searcher)
+    chats = [{"id": 9000 + n, "type": "private"} for n in range(SEARCH_THREADS + 2)]
+    for chat in chats:
+        api.push_message("慢" + EXAMPLE, chat=chat, user={**USER, "id": chat["id"]})
+    deadline = time.monotonic() + 20
+    while searcher.running < SEARCH_THREADS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # room for any further search to start, if the pool let it
+    assert searcher.running == SEARCH_THREADS
+    searcher.gate.set()
+    for chat in chats:
+        assert ANSWER in shown(api.wait_for("sendMessage", to_chat(chat["id"])))
+    assert len(searcher.threads) == SEARCH_THREADS
+    assert all(name.startswith("search") for name in searcher.threads), searcher.threads
 
 
 def test_chat_over_rate_limit_is_told_to_slow_down_once(

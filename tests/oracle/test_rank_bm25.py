@@ -236,3 +236,22 @@ def test_gather_reuses_one_buffer_per_thread_and_reads_each_query_whole() -> Non
     assert not np.shares_memory(elsewhere[0].docs, small.docs)
     assert_read_whole(elsewhere[0])
     assert_read_whole(small)  # the other thread's read left this thread's postings alone
+
+
+def test_a_query_larger_than_the_kept_buffers_gets_arrays_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread keeps postings buffers only up to `KEPT_POSTINGS`: a rarer, larger query reads
+    into arrays of its own (freed after it), whole, and leaves the kept buffer as it was."""
+    field = _field(_random_corpus(random.Random(12), n_docs=2000, vocab=60))
+    small = field.gather(["w3"])
+    kept = len(small.docs)
+    monkeypatch.setattr(retrieval.index, "KEPT_POSTINGS", 2 * kept)
+    large = field.gather([f"w{i}" for i in range(30)])
+    assert len(large.docs) > 2 * kept and not np.shares_memory(large.docs, small.docs)
+    for i, term in enumerate(large.terms.tolist()):
+        got = large.docs[large.bounds[i] : large.bounds[i + 1]]
+        assert got.tolist() == field.postings(term)[0].tolist()
+    docs, _ = field._scratch.postings
+    assert len(docs) <= 2 * kept
+    assert np.shares_memory(field.gather(["w3"]).docs, docs)
