@@ -230,6 +230,13 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "position": ("first_sentence", "position", "log_len"),
     "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
 }
+# A span's length in characters, binned: 1, 2, 3, 4, 5–6, 7–9, 10–14, 15 and more.
+_LENGTH_BINS = (1, 2, 3, 4, 5, 7, 10, 15)
+# jieba's tag classes told apart at a span's edges (nrt counts as nr, ul as u).
+_TAG_CLASSES = (
+    "n", "nr", "ns", "nt", "nz", "v", "vn", "m", "q", "p", "u", "c", "d", "a", "r", "f", "t",
+    "x", "eng", "b",
+)  # fmt: skip
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
     "unit": ("has_unit",),
@@ -263,6 +270,11 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "fit_hole",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
+    "brackets": ("unbalanced",),
+    "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
+    "tags": tuple(
+        f"{where}_{tag}" for where in ("before", "first", "last", "after") for tag in _TAG_CLASSES
+    ),
 }
 SENTENCE_POOL = 2  # passages, best by the passage model, whose sentences are read (3: no better)
 
@@ -736,6 +748,8 @@ def _span_table(
     near = distance <= 1
     open_question = float(question.asks is None)
     settled_before, settled_after = settled[starts], settled[ends + 1]
+    length_bin = np.searchsorted(_LENGTH_BINS, sizes, side="right") - 1
+    length_bins = length_bin[:, None] == np.arange(1, len(_LENGTH_BINS))
     columns = (
         kinds,
         fit,
@@ -771,6 +785,9 @@ def _span_table(
         joins,
         float(question.explains) * joins,
         float(question.explains) * np.log1p(sizes),
+        _unbalanced(normal, starts, ends),
+        length_bins,
+        segs.tags,
     )
     table = np.empty((len(starts), len(names(SPAN_GROUPS))))
     at = 0
@@ -800,6 +817,26 @@ def _hole_columns(
         after_left & before_right,
         fit * (after_left | before_right),
     )
+
+
+_PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
+
+
+def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether a span opens a bracket or quote it does not close, or closes one it did not
+    open (著《图雅的婚事, 族称为「远吠之神): a cut answer."""
+    odd = np.zeros(len(starts), dtype=bool)
+    for pair in _PAIRS:
+        opening, closing = pair[0], pair[1]
+        if opening not in normal and closing not in normal:
+            continue
+        opens = _running(np.array([c == opening for c in normal], dtype=bool))
+        if opening == closing:
+            odd |= (opens[ends] - opens[starts]) % 2 == 1
+            continue
+        closes = _running(np.array([c == closing for c in normal], dtype=bool))
+        odd |= opens[ends] - opens[starts] != closes[ends] - closes[starts]
+    return odd
 
 
 _FAR = 30  # characters: a question word further from the span tells nothing of it
@@ -837,6 +874,7 @@ class _SegmentTable:
     count: np.ndarray  # segments in the span
     boundary: np.ndarray  # spans × the "boundary" group, in its order
     function_edges: np.ndarray  # spans × (function_first, function_last)
+    tags: np.ndarray  # spans × the "tags" group: the tag class before, first, last and after
 
     @classmethod
     def of(
@@ -880,7 +918,28 @@ class _SegmentTable:
             size,
             boundary,
             np.column_stack((flags[first_at, 5], flags[last_at, 6])),
+            _tag_columns(tagged, before, first_at, last_at, after),
         )
+
+
+def _tag_class(tag: str) -> int:
+    """The column of a jieba tag in `_TAG_CLASSES` (nrt → nr, ul → u), −1 for the rest."""
+    for known in (tag, tag[:2], tag[:1]):
+        if known in _TAG_CLASSES:
+            return _TAG_CLASSES.index(known)
+    return -1
+
+
+def _tag_columns(tagged: Sequence[tuple[str, str]], *at: np.ndarray) -> np.ndarray:
+    """One-hot tag classes of the segments at each index array (−1 or past the end: none)."""
+    classes = len(_TAG_CLASSES)
+    # One row a segment, then the all-zero row that index −1 and len(tagged) both reach.
+    hot = np.zeros((len(tagged) + 1, classes))
+    for k, (_, tag) in enumerate(tagged):
+        column = _tag_class(tag)
+        if column >= 0:
+            hot[k, column] = 1.0
+    return np.hstack([hot[np.where(index < len(tagged), index, -1)] for index in at])
 
 
 @dataclass(slots=True)
