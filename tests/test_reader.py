@@ -255,6 +255,22 @@ def test_the_span_given_is_the_one_expected_to_score_best() -> None:
     assert rd.expected_f1_best(starts, ends, logits) == 1
 
 
+@given(st.integers(0, 2**32 - 1))
+def test_unlikely_spans_do_not_change_the_span_given(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, 40, 80)
+    ends = starts + rng.integers(1, 12, 80)
+    logits = rng.normal(0, 3, 80)
+    logits[rng.integers(0, 80, 40)] -= 20  # far below the best: left out of the table
+    probs = np.exp(logits - logits.max())
+    overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
+    f1 = 2 * np.clip(overlap, 0, None) / ((ends - starts)[:, None] + (ends - starts))
+    expected = f1 @ probs
+    given_span = rd.expected_f1_best(starts, ends, logits)
+    # The span given is the best over all spans, up to the mass the unlikely ones carry.
+    assert expected[given_span] >= expected.max() - rd._UNLIKELY * len(starts)
+
+
 def test_no_span_when_not_confident() -> None:
     question = "额亦都一生有几位妻子？"
     words = TOKENIZER.words(question)
