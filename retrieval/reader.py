@@ -13,7 +13,8 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
    where it sits against the question's words around its question word: 任天堂 in 由任天堂改编
-   for 该游戏由谁改编？), or none when the model is not confident.
+   for 该游戏由谁改编？; which of jieba's tag classes sit at and around its edges, its length,
+   whether it cuts a bracket), or none when the model is not confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
