@@ -13,7 +13,8 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
    where it sits against the question's words around its question word: 任天堂 in 由任天堂改编
-   for 该游戏由谁改编？), or none when the model is not confident.
+   for 该游戏由谁改编？; which of jieba's tag classes sit at and around its edges, its length,
+   whether it cuts a bracket), or none when the model is not confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
@@ -230,6 +231,13 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "position": ("first_sentence", "position", "log_len"),
     "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
 }
+# A span's length in characters, binned: 1, 2, 3, 4, 5–6, 7–9, 10–14, 15 and more.
+_LENGTH_BINS = (1, 2, 3, 4, 5, 7, 10, 15)
+# jieba's tag classes told apart at a span's edges (nrt counts as nr, ul as u).
+_TAG_CLASSES = (
+    "n", "nr", "ns", "nt", "nz", "v", "vn", "m", "q", "p", "u", "c", "d", "a", "r", "f", "t",
+    "x", "eng", "b",
+)  # fmt: skip
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
     "unit": ("has_unit",),
@@ -263,6 +271,11 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "fit_hole",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
+    "brackets": ("unbalanced",),
+    "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
+    "tags": tuple(
+        f"{where}_{tag}" for where in ("before", "first", "last", "after") for tag in _TAG_CLASSES
+    ),
 }
 SENTENCE_POOL = 2  # passages, best by the passage model, whose sentences are read (3: no better)
 
@@ -736,6 +749,8 @@ def _span_table(
     near = distance <= 1
     open_question = float(question.asks is None)
     settled_before, settled_after = settled[starts], settled[ends + 1]
+    length_bin = np.searchsorted(_LENGTH_BINS, sizes, side="right") - 1
+    length_bins = length_bin[:, None] == np.arange(1, len(_LENGTH_BINS))
     columns = (
         kinds,
         fit,
@@ -771,6 +786,9 @@ def _span_table(
         joins,
         float(question.explains) * joins,
         float(question.explains) * np.log1p(sizes),
+        _unbalanced(normal, starts, ends),
+        length_bins,
+        segs.tags,
     )
     table = np.empty((len(starts), len(names(SPAN_GROUPS))))
     at = 0
@@ -800,6 +818,26 @@ def _hole_columns(
         after_left & before_right,
         fit * (after_left | before_right),
     )
+
+
+_PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
+
+
+def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether a span opens a bracket or quote it does not close, or closes one it did not
+    open (著《图雅的婚事, 族称为「远吠之神): a cut answer."""
+    odd = np.zeros(len(starts), dtype=bool)
+    for pair in _PAIRS:
+        opening, closing = pair[0], pair[1]
+        if opening not in normal and closing not in normal:
+            continue
+        opens = _running(np.array([c == opening for c in normal], dtype=bool))
+        if opening == closing:
+            odd |= (opens[ends] - opens[starts]) % 2 == 1
+            continue
+        closes = _running(np.array([c == closing for c in normal], dtype=bool))
+        odd |= opens[ends] - opens[starts] != closes[ends] - closes[starts]
+    return odd
 
 
 _FAR = 30  # characters: a question word further from the span tells nothing of it
@@ -837,6 +875,7 @@ class _SegmentTable:
     count: np.ndarray  # segments in the span
     boundary: np.ndarray  # spans × the "boundary" group, in its order
     function_edges: np.ndarray  # spans × (function_first, function_last)
+    tags: np.ndarray  # spans × the "tags" group: the tag class before, first, last and after
 
     @classmethod
     def of(
@@ -880,7 +919,28 @@ class _SegmentTable:
             size,
             boundary,
             np.column_stack((flags[first_at, 5], flags[last_at, 6])),
+            _tag_columns(tagged, before, first_at, last_at, after),
         )
+
+
+def _tag_class(tag: str) -> int:
+    """The column of a jieba tag in `_TAG_CLASSES` (nrt → nr, ul → u), −1 for the rest."""
+    for known in (tag, tag[:2], tag[:1]):
+        if known in _TAG_CLASSES:
+            return _TAG_CLASSES.index(known)
+    return -1
+
+
+def _tag_columns(tagged: Sequence[tuple[str, str]], *at: np.ndarray) -> np.ndarray:
+    """One-hot tag classes of the segments at each index array (−1 or past the end: none)."""
+    classes = len(_TAG_CLASSES)
+    # One row a segment, then the all-zero row that index −1 and len(tagged) both reach.
+    hot = np.zeros((len(tagged) + 1, classes))
+    for k, (_, tag) in enumerate(tagged):
+        column = _tag_class(tag)
+        if column >= 0:
+            hot[k, column] = 1.0
+    return np.hstack([hot[np.where(index < len(tagged), index, -1)] for index in at])
 
 
 @dataclass(slots=True)
@@ -1076,11 +1136,16 @@ def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -
     that overlaps the likely answers well beats a short one that is only most likely.
     """
     probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
+    # Spans a thousand times less likely than the best add next to nothing to any span's
+    # expected F1: the spans × likely spans table is about a tenth of spans × spans.
+    likely = np.flatnonzero(probs >= _UNLIKELY)
+    overlap = np.minimum(ends[:, None], ends[likely]) - np.maximum(starts[:, None], starts[likely])
     sizes = ends - starts
-    f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes)
-    return int(np.argmax(f1 @ probs))
+    f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes[likely])
+    return int(np.argmax(f1 @ probs[likely]))
+
+
+_UNLIKELY = 1e-3  # a span's probability against the likeliest's, below which it is left out
 
 
 @dataclass(frozen=True, slots=True)

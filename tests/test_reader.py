@@ -173,6 +173,49 @@ def test_spans_cover_enumerations_brackets_and_grouped_digits() -> None:
         assert span in {fold(sentence)[r.start : r.end] for r in rows}
 
 
+def span_features(question: str, sentence: str) -> dict[str, dict[str, float]]:
+    """Each candidate span's text (folded) and its named features."""
+    names = rd.names(rd.SPAN_GROUPS)
+    normal = fold(sentence)
+    return {
+        normal[r.start : r.end]: dict(zip(names, r.features, strict=True))
+        for r in rd.span_rows(view(question), sentence, TOKENIZER)
+    }
+
+
+def test_a_span_that_cuts_a_bracket_is_unbalanced() -> None:
+    question, sentence = "余男凭哪一部影片夺得金熊奖？", "更凭著《图雅的婚事》在柏林夺得金熊奖。"
+    pieces = span_features(question, sentence)
+    assert pieces["《图雅的婚事》"]["unbalanced"] == 0.0
+    assert pieces["图雅的婚事"]["unbalanced"] == 0.0
+    cut = [text for text, row in pieces.items() if row["unbalanced"] == 1.0]
+    assert cut and all(text.count("《") != text.count("》") for text in cut)
+
+
+def test_span_length_bins_are_one_hot() -> None:
+    pieces = span_features("广茂铁路全长多少公里？", "广茂铁路全长364.6公里。")
+    bins = [name for name in rd.names(rd.SPAN_GROUPS) if name.startswith("chars_")]
+    for text, row in pieces.items():
+        hot = [name for name in bins if row[name] == 1.0]
+        # One bin from 2 characters up (chars_2 … chars_15); a single character has none.
+        assert len(hot) == (len(text) > 1)
+    assert pieces["364.6公里"]["chars_7"] == 1.0  # 7 characters: the 7–9 bin
+
+
+def test_span_tags_read_the_segments_at_and_around_its_edges() -> None:
+    pieces = span_features("谁杀了司马晏？", "后来刘曜杀了司马晏。")
+    tagged = dict(TOKENIZER.tag("后来刘曜杀了司马晏。"))
+    assert tagged["刘曜"].startswith("nr")  # what the test relies on
+    row = pieces["刘曜"]
+    assert row["first_nr"] == row["last_nr"] == 1.0
+    assert row[f"after_{rd._TAG_CLASSES[rd._tag_class(tagged['杀'])]}"] == 1.0
+    for where in ("before", "first", "last", "after"):
+        assert sum(row[f"{where}_{tag}"] for tag in rd._TAG_CLASSES) <= 1.0
+    assert rd._tag_class("nrt") == rd._TAG_CLASSES.index("nr")
+    assert rd._tag_class("ul") == rd._TAG_CLASSES.index("u")
+    assert rd._tag_class("zg") == -1
+
+
 def test_span_table_matches_its_rows() -> None:
     sentence = "广茂铁路是在2004年2月29日起由广梅汕铁路公司管理,全长364.6公里。"
     question = view("广茂铁路全长多少公里？")
@@ -210,6 +253,22 @@ def test_the_span_given_is_the_one_expected_to_score_best() -> None:
     logits = np.log(np.array([0.3, 0.25, 0.25, 0.2]))
     # (0, 2) is likeliest, but (0, 4) overlaps more of the likely answers: expected F1 0.62.
     assert rd.expected_f1_best(starts, ends, logits) == 1
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_unlikely_spans_do_not_change_the_span_given(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, 40, 80)
+    ends = starts + rng.integers(1, 12, 80)
+    logits = rng.normal(0, 3, 80)
+    logits[rng.integers(0, 80, 40)] -= 20  # far below the best: left out of the table
+    probs = np.exp(logits - logits.max())
+    overlap = np.minimum(ends[:, None], ends) - np.maximum(starts[:, None], starts)
+    f1 = 2 * np.clip(overlap, 0, None) / ((ends - starts)[:, None] + (ends - starts))
+    expected = f1 @ probs
+    given_span = rd.expected_f1_best(starts, ends, logits)
+    # The span given is the best over all spans, up to the mass the unlikely ones carry.
+    assert expected[given_span] >= expected.max() - rd._UNLIKELY * len(starts)
 
 
 def test_no_span_when_not_confident() -> None:
