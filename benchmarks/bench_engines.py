@@ -167,6 +167,16 @@ def load_token_ids(folder: Path) -> tuple[list[list[int]], list[str]]:
     return [ids[a:b].tolist() for a, b in pairwise(offsets)], vocab
 
 
+def iter_token_strings(folder: Path) -> Iterator[str]:
+    """Each passage's tokens joined by spaces, one passage at a time (ids read from a mapping:
+    a million passages' tokens as Python lists would take about 20 GB)."""
+    ids = np.load(folder / "ids.npy", mmap_mode="r")
+    offsets = np.load(folder / "offsets.npy")
+    vocab = json.loads((folder / "vocab.json").read_text("utf-8"))
+    for a, b in pairwise(offsets.tolist()):
+        yield " ".join([vocab[i] for i in ids[a:b].tolist()])
+
+
 def load_token_lists(folder: Path) -> list[list[str]]:
     """Token lists of every passage, strings shared through the vocabulary."""
     id_lists, vocab = load_token_ids(folder)
@@ -315,18 +325,13 @@ def build_tantivy(paths: RunPaths) -> dict[str, Any]:
     schema = _tantivy_schema(tantivy)
     folder = paths.saved("tantivy")
     folder.mkdir(parents=True, exist_ok=True)
-    word_lists, vocab = load_token_ids(paths.tokens)
-    bigram_lists, bigram_vocab = load_token_ids(paths.bigrams)
     started = time.perf_counter()
     index = tantivy.Index(schema, path=str(folder))
     writer = index.writer(heap_size=256_000_000)
-    for words, bigrams in zip(word_lists, bigram_lists, strict=True):
-        writer.add_document(
-            tantivy.Document(
-                words=" ".join(vocab[i] for i in words),
-                bigrams=" ".join(bigram_vocab[i] for i in bigrams),
-            )
-        )
+    for words, bigrams in zip(
+        iter_token_strings(paths.tokens), iter_token_strings(paths.bigrams), strict=True
+    ):
+        writer.add_document(tantivy.Document(words=words, bigrams=bigrams))
     writer.commit()
     writer.wait_merging_threads()
     return {"seconds": time.perf_counter() - started}
