@@ -229,6 +229,7 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "numbers": ("q_numbers", "q_numbers_missing"),
     "position": ("first_sentence", "position", "log_len"),
     "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
+    "chars": ("rest_chars", "rest_chars_window", "rest_chars_gap", "fit_chars"),
 }
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
@@ -406,6 +407,7 @@ def sentence_rows(
         rest = [(w, q) for w, q in zip(question.words, question.weights, strict=True)
                 if w not in title_text]  # fmt: skip
         rest_total = sum(q for _, q in rest) or 1.0
+        char_covs = rest_char_covers(question.bare, title_text, normal)
         passage_part = (
             cand.words, cand.bigrams, cand.fused, 1 / cand.rank, float(cand.rank == 1),
             float(passage_scores[i]), float(place == 0),
@@ -453,9 +455,36 @@ def sentence_rows(
                 j / len(split.spans),
                 math.log1p(len(sentence)),
                 *_hole_in(sentence, question),
+                char_covs[j],
+                max(char_covs[max(j - 1, 0) : j + 2]),
+                char_covs[j],  # its gap, filled in below
+                float(fit) * char_covs[j],
             )
             rows.append(SentenceRow(i, start, end, features))
     return _with_gaps(rows) if gaps else rows
+
+
+# Characters too common to tell sentences apart, and the question words' own.
+_COMMON_CHARS = frozenset(
+    "的是了在有和与被为什么哪谁多少几吗呢怎样何其该这那个一之于也都而及或吧呀啊"
+)
+
+
+def rest_char_covers(bare: str, title: str, sentences: Sequence[str]) -> list[float]:
+    """Each sentence's share of the question's characters that the title does not hold, each
+    character weighted by how few of the passage's sentences hold it (log((n + 1) / (df + ½))).
+
+    Words match whole or not at all: 体长 misses 灰凤冠雉长91厘米, 著作 misses 著有《高阳集》;
+    their characters still find the answering sentence.
+    """
+    chars = dict.fromkeys(c for c in bare if c not in title and c not in _COMMON_CHARS)
+    held = [[c in text for text in sentences] for c in chars]
+    n = len(sentences)
+    weights = [math.log((n + 1) / (sum(row) + 0.5)) for row in held]
+    total = sum(weights) or 1.0
+    return [
+        sum(w for w, row in zip(weights, held, strict=True) if row[j]) / total for j in range(n)
+    ]
 
 
 def _hole_in(sentence: str, question: QuestionView) -> tuple[float, float, float, float]:
@@ -473,6 +502,7 @@ _GAPS = tuple(
     for source, gap in (
         ("cov", "cov_gap"), ("grams", "grams_gap"), ("cov_window", "window_gap"),
         ("passage_score", "passage_gap"), ("hand_gap", "hand_gap"), ("rest", "rest_gap"),
+        ("rest_chars", "rest_chars_gap"),
     )
 )  # fmt: skip
 
