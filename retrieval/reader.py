@@ -104,8 +104,8 @@ def numbers_in(text: str) -> set[str]:
 
 # --- What a question asks for -------------------------------------------------------------
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("year", re.compile(r"哪一?年|何年|什么年份|年份|几几年")),
-    ("date", re.compile(r"什么时候|何时|哪一?天|几月|几号|日期|什么时间|哪个时间|哪个月")),
+    ("year", re.compile(r"哪[一1]?年|何年|什么年份|年份|几几年")),
+    ("date", re.compile(r"什么时候|何时|哪[一1]?天|几月|几号|日期|什么时间|哪个时间|哪个月")),
     ("share", re.compile(r"占.{0,6}多少|比例|占比|百分之|比重|份额|百分比")),
     ("duration", re.compile(r"多久|多长时间|几年|几天|几个月|多少年|多少天|多少个月|几小时")),
     ("money", re.compile(r"多少钱|多少元|价格|金额|售价|多少美元|花费")),
