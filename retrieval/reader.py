@@ -230,6 +230,7 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "position": ("first_sentence", "position", "log_len"),
     "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
     "chars": ("rest_chars", "rest_chars_window", "rest_chars_gap", "fit_chars"),
+    "discourse": ("anaphor_first",),
 }
 SPAN_GROUPS: dict[str, tuple[str, ...]] = {
     "kind": (*(f"is_{kind}" for kind in (*ASK_KINDS, "noun", "verb")), "fit", "asks_none"),
@@ -459,9 +460,14 @@ def sentence_rows(
                 max(char_covs[max(j - 1, 0) : j + 2]),
                 char_covs[j],  # its gap, filled in below
                 float(fit) * char_covs[j],
+                float(bool(_ANAPHOR.match(sentence))),
             )
             rows.append(SentenceRow(i, start, end, features))
     return _with_gaps(rows) if gaps else rows
+
+
+# A sentence that opens on 他, 该 or 本 goes on about the subject without naming it again.
+_ANAPHOR = re.compile(r"[他她它牠其该本此这]")
 
 
 # Characters too common to tell sentences apart, and the question words' own.
