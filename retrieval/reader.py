@@ -330,7 +330,9 @@ class Sentences:
     @classmethod
     def of(cls, text: str, question: QuestionView, folded: str | None = None) -> Sentences:
         """Split a passage and measure each sentence's cover of the question."""
-        spans = tuple((s, e) for s, e in sentence_spans(text) if text[s:e].strip())
+        # Clauses joined by ；are one sentence: answers run across them (CMRC dev answer-hit
+        # 2750 → 2761).
+        spans = tuple((s, e) for s, e in sentence_spans(text, clauses=False) if text[s:e].strip())
         folded = fold(text) if folded is None else folded
         if len(folded) == len(text):  # fold the passage once when offsets allow
             normal = tuple(folded[s:e] for s, e in spans)
