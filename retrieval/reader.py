@@ -338,11 +338,19 @@ class Sentences:
             normal = tuple(folded[s:e] for s, e in spans)
         else:
             normal = tuple(fold(text[s:e]) for s, e in spans)
+        # Only what the whole passage holds can be in a sentence: most of the question's words
+        # and bigrams are in few of the candidates, and are looked for once, not per sentence.
+        whole = "".join(normal)
+        words = [
+            (w, q) for w, q in zip(question.words, question.weights, strict=True) if w in whole
+        ]
+        grams = [g for g in question.grams if g in whole]
+        count = len(question.grams) or 1
         return cls(
             spans,
             normal,
-            tuple(coverage(t, question) for t in normal),
-            tuple(gram_share(t, question) for t in normal),
+            tuple(sum(q for w, q in words if w in t) for t in normal),
+            tuple(sum(g in t for g in grams) / count for t in normal),
         )
 
 

@@ -87,6 +87,16 @@ def test_sentence_with_the_year_fits_a_year_question() -> None:
     assert len(rows[0].features) == len(names)
 
 
+def test_sentence_covers_are_the_covers_of_each_sentence() -> None:
+    # Sentences.of looks only for what the whole passage holds; the values are the same.
+    for question in ("广三铁路在哪年建成？", "广茂铁路全长多少公里？", "额亦都有几位妻子？"):
+        asked = view(question)
+        split = rd.Sentences.of(PASSAGE, asked)
+        assert split.covs == tuple(rd.coverage(t, asked) for t in split.normal)
+        assert split.grams == tuple(rd.gram_share(t, asked) for t in split.normal)
+        assert max(split.covs) > 0
+
+
 def test_characters_beyond_the_title_find_the_sentence_the_words_miss() -> None:
     # 体长 is one word, and no sentence holds it; 长 in the second sentence still answers.
     sentences = ["灰凤冠雉是一种凤冠雉。", "灰凤冠雉长91厘米。", "雄鸡重3.6公斤。"]
