@@ -6,9 +6,10 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 
 1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
    question its best sentence covers, idf-weighted) and reorder the candidates;
-2. score every sentence of the 2 best passages (`sentence_rows`: cover of the question by the
-   sentence, by its neighbours, by the words the title does not say; whether it holds what the
-   question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
+2. score every whole sentence (a ；does not end one) of the 2 best passages (`sentence_rows`:
+   cover of the question by the sentence, by its neighbours, by the words and the characters
+   the title does not say; whether it holds what the question asks for: for 广三铁路在哪年建成？
+   a year, for 谁杀了司马晏？ a person);
 3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
