@@ -333,7 +333,7 @@ class Sentences:
         """Split a passage and measure each sentence's cover of the question."""
         # Clauses joined by ；are one sentence: answers run across them (CMRC dev answer-hit
         # 2750 → 2761).
-        spans = tuple((s, e) for s, e in sentence_spans(text, clauses=False) if text[s:e].strip())
+        spans = tuple(sentence_spans(text, clauses=False))  # never blank
         folded = fold(text) if folded is None else folded
         if len(folded) == len(text):  # fold the passage once when offsets allow
             normal = tuple(folded[s:e] for s, e in spans)
