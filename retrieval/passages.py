@@ -17,17 +17,21 @@ from retrieval.models import Article, Passage, Source, passage_id
 DEFAULT_MAX_CHARS = 1000  # chosen by benchmarks/sweep_quality.py
 
 # A sentence ends after 。！？!?；; or … (with closing quotes/brackets that follow), or at a
-# paragraph break.
+# paragraph break; a full sentence only after 。！？!? or …, not at the ；that joins its clauses.
 _SENTENCE_END = re.compile(r"[。！？!?；;…]+[”’」』）)\]】》\"']*|\n")
+_FULL_SENTENCE_END = re.compile(r"[。！？!?…]+[”’」』）)\]】》\"']*|\n")
 # Where an over-long sentence may be cut: after a comma-like mark or at a space.
 _SOFT_BREAK = re.compile(r"[，,、：:]|\s")
 _NEWLINE = re.compile("\n")
 
 
-def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
-    """Character spans of the sentences of a text (newlines never inside a span)."""
+def sentence_spans(text: str, *, clauses: bool = True) -> Iterator[tuple[int, int]]:
+    """Character spans of the sentences of a text (newlines never inside a span).
+
+    With `clauses=False` a ；does not end one: 上游多山地；下游为平原。 is one sentence.
+    """
     start = 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in (_SENTENCE_END if clauses else _FULL_SENTENCE_END).finditer(text):
         end = match.start() if match.group() == "\n" else match.end()
         if text[start:end].strip():
             yield start, end

@@ -6,9 +6,10 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 
 1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
    question its best sentence covers, idf-weighted) and reorder the candidates;
-2. score every sentence of the 2 best passages (`sentence_rows`: cover of the question by the
-   sentence, by its neighbours, by the words the title does not say; whether it holds what the
-   question asks for: for 广三铁路在哪年建成？ a year, for 谁杀了司马晏？ a person);
+2. score every whole sentence (a ；does not end one) of the 2 best passages (`sentence_rows`:
+   cover of the question by the sentence, by its neighbours, by the words and the characters
+   the title does not say; whether it holds what the question asks for: for 广三铁路在哪年建成？
+   a year, for 谁杀了司马晏？ a person);
 3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
@@ -105,8 +106,8 @@ def numbers_in(text: str) -> set[str]:
 
 # --- What a question asks for -------------------------------------------------------------
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("year", re.compile(r"哪一?年|何年|什么年份|年份|几几年")),
-    ("date", re.compile(r"什么时候|何时|哪一?天|几月|几号|日期|什么时间|哪个时间|哪个月")),
+    ("year", re.compile(r"哪[一1]?年|何年|什么年份|年份|几几年")),
+    ("date", re.compile(r"什么时候|何时|哪[一1]?天|几月|几号|日期|什么时间|哪个时间|哪个月")),
     ("share", re.compile(r"占.{0,6}多少|比例|占比|百分之|比重|份额|百分比")),
     ("duration", re.compile(r"多久|多长时间|几年|几天|几个月|多少年|多少天|多少个月|几小时")),
     ("money", re.compile(r"多少钱|多少元|价格|金额|售价|多少美元|花费")),
@@ -230,6 +231,8 @@ SENTENCE_GROUPS: dict[str, tuple[str, ...]] = {
     "numbers": ("q_numbers", "q_numbers_missing"),
     "position": ("first_sentence", "position", "log_len"),
     "hole": ("hole_left_in", "hole_right_in", "hole_ordered", "hole_width"),
+    "chars": ("rest_chars", "rest_chars_window", "rest_chars_gap", "fit_chars"),
+    "discourse": ("anaphor_first",),
 }
 # A span's length in characters, binned: 1, 2, 3, 4, 5–6, 7–9, 10–14, 15 and more.
 _LENGTH_BINS = (1, 2, 3, 4, 5, 7, 10, 15)
@@ -341,17 +344,27 @@ class Sentences:
     @classmethod
     def of(cls, text: str, question: QuestionView, folded: str | None = None) -> Sentences:
         """Split a passage and measure each sentence's cover of the question."""
-        spans = tuple((s, e) for s, e in sentence_spans(text) if text[s:e].strip())
+        # Clauses joined by ；are one sentence: answers run across them (CMRC dev answer-hit
+        # 2750 → 2761).
+        spans = tuple(sentence_spans(text, clauses=False))  # never blank
         folded = fold(text) if folded is None else folded
         if len(folded) == len(text):  # fold the passage once when offsets allow
             normal = tuple(folded[s:e] for s, e in spans)
         else:
             normal = tuple(fold(text[s:e]) for s, e in spans)
+        # Only what the whole passage holds can be in a sentence: most of the question's words
+        # and bigrams are in few of the candidates, and are looked for once, not per sentence.
+        whole = "".join(normal)
+        words = [
+            (w, q) for w, q in zip(question.words, question.weights, strict=True) if w in whole
+        ]
+        grams = [g for g in question.grams if g in whole]
+        count = len(question.grams) or 1
         return cls(
             spans,
             normal,
-            tuple(coverage(t, question) for t in normal),
-            tuple(gram_share(t, question) for t in normal),
+            tuple(sum(q for w, q in words if w in t) for t in normal),
+            tuple(sum(g in t for g in grams) / count for t in normal),
         )
 
 
@@ -419,6 +432,7 @@ def sentence_rows(
         rest = [(w, q) for w, q in zip(question.words, question.weights, strict=True)
                 if w not in title_text]  # fmt: skip
         rest_total = sum(q for _, q in rest) or 1.0
+        char_covs = rest_char_covers(question.bare, title_text, normal)
         passage_part = (
             cand.words, cand.bigrams, cand.fused, 1 / cand.rank, float(cand.rank == 1),
             float(passage_scores[i]), float(place == 0),
@@ -466,9 +480,41 @@ def sentence_rows(
                 j / len(split.spans),
                 math.log1p(len(sentence)),
                 *_hole_in(sentence, question),
+                char_covs[j],
+                max(char_covs[max(j - 1, 0) : j + 2]),
+                char_covs[j],  # its gap, filled in below
+                float(fit) * char_covs[j],
+                float(bool(_ANAPHOR.match(sentence))),
             )
             rows.append(SentenceRow(i, start, end, features))
     return _with_gaps(rows) if gaps else rows
+
+
+# A sentence that opens on 他, 该 or 本 goes on about the subject without naming it again.
+_ANAPHOR = re.compile(r"[他她它牠其该本此这]")
+
+
+# Characters too common to tell sentences apart, and the question words' own.
+_COMMON_CHARS = frozenset(
+    "的是了在有和与被为什么哪谁多少几吗呢怎样何其该这那个一之于也都而及或吧呀啊"
+)
+
+
+def rest_char_covers(bare: str, title: str, sentences: Sequence[str]) -> list[float]:
+    """Each sentence's share of the question's characters that the title does not hold, each
+    character weighted by how few of the passage's sentences hold it (log((n + 1) / (df + ½))).
+
+    Words match whole or not at all: 体长 misses 灰凤冠雉长91厘米, 著作 misses 著有《高阳集》;
+    their characters still find the answering sentence.
+    """
+    chars = dict.fromkeys(c for c in bare if c not in title and c not in _COMMON_CHARS)
+    held = [[c in text for text in sentences] for c in chars]
+    n = len(sentences)
+    weights = [math.log((n + 1) / (sum(row) + 0.5)) for row in held]
+    total = sum(weights) or 1.0
+    return [
+        sum(w for w, row in zip(weights, held, strict=True) if row[j]) / total for j in range(n)
+    ]
 
 
 def _hole_in(sentence: str, question: QuestionView) -> tuple[float, float, float, float]:
@@ -486,6 +532,7 @@ _GAPS = tuple(
     for source, gap in (
         ("cov", "cov_gap"), ("grams", "grams_gap"), ("cov_window", "window_gap"),
         ("passage_score", "passage_gap"), ("hand_gap", "hand_gap"), ("rest", "rest_gap"),
+        ("rest_chars", "rest_chars_gap"),
     )
 )  # fmt: skip
 

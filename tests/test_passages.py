@@ -25,6 +25,19 @@ def test_sentences_end_at_punctuation_and_paragraphs() -> None:
     ]
 
 
+def test_clauses_end_at_semicolons_unless_whole_sentences_are_asked_for() -> None:
+    text = "上游多山地；下游为平原。河口有沙洲"
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "上游多山地；",
+        "下游为平原。",
+        "河口有沙洲",
+    ]
+    assert [text[s:e] for s, e in sentence_spans(text, clauses=False)] == [
+        "上游多山地；下游为平原。",
+        "河口有沙洲",
+    ]
+
+
 def test_passages_are_body_slices_of_whole_sentences() -> None:
     article = _article()
     body = article_body(article)

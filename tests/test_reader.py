@@ -63,6 +63,8 @@ def test_chinese_numerals(numeral: str, value: int) -> None:
         ("广茂铁路全长多少公里？", "count"),
         ("额亦都一生有几位妻子？", "count"),
         ("这本书讲了什么？", None),
+        ("广三铁路是哪一年建成的？", "year"),  # matched as 哪1年, numerals being digits
+        ("广三铁路是哪一天通车的？", "date"),
     ],
 )
 def test_what_a_question_asks(question: str, asks: str | None) -> None:
@@ -83,6 +85,47 @@ def test_sentence_with_the_year_fits_a_year_question() -> None:
     first, second = (dict(zip(names, row.features, strict=True)) for row in rows[:2])
     assert first["fit_year"] == 1.0 and first["cov"] > second["cov"]
     assert len(rows[0].features) == len(names)
+
+
+def test_sentence_covers_are_the_covers_of_each_sentence() -> None:
+    # Sentences.of looks only for what the whole passage holds; the values are the same.
+    for question in ("广三铁路在哪年建成？", "广茂铁路全长多少公里？", "额亦都有几位妻子？"):
+        asked = view(question)
+        split = rd.Sentences.of(PASSAGE, asked)
+        assert split.covs == tuple(rd.coverage(t, asked) for t in split.normal)
+        assert split.grams == tuple(rd.gram_share(t, asked) for t in split.normal)
+        assert max(split.covs) > 0
+
+
+def test_characters_beyond_the_title_find_the_sentence_the_words_miss() -> None:
+    # 体长 is one word, and no sentence holds it; 长 in the second sentence still answers.
+    sentences = ["灰凤冠雉是一种凤冠雉。", "灰凤冠雉长91厘米。", "雄鸡重3.6公斤。"]
+    covers = rd.rest_char_covers(view("灰凤冠雉的体长是多少？").bare, "灰凤冠雉", sentences)
+    assert covers[1] > 0 and covers[0] == covers[2] == 0.0
+
+
+def test_rare_characters_weigh_more_than_common_ones() -> None:
+    # 著 is in one sentence of four, 作 in two: the sentence with 著 covers more.
+    sentences = ["著有《高阳集》。", "作为诗人。", "所作不传。", "生卒年不详。"]
+    covers = rd.rest_char_covers(view("许申有什么著作？").bare, "许申", sentences)
+    assert covers[0] > covers[1] == covers[2] > covers[3] == 0.0
+
+
+def test_a_sentence_that_opens_on_a_pronoun_is_marked() -> None:
+    text = "许申,字维之。他著有《高阳集》。"
+    question = view("许申有什么著作？")
+    rows = rd.sentence_rows(
+        question, [candidate(text)], [rd.Sentences.of(text, question)], [0], np.zeros(1),
+        TOKENIZER,
+    )  # fmt: skip
+    at = rd.names(rd.SENTENCE_GROUPS).index("anaphor_first")
+    assert [r.features[at] for r in rows] == [0.0, 1.0]
+
+
+def test_the_reader_reads_whole_sentences_across_semicolons() -> None:
+    text = "上游多山地;下游为平原。河口有沙洲。"
+    split = rd.Sentences.of(text, view("下游是什么地形？"))
+    assert [text[s:e] for s, e in split.spans] == ["上游多山地;下游为平原。", "河口有沙洲。"]
 
 
 def test_spans_of_a_count_question_include_number_with_unit() -> None:
