@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from retrieval.errors import IndexBuildError
-from retrieval.index import BLOCK, BM25Params, FieldArrays, StringTable, term_hash
+from retrieval.index import BLOCK, BM25Params, FieldArrays, NpyColumn, StringTable, term_hash
 
 # A posting is packed into 64 bits while building: term (30) | passage (26) | frequency (8).
 # Sorting the packed integers orders postings by term, then passage, in place and in one array.
@@ -77,8 +78,10 @@ class FieldBuilder:
         """The field's arrays; `words` (by id) for a word field, None for a keyed field.
 
         The spill is sorted bucket by bucket (terms split into `SORT_BUCKETS` ranges, each
-        sorted alone), so memory peaks at the output (5 bytes a posting) plus one bucket, not
-        at all the packed postings at once.
+        sorted alone), and each sorted bucket's passage ids and frequencies go straight into
+        `<field>.docs.npy` and `<field>.tfs.npy` beside the spill (the returned arrays read them
+        from there): memory peaks at one bucket, not at the field's postings. Every per-term
+        figure is worked out bucket by bucket; only idf's epsilon rule waits for all of them.
         """
         self._spill.close()
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
@@ -96,32 +99,88 @@ class FieldBuilder:
         buckets = _spill_buckets(self._spill_path, rank, bucket_of)
         self._spill_path.unlink()
         total = sum(path.stat().st_size for path in buckets) // 8
-        docs = np.empty(total, dtype=np.uint32)
-        tfs = np.empty(total, dtype=np.uint8)
-        terms, starts, done = [], [], 0
-        for path in buckets:
-            packed = np.fromfile(path, dtype=np.uint64)
-            path.unlink()
-            packed.sort()
-            term_of = packed >> np.uint64(TERM_SHIFT)
-            first = np.flatnonzero(np.concatenate([[True], term_of[1:] != term_of[:-1]]))
-            terms.append(term_of[first])  # sorted already: where the term changes
-            starts.append(first + done)
-            del term_of
-            docs[done : done + len(packed)] = packed >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)
-            tfs[done : done + len(packed)] = packed & np.uint64(TF_MAX)
-            done += len(packed)
-            del packed
-        term_ids = np.concatenate(terms) if terms else np.zeros(0, dtype=np.uint64)
-        offsets = np.append(np.concatenate(starts) if starts else [], total).astype(np.int64)
-        if keys is None:
-            keys = term_ids
-        elif len(term_ids) != len(keys):
+        n_docs = len(lengths)
+        all_tokens = float(lengths.sum())
+        avgdl = all_tokens / n_docs if n_docs and all_tokens else 1.0
+        norm = params.k1 * (1 - params.b + params.b * lengths / avgdl)
+        parts: list[_Bucket] = []
+        folder, field = self._spill_path.parent, self._spill_path.stem
+        docs_path, tfs_path = folder / f"{field}.docs.npy", folder / f"{field}.tfs.npy"
+        with (
+            _NpyWriter(docs_path, np.uint32, total) as docs,
+            _NpyWriter(tfs_path, np.uint8, total) as tfs,
+        ):
+            for path in buckets:
+                packed = np.fromfile(path, dtype=np.uint64)
+                path.unlink()
+                packed.sort()
+                parts.append(_Bucket.of(packed, lengths, norm, params.k1, docs, tfs))
+                del packed
+        return _field_arrays(parts, keys, lengths, norm, params, ordered, docs_path, tfs_path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """What a sorted bucket of postings leaves behind once its postings are written."""
+
+    terms: np.ndarray  # its term ids or keys, ascending
+    df: np.ndarray  # postings of each term
+    best: np.ndarray  # each term's highest weight before idf: tf (k1 + 1) / (tf + norm)
+    blocks: np.ndarray  # blocks of each term
+    block_max_tf: np.ndarray
+    block_min_len: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        packed: np.ndarray,
+        lengths: np.ndarray,
+        norm: np.ndarray,
+        k1: float,
+        docs_out: _NpyWriter,
+        tfs_out: _NpyWriter,
+    ) -> _Bucket:
+        """Unpack a sorted bucket, append its postings to the outputs, keep its per-term parts."""
+        term_of = packed >> np.uint64(TERM_SHIFT)
+        first = np.flatnonzero(np.concatenate([[True], term_of[1:] != term_of[:-1]]))
+        terms = term_of[first]  # sorted already: where the term changes
+        del term_of
+        docs = (packed >> np.uint64(DOC_SHIFT) & np.uint64(DOC_MASK)).astype(np.uint32)
+        tfs = (packed & np.uint64(TF_MAX)).astype(np.uint8)
+        offsets = np.append(first, len(packed)).astype(np.int64)
+        block_offsets, block_max_tf, block_min_len = _block_bounds(tfs, docs, offsets, lengths)
+        best = _best_ratios(docs, tfs, offsets, norm, k1)
+        docs_out.write(docs)
+        tfs_out.write(tfs)
+        return cls(
+            terms, np.diff(offsets), best, np.diff(block_offsets), block_max_tf, block_min_len
+        )
+
+
+class _NpyWriter:
+    """A 1-D `.npy` file of a known length, written piece by piece (checked complete on close)."""
+
+    def __init__(self, path: Path, dtype: type, length: int) -> None:
+        self._dtype, self._length, self._written = np.dtype(dtype), length, 0
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        header = {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self._file, {**header, "shape": (length,)})
+
+    def write(self, values: np.ndarray) -> None:
+        """Append values (of the file's dtype)."""
+        self._file.write(np.ascontiguousarray(values, dtype=self._dtype).tobytes())
+        self._written += len(values)
+
+    def __enter__(self) -> _NpyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        if exc[0] is None and self._written != self._length:
             raise IndexBuildError(
-                "A word of the vocabulary has no postings: the build lost data. Run "
-                "`archive-bot index` again; if it happens again, report it with the archive."
+                f"{self._length:,} postings were sorted but {self._written:,} written: the build "
+                "lost data. Run `archive-bot index` again; if it happens again, report it."
             )
-        return _field_arrays(docs, tfs, keys, offsets, lengths, params, ordered)
 
 
 def _spill_buckets(
@@ -169,35 +228,52 @@ def _hash_order(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _field_arrays(
-    docs: np.ndarray,
-    tfs: np.ndarray,
-    keys: np.ndarray,
-    offsets: np.ndarray,
+    parts: Sequence[_Bucket],
+    keys: np.ndarray | None,
     lengths: np.ndarray,
+    norm: np.ndarray,
     params: BM25Params,
     words: list[str],
+    docs_path: Path,
+    tfs_path: Path,
 ) -> FieldArrays:
-    n_docs = len(lengths)
+    """The field's arrays from its buckets' parts; postings read from the files written."""
+    term_ids = np.concatenate([p.terms for p in parts]) if parts else np.zeros(0, np.uint64)
+    if keys is None:
+        keys = term_ids
+    elif len(term_ids) != len(keys):
+        raise IndexBuildError(
+            "A word of the vocabulary has no postings: the build lost data. Run "
+            "`archive-bot index` again; if it happens again, report it with the archive."
+        )
+    joined = {
+        name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0, dtype)
+        for name, dtype in (
+            ("df", np.int64), ("best", np.float64), ("blocks", np.int64),
+            ("block_max_tf", np.uint8), ("block_min_len", np.uint32),
+        )
+    }  # fmt: skip
+    offsets = np.concatenate([[0], np.cumsum(joined["df"])]).astype(np.int64)
+    block_offsets = np.concatenate([[0], np.cumsum(joined["blocks"])]).astype(np.int64)
+    idf = okapi_idf(joined["df"], len(lengths), params.epsilon)
     blob, term_offsets = StringTable.encode(words)
-    total = float(lengths.sum())
-    avgdl = total / n_docs if n_docs and total else 1.0
-    idf = okapi_idf(np.diff(offsets), n_docs, params.epsilon)
-    norm = params.k1 * (1 - params.b + params.b * lengths / avgdl)
-    block_offsets, block_max_tf, block_min_len = _block_bounds(tfs, docs, offsets, lengths)
+    # rank-bm25 allows idf <= 0 (epsilon rule); the highest weight is then at the lowest ratio,
+    # which is never below 0 — bound it by 0 so pruning stays safe.
+    upper = np.where(idf > 0, idf * joined["best"], 0.0)
     return FieldArrays(
         keys=np.asarray(keys, dtype=np.uint64),
         offsets=offsets,
-        docs=docs,
-        tfs=tfs,
+        docs=NpyColumn(docs_path),
+        tfs=NpyColumn(tfs_path),
         idf=idf,
         norm=norm,
-        upper=_upper_bounds(docs, tfs, offsets, idf, norm, params.k1),
+        upper=upper,
         terms=blob,
         term_offsets=term_offsets,
         lengths=lengths.astype(np.uint32),
         block_offsets=block_offsets,
-        block_max_tf=block_max_tf,
-        block_min_len=block_min_len,
+        block_max_tf=joined["block_max_tf"],
+        block_min_len=joined["block_min_len"],
     )
 
 
@@ -226,28 +302,22 @@ def _block_bounds(
     return block_offsets, max_tf, min_len
 
 
-def _upper_bounds(
-    docs: np.ndarray,
-    tfs: np.ndarray,
-    offsets: np.ndarray,
-    idf: np.ndarray,
-    norm: np.ndarray,
-    k1: float,
+def _best_ratios(
+    docs: np.ndarray, tfs: np.ndarray, offsets: np.ndarray, norm: np.ndarray, k1: float
 ) -> np.ndarray:
-    """Each term's highest BM25 weight in any passage (what MaxScore prunes with)."""
+    """Each term's highest tf (k1 + 1) / (tf + norm) in any passage (times idf: its highest
+    weight, what MaxScore prunes with)."""
     best = np.zeros(len(offsets) - 1)
     starts = offsets[:-1]
-    for first in range(0, len(docs), 1 << 24):
-        last = min(first + (1 << 24), len(docs))
+    for first in range(0, len(docs), 1 << 22):
+        last = min(first + (1 << 22), len(docs))
         tf = tfs[first:last].astype(np.float64)
         ratio = tf * (k1 + 1) / (tf + norm[docs[first:last]])
         # Each term's part of this slice: reduce by term starts that fall inside it.
         inside = np.flatnonzero((starts < last) & (offsets[1:] > first))
         cuts = np.maximum(starts[inside], first) - first
         best[inside] = np.maximum(best[inside], np.maximum.reduceat(ratio, cuts))
-    # rank-bm25 allows idf <= 0 (epsilon rule); the highest weight is then at the lowest ratio,
-    # which is never below 0 — bound it by 0 so pruning stays safe.
-    return np.where(idf > 0, idf * best, 0.0)
+    return best
 
 
 def build_field(token_lists: Sequence[Sequence[str]], params: BM25Params) -> FieldArrays:
@@ -263,7 +333,8 @@ def build_field(token_lists: Sequence[Sequence[str]], params: BM25Params) -> Fie
     with tempfile.TemporaryDirectory() as folder:
         builder = FieldBuilder(Path(folder) / "spill")
         builder.add(*count_pairs(terms, docs), lengths)
-        return builder.finish(params, list(vocab))
+        arrays = builder.finish(params, list(vocab))
+        return replace(arrays, docs=arrays.docs[:], tfs=arrays.tfs[:])  # before the files go
 
 
 def okapi_idf(df: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:

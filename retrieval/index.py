@@ -101,6 +101,7 @@ class NpyColumn:
             read = header.read_array_header_1_0 if major == 1 else header.read_array_header_2_0
             shape, _, dtype = read(handle)
             self.offset = handle.tell()
+        self.path = path
         if len(shape) != 1 or path.stat().st_size != self.offset + shape[0] * dtype.itemsize:
             raise ValueError(f"{path.name} is truncated")
         self.dtype, self.length = dtype, shape[0]
@@ -112,6 +113,7 @@ class NpyColumn:
         """A file of raw bytes (no `.npy` header), read by slices the same way."""
         column = cls.__new__(cls)
         column.offset, column.dtype, column.length = 0, np.dtype(np.uint8), path.stat().st_size
+        column.path = path
         column._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(column, os.close, column._fd)
         return column
@@ -167,8 +169,12 @@ class FieldArrays:
     def save(self, folder: Path, prefix: str) -> None:
         """Write each array as `<prefix>.<name>.npy`."""
         for item in fields(self):
-            values = np.asarray(getattr(self, item.name))
-            np.save(folder / f"{prefix}.{item.name}.npy", np.ascontiguousarray(values))
+            values, path = getattr(self, item.name), folder / f"{prefix}.{item.name}.npy"
+            if isinstance(values, NpyColumn):
+                if values.path == path:
+                    continue  # written there already (the build streams postings to disk)
+                values = values[:]
+            np.save(path, np.ascontiguousarray(np.asarray(values)))
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> FieldArrays:
