@@ -35,11 +35,11 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
+from retrieval import kernels
 from retrieval.errors import IndexCorruptError
 
 FIELDS = ("words", "bigrams")
@@ -235,12 +235,6 @@ NUMPY_POSTINGS = 2_048
 KEPT_POSTINGS = 1 << 22  # a thread keeps postings buffers up to this size (20 MB a field)
 
 
-def _kernels() -> ModuleType:
-    from retrieval import kernels
-
-    return kernels
-
-
 class Field:
     """One BM25 field over all passages, scored from term-major postings.
 
@@ -355,10 +349,10 @@ class Field:
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
-            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
+            return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl)
-        return _kernels().top_k_blocks(
+        return kernels.top_k_blocks(
             docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand, (*blocks, usable)
         )
 
@@ -393,7 +387,7 @@ class Field:
             return np.where(docs[where] == targets, scores[where], 0.0)
         idf, k1 = postings.idf, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return _kernels().scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
+        return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
 
     def _summed(self, postings: Postings) -> tuple[np.ndarray, np.ndarray]:
         """Every passage of the postings (ascending) and its exact score, with numpy alone.
