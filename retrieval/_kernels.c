@@ -1,9 +1,9 @@
 /* Inner loops of "BM25 index → ranked passages", compiled at install time (retrieval._kernels).
  *
  * What they compute and why is in retrieval/kernels.py, the module callers use. Scores must be
- * bit-identical to rank-bm25's formula summed in term order, so every sum below keeps the
- * order of the numpy reference (and of the numba kernels these replaced); the build turns off
- * floating-point contraction (-ffp-contract=off) so that no multiply-add is fused.
+ * bit-identical to rank-bm25's formula with a passage's weights added in term order (as the
+ * numba kernels these replaced added them), so every sum below keeps that order; the build
+ * turns off floating-point contraction (-ffp-contract=off) so that no multiply-add is fused.
  *
  * Arrays arrive through the buffer protocol (no numpy headers needed to build): each is checked
  * for its item type, one dimension, C contiguity and its length against the others, and a
