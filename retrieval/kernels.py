@@ -13,8 +13,8 @@ fused ranking asks for (benchmarks/RESULTS.md, "Issue 15, second pass").
 
 The loops are C (`retrieval/_kernels.c`, the extension `retrieval._kernels`, built when the
 package is installed); this module gives them numpy arrays and makes room for their results.
-C in place of numba keeps LLVM out of the process (about 130 MB resident and half a second on a
-fresh process's first query) and keeps every score's bits: the sums run in the same order.
+C in place of numba keeps LLVM out of the process (about 120 MB resident, and 0.6 s on a fresh
+process's first query) and keeps every score's bits: the sums run in the same order.
 """
 
 from __future__ import annotations
