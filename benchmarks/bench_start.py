@@ -5,9 +5,10 @@
 
 The seeds' index is built once into a private folder first (not timed), then each tree answers
 `archive-bot ask "溧阳暑托班有多少家"` in `--runs` fresh processes (`python -m bot.cli`, one
-untimed warm-up each, so the OS cache and numba's cache are warm). Wall time is from spawn to
-exit; peak RSS is the child's `ru_maxrss`. With `--peer`, the two trees run alternately, so the
-shared machine's load falls on both alike: compare the ratio. The section "## Start-up" of
+untimed warm-up each, so the OS cache is warm, and numba's cache for a tree from before the
+kernels were C). Wall time is from spawn to exit; peak RSS is the child's `ru_maxrss`. With
+`--peer`, the two trees run alternately, so the shared machine's load falls on both alike:
+compare the ratio. The section "## Start-up" of
 RESULTS.md is replaced with the figures.
 """
 
@@ -56,7 +57,7 @@ def measure(trees: dict[str, Path], runs: int) -> dict[str, list[Sample]]:
     """Each tree's (wall, CPU, RSS) over `runs` fresh processes, trees taking turns.
 
     Each tree gets its own index folder (their formats may differ), built first and untimed,
-    and one untimed warm-up question (page cache, numba's cache, .pyc files).
+    and one untimed warm-up question (page cache, .pyc files, an older tree's numba cache).
     """
     samples: dict[str, list[Sample]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="bench-start-") as root:

@@ -12,9 +12,8 @@ disk once into a `Postings`, and both `Field.top` (the field's best passages) an
 
 Each term's postings are cut into blocks of 128 that keep their highest frequency and shortest
 passage (raw counts): `Field.top` works out each block's highest possible weight at query time
-(block-max MaxScore, `kernels.top_k_blocks`), so idf and average length may come from
-statistics combined at query time. Queries with few postings (a small archive) are scored
-with numpy alone and never import numba. A field of several segments (`live.LiveField`) is
+(block-max MaxScore, `kernels.top_k_blocks`, compiled C), so idf and average length may come
+from statistics combined at query time. A field of several segments (`live.LiveField`) is
 scored by exact MaxScore from per-term bounds alone: a term's live postings span segments, and
 blocks cut from them at query time cost more than they skip (benchmarks/RESULTS.md).
 
@@ -35,11 +34,11 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
+from retrieval import kernels
 from retrieval.errors import IndexCorruptError
 
 FIELDS = ("words", "bigrams")
@@ -233,18 +232,7 @@ class Postings:
 
 
 WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
-# A query with at most this many postings in a field is scored with numpy alone: a small
-# archive (the seeds) then never imports numba, whose import and cached-kernel load cost about
-# half a second of a fresh `archive-bot ask`. Both paths add a passage's weights in term order,
-# so their scores are bit-identical (tested).
-NUMPY_POSTINGS = 2_048
 KEPT_POSTINGS = 1 << 22  # a thread keeps postings buffers up to this size (20 MB a field)
-
-
-def _kernels() -> ModuleType:
-    from retrieval import kernels
-
-    return kernels
 
 
 class Field:
@@ -349,10 +337,6 @@ class Field:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        if len(postings.docs) <= NUMPY_POSTINGS:
-            docs, scores = self._summed(postings)
-            order = np.lexsort((docs, -scores))[:k]
-            return docs[order], scores[order]
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
@@ -361,10 +345,10 @@ class Field:
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
-            return _kernels().top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
+            return kernels.top_k(docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand)
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl)
-        return _kernels().top_k_blocks(
+        return kernels.top_k_blocks(
             docs, tfs, bounds, idf, upper, norm, k1, k, scores, seen, cand, (*blocks, usable)
         )
 
@@ -391,27 +375,9 @@ class Field:
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
         targets = np.asarray(passages, dtype=np.int64)
-        if len(postings.docs) <= NUMPY_POSTINGS:
-            docs, scores = self._summed(postings)
-            if not len(docs):
-                return np.zeros(len(targets))
-            where = np.searchsorted(docs, targets).clip(max=len(docs) - 1)
-            return np.where(docs[where] == targets, scores[where], 0.0)
         idf, k1 = postings.idf, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return _kernels().scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
-
-    def _summed(self, postings: Postings) -> tuple[np.ndarray, np.ndarray]:
-        """Every passage of the postings (ascending) and its exact score, with numpy alone.
-
-        `bincount` adds each passage's weights in input order, which is term order, as the
-        kernels do: the sums are bit-identical to theirs.
-        """
-        k1, tf = self.params.k1, postings.tfs.astype(np.float64)
-        idf = np.repeat(postings.idf, np.diff(postings.bounds))
-        weights = idf * (tf * (k1 + 1.0) / (tf + self.norm[postings.docs]))
-        docs, where = np.unique(postings.docs, return_inverse=True)
-        return docs.astype(np.int64), np.bincount(where, weights, minlength=len(docs))
+        return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)
 
     def _postings_room(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Room for n postings (passage ids and frequencies) in this thread's reused buffers.

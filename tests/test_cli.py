@@ -143,7 +143,7 @@ def test_show_unknown_or_malformed_id_fails(seed_settings: Settings, passage_id:
 
 def test_ask_imports_only_what_it_needs(seed_settings: Settings) -> None:
     """A fresh `ask` on the seeds loads no Telegram code, no jieba (rjieba is the segmenter)
-    and no numba (small queries are scored with numpy): each costs a fresh start 0.1–0.3 s."""
+    and no numba (the kernels are compiled C): each costs a fresh start 0.1–0.3 s."""
     script = (
         "import sys; from bot.cli import main; code = main(['ask', sys.argv[1]]); "
         "print(sorted(m for m in ('telegram', 'jieba', 'numba') if m in sys.modules))"

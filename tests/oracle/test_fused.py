@@ -60,15 +60,7 @@ def _assert_same_ranking(searcher: Searcher, questions: list[str]) -> None:
             assert old_scores[old].tolist() == new_scores[new].tolist(), question
 
 
-@pytest.fixture(params=["kernels", "numpy"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Fields scored through the numba kernels, or the numpy path small queries take."""
-    limit = -1 if request.param == "kernels" else 10**9
-    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
-    return str(request.param)
-
-
-def test_seed_questions_rank_the_same(seed_searcher: Searcher, path: str) -> None:
+def test_seed_questions_rank_the_same(seed_searcher: Searcher) -> None:
     questions = [q.question for q in load_questions(SHARED / "eval" / "seed_qa.jsonl")]
     _assert_same_ranking(seed_searcher, [*questions, "溧阳", "的", "2023年 工会 托管"])
 
@@ -82,12 +74,12 @@ def cmrc_searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
 
 
 @pytest.mark.skipif(not (CMRC / "questions.jsonl").is_file(), reason="needs ../shared")
-def test_cmrc_questions_rank_the_same(cmrc_searcher: Searcher, path: str) -> None:
+def test_cmrc_questions_rank_the_same(cmrc_searcher: Searcher) -> None:
     questions = [q.question for q in load_questions(CMRC / "questions.jsonl")]
     _assert_same_ranking(cmrc_searcher, questions[::3])
 
 
-def test_top_scores_equal_scores_for_bit_for_bit(seed_searcher: Searcher, path: str) -> None:
+def test_top_scores_equal_scores_for_bit_for_bit(seed_searcher: Searcher) -> None:
     """The shortcut takes a field's own top scores for the candidates it knows."""
     field = seed_searcher.index.fields["bigrams"]
     postings = field.gather(seed_searcher.query("溧阳工会爱心暑托班").bigrams)

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rank_bm25 import BM25Okapi
 
-import retrieval.index
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field
 from retrieval.live import LiveField
@@ -38,21 +37,15 @@ def test_live_field_equals_rank_bm25_on_the_live_passages(
     postings = field.gather(query)
     touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
     best = sorted(touched, key=lambda i: (-expected[i], i))[:10]
-    for limit in (retrieval.index.NUMPY_POSTINGS, -1):  # the numpy path, then the kernels'
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
-            ids, scores = field.top(postings, 10)
-            assert list(ids) == [int(alive[i]) for i in best]
-            np.testing.assert_allclose(scores, expected[best], atol=1e-6)
-            np.testing.assert_allclose(field.scores_for(postings, ids), scores, atol=1e-9)
+    ids, scores = field.top(postings, 10)
+    assert list(ids) == [int(alive[i]) for i in best]
+    np.testing.assert_allclose(scores, expected[best], atol=1e-6)
+    np.testing.assert_allclose(field.scores_for(postings, ids), scores, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_live_block_max_top_equals_rank_bm25_on_many_postings(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_live_block_max_top_equals_rank_bm25_on_many_postings(seed: int) -> None:
     """Over a thousand postings in the kernels' MaxScore, deleted passages: rank-bm25's top 10."""
-    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
     rng = np.random.default_rng(seed)
     vocabulary = WORDS
     weights = np.linspace(30, 1, len(vocabulary))  # common and rare words
@@ -112,9 +105,7 @@ def test_pruned_kernels_keep_the_exact_top_k(
     live = [doc for part in parts for doc, gone in part if not gone]
     alive = np.flatnonzero(~np.concatenate(masks))
     query = list(rng.choice(WORDS, size=rng.integers(1, 9)))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
-        ids, scores = field.top(field.gather(query), k)
+    ids, scores = field.top(field.gather(query), k)
     dense = field.get_scores(query)[alive]
     touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
     best = sorted(touched, key=lambda i: (-dense[i], i))[:k]

@@ -41,16 +41,8 @@ def _oracle_top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), -scores))[:k]
 
 
-@pytest.fixture(params=["kernels", "numpy"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Score through the numba kernels, or through the numpy path small queries take."""
-    limit = -1 if request.param == "kernels" else 10**9
-    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
-    return str(request.param)
-
-
 @pytest.mark.parametrize("seed", range(8))
-def test_pruned_top_k_equals_rank_bm25(seed: int, path: str) -> None:
+def test_pruned_top_k_equals_rank_bm25(seed: int) -> None:
     """MaxScore pruning never changes the top k: ids (ties by lower id) and scores."""
     rng = random.Random(100 + seed)
     corpus = _random_corpus(rng, n_docs=rng.randint(50, 600), vocab=rng.randint(20, 400))
@@ -102,28 +94,6 @@ def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> Non
         np.testing.assert_allclose(scores, expected[expected_top], atol=1e-6)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_numpy_path_is_bit_identical_to_the_kernels(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Small queries skip numba: the fused ranking must not notice (same bits, same order)."""
-    rng = random.Random(300 + seed)
-    corpus = _random_corpus(rng, n_docs=rng.randint(50, 500), vocab=rng.randint(20, 300))
-    field = _field(corpus)
-    for _ in range(30):
-        query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 8))
-        k = rng.choice([1, 5, 100, 1000])
-        postings = field.gather(query)
-        results = []
-        for limit in (-1, 10**9):
-            monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", limit)
-            ids, scores = field.top(postings, k)
-            results.append(
-                (ids.tolist(), scores.tolist(), field.scores_for(postings, ids).tolist())
-            )
-        assert results[0] == results[1]
-
-
 def _corpus_with_repeats(rng: random.Random, n_docs: int, vocab: int) -> list[list[str]]:
     """A Zipf-like corpus in which a fifth of the passages repeat earlier ones (exact ties)."""
     corpus = _random_corpus(rng, n_docs, vocab)
@@ -134,15 +104,12 @@ def _corpus_with_repeats(rng: random.Random, n_docs: int, vocab: int) -> list[li
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(seed: int) -> None:
     """Block-max pruning (postings long enough for many blocks) keeps the exact top k: the
     same ids and bits as plain MaxScore, rank-bm25's scores; k above the candidates, ties by
     lower id, and terms in more than half the passages (negative idf, epsilon rule)."""
     from retrieval import kernels
 
-    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
     rng = random.Random(500 + seed)
     corpus = _corpus_with_repeats(rng, n_docs=rng.randint(1500, 4000), vocab=rng.randint(30, 600))
     oracle, field = BM25Okapi(corpus), _field(corpus)
@@ -191,12 +158,11 @@ def test_block_bounds_hold_every_weight() -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_top_leaves_its_reused_scratch_clear(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_top_leaves_its_reused_scratch_clear(seed: int) -> None:
     """The kernels reuse one set of passage-sized arrays per thread: after every query, pruned
     or not, the accumulator is zero and no passage is marked seen, so the next query's top k
     is the dense ranking's again (same bits; rank-bm25's scores to 1e-6, whose last bits can
     order near-ties among repeated passages differently)."""
-    monkeypatch.setattr(retrieval.index, "NUMPY_POSTINGS", -1)
     rng = random.Random(700 + seed)
     corpus = _corpus_with_repeats(rng, n_docs=rng.randint(800, 2500), vocab=rng.randint(20, 300))
     oracle, field = BM25Okapi(corpus), _field(corpus)

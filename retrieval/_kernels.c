@@ -1,0 +1,578 @@
+/* Inner loops of "BM25 index → ranked passages", compiled at install time (retrieval._kernels).
+ *
+ * What they compute and why is in retrieval/kernels.py, the module callers use. Scores must be
+ * bit-identical to rank-bm25's formula with a passage's weights added in term order (as the
+ * numba kernels these replaced added them), so every sum below keeps that order; the build
+ * turns off floating-point contraction (-ffp-contract=off) so that no multiply-add is fused.
+ *
+ * Arrays arrive through the buffer protocol (no numpy headers needed to build): each is checked
+ * for its item type, one dimension, C contiguity and its length against the others, and a
+ * mismatch is a ValueError. Passage ids in the postings are trusted to be below the passage
+ * count (the index is written by retrieval.fieldbuild and checked when opened). The loops run
+ * without the GIL: searches run in a pool of threads, each with its own scratch arrays.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_VIEWS 16
+
+/* The buffers one call holds, released together. */
+typedef struct {
+    Py_buffer views[MAX_VIEWS];
+    int n;
+} Views;
+
+static void release(Views *views) {
+    for (int i = 0; i < views->n; i++) PyBuffer_Release(&views->views[i]);
+    views->n = 0;
+}
+
+/* Whether a struct-module format is one native item of the given codes ("@", "=" or, on a
+ * little-endian machine, "<" may lead). */
+static int format_is(const char *format, const char *codes) {
+    const uint16_t probe = 1;
+    int little = *(const uint8_t *)&probe == 1;
+    if (format == NULL) return 0;
+    if (*format == '@' || *format == '=' || (little && *format == '<')) format++;
+    return format[0] != '\0' && format[1] == '\0' && strchr(codes, format[0]) != NULL;
+}
+
+/* The data of `obj` as a one-dimensional C-contiguous array of `itemsize`-byte items whose
+ * format is one of `codes`; its length in *length. NULL with ValueError on a mismatch. */
+static void *view(Views *views, PyObject *obj, const char *name, const char *codes,
+                  Py_ssize_t itemsize, int writable, Py_ssize_t *length) {
+    Py_buffer *buffer = &views->views[views->n];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, buffer, flags) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be a %sC-contiguous array", name,
+                     writable ? "writable " : "");
+        return NULL;
+    }
+    views->n++;
+    if (buffer->ndim != 1 || buffer->itemsize != itemsize || !format_is(buffer->format, codes)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be one-dimensional with %zd-byte items of format '%s' "
+                     "(got %d dimensions, format '%s')",
+                     name, itemsize, codes, buffer->ndim, buffer->format ? buffer->format : "B");
+        return NULL;
+    }
+    *length = buffer->shape[0];
+    return buffer->buf;
+}
+
+#define U32 "IL"
+#define U8 "B"
+#define I64 "lq"
+#define F64 "d"
+#define BOOL "?"
+
+static int length_error(const char *what) {
+    PyErr_Format(PyExc_ValueError, "%s", what);
+    return -1;
+}
+
+/* One term's postings and what scoring them needs, shared by every kernel. */
+typedef struct {
+    const uint32_t *docs;
+    const uint8_t *tfs;
+    const int64_t *bounds;
+    const double *idfs;
+    const double *upper;
+    const double *norm;
+    double k1;
+    int64_t n_terms;
+    int64_t size; /* passage count: length of norm and of the scratch arrays */
+} Query;
+
+/* Views the postings (docs, tfs, bounds, idfs) and norm, checking that they fit together:
+ * bounds ascend from 0 within the postings, one idf per term. 0, or -1 with ValueError. */
+static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyObject *bounds,
+                      PyObject *idfs, PyObject *norm) {
+    Py_ssize_t n_docs, n_tfs, n_bounds, n_idfs, n_norm;
+    if (!(q->docs = view(views, docs, "docs", U32, 4, 0, &n_docs))) return -1;
+    if (!(q->tfs = view(views, tfs, "tfs", U8, 1, 0, &n_tfs))) return -1;
+    if (!(q->bounds = view(views, bounds, "bounds", I64, 8, 0, &n_bounds))) return -1;
+    if (!(q->idfs = view(views, idfs, "idfs", F64, 8, 0, &n_idfs))) return -1;
+    if (!(q->norm = view(views, norm, "norm", F64, 8, 0, &n_norm))) return -1;
+    if (n_tfs != n_docs) return length_error("docs and tfs must have the same length");
+    if (n_bounds < 1 || n_idfs != n_bounds - 1)
+        return length_error("bounds must hold one more entry than idfs");
+    if (q->bounds[0] != 0) return length_error("bounds must start at 0");
+    for (Py_ssize_t t = 0; t + 1 < n_bounds; t++)
+        if (q->bounds[t + 1] < q->bounds[t] || q->bounds[t + 1] > n_docs)
+            return length_error("bounds must ascend within the postings");
+    q->n_terms = n_bounds - 1;
+    q->size = n_norm;
+    return 0;
+}
+
+static inline double weight(double idf, double tf, double norm, double k1) {
+    return idf * (tf * (k1 + 1.0) / (tf + norm));
+}
+
+/* numpy.searchsorted(docs[start:end], d) + start: the first position whose id is not below d. */
+static inline int64_t lower_bound(const uint32_t *docs, int64_t start, int64_t end, int64_t d) {
+    while (start < end) {
+        int64_t mid = start + (end - start) / 2;
+        if ((int64_t)docs[mid] < d)
+            start = mid + 1;
+        else
+            end = mid;
+    }
+    return start;
+}
+
+/* Scratch of one top-k call: passage-sized arrays from the caller, small ones of its own. */
+typedef struct {
+    double *scores;
+    uint8_t *seen;
+    int64_t *cand;
+    int64_t k;
+    double *left; /* left[t]: the most terms t.. can add (n_terms + 1) */
+    double *best; /* k entries, for kth_best */
+    int64_t *out_docs;
+    double *out_scores;
+} Scratch;
+
+/* Add the weights of postings start..end of one term; a passage seen for the first time joins
+ * the candidates. Returns the new candidate count. (Pointers are copied into locals: a store
+ * through `seen`, a char type, could otherwise alias them and force a reload per posting.) */
+static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, double idf,
+                    int64_t count) {
+    const uint32_t *docs = q->docs;
+    const uint8_t *tfs = q->tfs;
+    const double *norm = q->norm;
+    const double k1 = q->k1;
+    double *scores = s->scores;
+    uint8_t *seen = s->seen;
+    int64_t *cand = s->cand;
+    for (int64_t j = start; j < end; j++) {
+        uint32_t d = docs[j];
+        double score = scores[d];
+        if (score == 0.0 && !seen[d]) { /* a passage with a score was seen: skip the mask */
+            seen[d] = 1;
+            cand[count++] = d;
+        }
+        scores[d] = score + weight(idf, (double)tfs[j], norm[d], k1);
+    }
+    return count;
+}
+
+/* Add the weights of postings start..end of one term to the passages already seen only. */
+static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t end,
+                        double idf) {
+    const uint32_t *docs = q->docs;
+    const uint8_t *tfs = q->tfs;
+    const double *norm = q->norm;
+    const double k1 = q->k1;
+    double *scores = s->scores;
+    const uint8_t *seen = s->seen;
+    for (int64_t j = start; j < end; j++) {
+        uint32_t d = docs[j];
+        if (seen[d]) scores[d] += weight(idf, (double)tfs[j], norm[d], k1);
+    }
+}
+
+/* The k-th highest score among the candidates (-inf if fewer than k): one pass, keeping the
+ * best k in an ascending array; most candidates cost one comparison. */
+static double kth_best(const Scratch *s, int64_t count) {
+    int64_t k = s->k;
+    double *best = s->best;
+    if (count < k) return -INFINITY;
+    for (int64_t i = 0; i < k; i++) best[i] = -INFINITY;
+    for (int64_t i = 0; i < count; i++) {
+        double score = s->scores[s->cand[i]];
+        if (score <= best[0]) continue;
+        int64_t j = 1;
+        while (j < k && best[j] < score) {
+            best[j - 1] = best[j];
+            j++;
+        }
+        best[j - 1] = score;
+    }
+    return best[0];
+}
+
+/* Add one term's weights to the live passages' scores. Few live passages: look each up
+ * (binary search). Many: one pass over the postings, adding to every passage still marked
+ * seen, which by now are the live ones. */
+static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
+    int64_t start = q->bounds[t], end = q->bounds[t + 1], length = end - start;
+    double idf = q->idfs[t];
+    if ((double)n_live * (log2((double)(length + 1)) + 1.0) < (double)length) {
+        for (int64_t i = 0; i < n_live; i++) {
+            int64_t d = s->cand[i];
+            int64_t j = lower_bound(q->docs, start, end, d);
+            if (j < end && (int64_t)q->docs[j] == d)
+                s->scores[d] += weight(idf, (double)q->tfs[j], q->norm[d], q->k1);
+        }
+    } else {
+        add_to_seen(q, s, start, end, idf);
+    }
+}
+
+/* Move the candidates that can still reach theta (their score plus `rest`, the most the terms
+ * left can add, with a hair of margin for rounding) to the front of cand; clear the others
+ * from the scratch arrays. Returns how many are kept. */
+static int64_t keep_reaching(const Scratch *s, int64_t count, double rest, double theta) {
+    double *scores = s->scores;
+    uint8_t *seen = s->seen;
+    int64_t *cand = s->cand, kept = 0;
+    for (int64_t i = 0; i < count; i++) {
+        int64_t d = cand[i];
+        if ((scores[d] + rest) * (1.0 + 1e-9) >= theta) {
+            cand[kept++] = d;
+        } else {
+            scores[d] = 0.0;
+            seen[d] = 0;
+        }
+    }
+    return kept;
+}
+
+/* Whether (score s1, passage d1) ranks below (s2, d2): lower score, or tied and later. */
+static inline int worse(double s1, int64_t d1, double s2, int64_t d2) {
+    return s1 < s2 || (s1 == s2 && d1 > d2);
+}
+
+typedef struct {
+    double score;
+    int64_t doc;
+} Ranked;
+
+/* Best first, ties by lower id (a stable sort by id, then by score descending). */
+static int compare_ranked(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->score > y->score) return -1;
+    if (x->score < y->score) return 1;
+    return (x->doc > y->doc) - (x->doc < y->doc);
+}
+
+/* The k best of the live passages, best first, into out_docs/out_scores; clears their scratch
+ * entries. Returns how many (min(k, n_live)), or -1 if out of memory. */
+static int64_t select_best(const Scratch *s, int64_t n_live) {
+    int64_t size = s->k < n_live ? s->k : n_live, worst = 0;
+    int64_t *best_docs = s->out_docs;
+    double *best_scores = s->out_scores;
+    for (int64_t i = 0; i < n_live; i++) {
+        int64_t d = s->cand[i];
+        double score = s->scores[d];
+        if (i < size) {
+            best_docs[i] = d;
+            best_scores[i] = score;
+            if (i == 0 || worse(score, d, best_scores[worst], best_docs[worst])) worst = i;
+            continue;
+        }
+        if (!worse(best_scores[worst], best_docs[worst], score, d)) continue;
+        best_docs[worst] = d;
+        best_scores[worst] = score;
+        for (int64_t j = 0; j < size; j++)
+            if (worse(best_scores[j], best_docs[j], best_scores[worst], best_docs[worst]))
+                worst = j;
+    }
+    double *scores = s->scores;
+    uint8_t *seen = s->seen;
+    const int64_t *cand = s->cand;
+    for (int64_t i = 0; i < n_live; i++) {
+        scores[cand[i]] = 0.0;
+        seen[cand[i]] = 0;
+    }
+    Ranked *ranked = malloc((size_t)(size ? size : 1) * sizeof(Ranked));
+    if (ranked == NULL) return -1;
+    for (int64_t i = 0; i < size; i++) ranked[i] = (Ranked){best_scores[i], best_docs[i]};
+    qsort(ranked, (size_t)size, sizeof(Ranked), compare_ranked);
+    for (int64_t i = 0; i < size; i++) {
+        best_docs[i] = ranked[i].doc;
+        best_scores[i] = ranked[i].score;
+    }
+    free(ranked);
+    return size;
+}
+
+/* The top k once term t is reached: with terms left, they can lift no unseen passage above
+ * theta, so only the passages that can still reach it are looked up in their postings. After
+ * each term theta is worked out again over those passages (their scores only grow), and the
+ * ones that can no longer reach it leave, so each weaker term is looked up for fewer. */
+static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t, double theta) {
+    int64_t n_live = keep_reaching(s, count, s->left[t], theta);
+    for (int64_t u = t; u < q->n_terms; u++) {
+        probe(q, s, u, n_live);
+        if (u + 1 < q->n_terms && n_live > s->k) {
+            double kth = kth_best(s, n_live);
+            theta = kth > theta ? kth : theta;
+            n_live = keep_reaching(s, n_live, s->left[u + 1], theta);
+        }
+    }
+    return select_best(s, n_live);
+}
+
+/* Per-term MaxScore (kernels.top_k). */
+static int64_t run_top_k(const Query *q, Scratch *s) {
+    int64_t n_terms = q->n_terms, count = 0, t = 0;
+    double theta = -INFINITY;
+    /* The k-th best partial score is at most the weights added so far ("done"), and at most
+     * theta as last computed plus the weights added since: done + slack, slack <= 0. */
+    double slack = 0.0;
+    while (t < n_terms && !(s->left[t] < theta)) {
+        double idf = q->idfs[t];
+        count = scan(q, s, q->bounds[t], q->bounds[t + 1], idf, count);
+        t++;
+        double done = s->left[0] - s->left[t];
+        /* The k-th best costs a pass over the candidates: only when it could stop the scan. */
+        if (t < n_terms && s->left[t] < done + slack) {
+            theta = kth_best(s, count);
+            slack = theta - done < 0.0 ? theta - done : 0.0;
+        }
+    }
+    return finish(q, s, count, t, theta);
+}
+
+/* Block bounds of a query's postings (kernels.top_k_blocks). */
+typedef struct {
+    const int64_t *first;
+    const uint8_t *max_tf;
+    const uint32_t *min_len;
+    int64_t block;
+    double b;
+    double avgdl;
+    int usable;
+} Blocks;
+
+/* Highest weight a block can hold: the weight grows with the frequency and falls with the
+ * passage length; a hair above, so that rounding never makes it a little low. */
+static inline double block_bound(double idf, uint8_t max_tf, uint32_t min_len, double k1,
+                                 double b, double avgdl) {
+    double tf = (double)max_tf;
+    return idf * (tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * (double)min_len / avgdl))) *
+           (1.0 + 1e-9);
+}
+
+/* Block-max MaxScore (kernels.top_k_blocks). */
+static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
+    int64_t n_terms = q->n_terms, count = 0, t = 0;
+    double theta = -INFINITY;
+    double slack = 0.0; /* as in run_top_k: the k-th best partial score is at most done + slack */
+    while (t < n_terms && !(s->left[t] < theta)) {
+        double idf = q->idfs[t];
+        int64_t start = q->bounds[t], end = q->bounds[t + 1];
+        for (int64_t j0 = start; j0 < end; j0 += bl->block) {
+            int64_t j1 = j0 + bl->block < end ? j0 + bl->block : end;
+            if (bl->usable && theta > -INFINITY) {
+                int64_t at = bl->first[t] + (j0 - start) / bl->block;
+                double bound = block_bound(idf, bl->max_tf[at], bl->min_len[at], q->k1, bl->b,
+                                           bl->avgdl);
+                if (bound + s->left[t + 1] < theta) { /* no new passage here reaches the top k */
+                    add_to_seen(q, s, j0, j1, idf);
+                    continue;
+                }
+            }
+            count = scan(q, s, j0, j1, idf, count);
+        }
+        t++;
+        if (t == n_terms) break;
+        double done = s->left[0] - s->left[t];
+        /* The k-th best costs a pass over the candidates: only when it could stop the scan
+         * (working it out for blocks to skip as well cost more than they saved, RESULTS.md). */
+        if (s->left[t] < done + slack) {
+            theta = kth_best(s, count);
+            slack = theta - done < 0.0 ? theta - done : 0.0;
+        }
+    }
+    return finish(q, s, count, t, theta);
+}
+
+/* Views the scratch and output arrays of a top-k call and checks their lengths. */
+static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *upper,
+                        PyObject *scores, PyObject *seen, PyObject *cand, PyObject *out_docs,
+                        PyObject *out_scores, Py_ssize_t k, const double **upper_data) {
+    Py_ssize_t n_upper, n_scores, n_seen, n_cand, n_out_docs, n_out_scores;
+    if (!(*upper_data = view(views, upper, "upper", F64, 8, 0, &n_upper))) return -1;
+    if (!(s->scores = view(views, scores, "scores", F64, 8, 1, &n_scores))) return -1;
+    if (!(s->seen = view(views, seen, "seen", BOOL, 1, 1, &n_seen))) return -1;
+    if (!(s->cand = view(views, cand, "cand", I64, 8, 1, &n_cand))) return -1;
+    if (!(s->out_docs = view(views, out_docs, "out_docs", I64, 8, 1, &n_out_docs))) return -1;
+    if (!(s->out_scores = view(views, out_scores, "out_scores", F64, 8, 1, &n_out_scores)))
+        return -1;
+    if (n_upper != q->n_terms) return length_error("upper must hold one entry per term");
+    if (n_scores != q->size || n_seen != q->size || n_cand != q->size)
+        return length_error("scores, seen and cand must have norm's length");
+    if (k < 1) return length_error("k must be at least 1");
+    Py_ssize_t room = k < q->size ? k : q->size;
+    if (n_out_docs < room || n_out_scores < room)
+        return length_error("out_docs and out_scores must hold min(k, passages) entries");
+    s->k = k;
+    return 0;
+}
+
+/* Runs a top-k kernel without the GIL, with its small scratch; the count, or -1 (error set). */
+static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blocks *blocks) {
+    int64_t found = -1;
+    s->left = malloc((size_t)(q->n_terms + 1) * sizeof(double));
+    /* kth_best fills k entries only when there are k candidates, so never more than size */
+    s->best = malloc((size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1)) * sizeof(double));
+    if (s->left != NULL && s->best != NULL) {
+        Py_BEGIN_ALLOW_THREADS;
+        s->left[q->n_terms] = 0.0;
+        for (int64_t t = q->n_terms - 1; t >= 0; t--) s->left[t] = s->left[t + 1] + upper[t];
+        found = blocks ? run_top_k_blocks(q, s, blocks) : run_top_k(q, s);
+        Py_END_ALLOW_THREADS;
+    }
+    free(s->left);
+    free(s->best);
+    if (found < 0) PyErr_NoMemory();
+    return found;
+}
+
+PyDoc_STRVAR(top_k_doc,
+             "top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, out_docs, "
+             "out_scores)\n--\n\n"
+             "Per-term MaxScore top k into out_docs/out_scores, best first; returns how many.");
+
+static PyObject *top_k(PyObject *module, PyObject *args) {
+    PyObject *docs, *tfs, *bounds, *idfs, *upper, *norm, *scores, *seen, *cand, *out_d, *out_s;
+    double k1;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "OOOOOOdnOOOOO:top_k", &docs, &tfs, &bounds, &idfs, &upper,
+                          &norm, &k1, &k, &scores, &seen, &cand, &out_d, &out_s))
+        return NULL;
+    Views views = {.n = 0};
+    Query q = {.k1 = k1};
+    Scratch s = {0};
+    const double *upper_data;
+    Py_ssize_t found = -1;
+    if (view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+        view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
+            0)
+        found = run(&q, &s, upper_data, NULL);
+    release(&views);
+    return found < 0 ? NULL : PyLong_FromSsize_t(found);
+}
+
+PyDoc_STRVAR(top_k_blocks_doc,
+             "top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, "
+             "out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable)\n--\n\n"
+             "Block-max MaxScore top k into out_docs/out_scores, best first; returns how many.");
+
+/* Views the block arrays and checks that each term's blocks are there. */
+static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first,
+                       PyObject *max_tf, PyObject *min_len) {
+    Py_ssize_t n_first, n_max_tf, n_min_len;
+    if (!(bl->first = view(views, first, "first", I64, 8, 0, &n_first))) return -1;
+    if (!(bl->max_tf = view(views, max_tf, "max_tf", U8, 1, 0, &n_max_tf))) return -1;
+    if (!(bl->min_len = view(views, min_len, "min_len", U32, 4, 0, &n_min_len))) return -1;
+    if (n_first != q->n_terms) return length_error("first must hold one entry per term");
+    if (n_max_tf != n_min_len) return length_error("max_tf and min_len must have one length");
+    if (bl->block < 1) return length_error("block must be at least 1");
+    for (int64_t t = 0; t < q->n_terms; t++) {
+        int64_t n_blocks = (q->bounds[t + 1] - q->bounds[t] + bl->block - 1) / bl->block;
+        if (bl->first[t] < 0 || bl->first[t] + n_blocks > n_max_tf)
+            return length_error("each term's blocks must lie within max_tf and min_len");
+    }
+    return 0;
+}
+
+static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
+    PyObject *docs, *tfs, *bounds, *idfs, *upper, *norm, *scores, *seen, *cand, *out_d, *out_s;
+    PyObject *first, *max_tf, *min_len;
+    double k1;
+    Py_ssize_t k, block;
+    Blocks bl = {0};
+    if (!PyArg_ParseTuple(args, "OOOOOOdnOOOOOOOOnddp:top_k_blocks", &docs, &tfs, &bounds,
+                          &idfs, &upper, &norm, &k1, &k, &scores, &seen, &cand, &out_d, &out_s,
+                          &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl, &bl.usable))
+        return NULL;
+    bl.block = block;
+    Views views = {.n = 0};
+    Query q = {.k1 = k1};
+    Scratch s = {0};
+    const double *upper_data;
+    Py_ssize_t found = -1;
+    if (view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+        view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
+            0 &&
+        view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0)
+        found = run(&q, &s, upper_data, &bl);
+    release(&views);
+    return found < 0 ? NULL : PyLong_FromSsize_t(found);
+}
+
+PyDoc_STRVAR(scores_of_doc,
+             "scores_of(docs, tfs, bounds, idfs, norm, k1, targets, out)\n--\n\n"
+             "Adds each target passage's exact score to out (zeroed), by binary search in each "
+             "term's postings.");
+
+static PyObject *scores_of(PyObject *module, PyObject *args) {
+    PyObject *docs, *tfs, *bounds, *idfs, *norm, *targets, *out;
+    double k1;
+    if (!PyArg_ParseTuple(args, "OOOOOdOO:scores_of", &docs, &tfs, &bounds, &idfs, &norm, &k1,
+                          &targets, &out))
+        return NULL;
+    Views views = {.n = 0};
+    Query q = {.k1 = k1};
+    Py_ssize_t n_targets, n_out;
+    const int64_t *target = NULL;
+    double *sums = NULL;
+    int ok = view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+             (target = view(&views, targets, "targets", I64, 8, 0, &n_targets)) &&
+             (sums = view(&views, out, "out", F64, 8, 1, &n_out));
+    if (ok && n_out != n_targets) ok = length_error("out must have the length of targets") == 0;
+    for (Py_ssize_t i = 0; ok && i < n_targets; i++)
+        if (target[i] < 0 || target[i] >= q.size)
+            ok = length_error("targets must be passage ids below norm's length") == 0;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS;
+        for (int64_t t = 0; t < q.n_terms; t++) {
+            int64_t start = q.bounds[t], end = q.bounds[t + 1];
+            for (Py_ssize_t i = 0; i < n_targets; i++) {
+                int64_t d = target[i];
+                int64_t j = lower_bound(q.docs, start, end, d);
+                if (j < end && (int64_t)q.docs[j] == d)
+                    sums[i] += weight(q.idfs[t], (double)q.tfs[j], q.norm[d], k1);
+            }
+        }
+        Py_END_ALLOW_THREADS;
+    }
+    release(&views);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(block_bound_doc,
+             "block_bound(idf, max_tf, min_len, k1, b, avgdl)\n--\n\n"
+             "Highest weight a block can hold, from its highest frequency and shortest passage.");
+
+static PyObject *block_bound_py(PyObject *module, PyObject *args) {
+    double idf, k1, b, avgdl;
+    unsigned long long max_tf, min_len;
+    if (!PyArg_ParseTuple(args, "dKKddd:block_bound", &idf, &max_tf, &min_len, &k1, &b, &avgdl))
+        return NULL;
+    if (max_tf > UINT8_MAX || min_len > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "max_tf must fit 8 bits and min_len 32 bits");
+        return NULL;
+    }
+    return PyFloat_FromDouble(
+        block_bound(idf, (uint8_t)max_tf, (uint32_t)min_len, k1, b, avgdl));
+}
+
+static PyMethodDef methods[] = {
+    {"top_k", top_k, METH_VARARGS, top_k_doc},
+    {"top_k_blocks", top_k_blocks, METH_VARARGS, top_k_blocks_doc},
+    {"scores_of", scores_of, METH_VARARGS, scores_of_doc},
+    {"block_bound", block_bound_py, METH_VARARGS, block_bound_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "retrieval._kernels",
+    .m_doc = "BM25 top-k kernels in C; the documented interface is retrieval.kernels.",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModuleDef_Init(&module); }

@@ -1,0 +1,61 @@
+"""Types of the C extension `retrieval._kernels` (retrieval/_kernels.c).
+
+It takes any one-dimensional buffer of the right item type; callers go through
+`retrieval.kernels`, which passes numpy arrays.
+"""
+
+from numpy import ndarray as Array
+
+def top_k(
+    docs: Array,
+    tfs: Array,
+    bounds: Array,
+    idfs: Array,
+    upper: Array,
+    norm: Array,
+    k1: float,
+    k: int,
+    scores: Array,
+    seen: Array,
+    cand: Array,
+    out_docs: Array,
+    out_scores: Array,
+    /,
+) -> int: ...
+def top_k_blocks(
+    docs: Array,
+    tfs: Array,
+    bounds: Array,
+    idfs: Array,
+    upper: Array,
+    norm: Array,
+    k1: float,
+    k: int,
+    scores: Array,
+    seen: Array,
+    cand: Array,
+    out_docs: Array,
+    out_scores: Array,
+    first: Array,
+    max_tf: Array,
+    min_len: Array,
+    block: int,
+    b: float,
+    avgdl: float,
+    usable: bool,
+    /,
+) -> int: ...
+def scores_of(
+    docs: Array,
+    tfs: Array,
+    bounds: Array,
+    idfs: Array,
+    norm: Array,
+    k1: float,
+    targets: Array,
+    out: Array,
+    /,
+) -> None: ...
+def block_bound(
+    idf: float, max_tf: int, min_len: int, k1: float, b: float, avgdl: float, /
+) -> float: ...

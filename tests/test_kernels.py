@@ -1,0 +1,145 @@
+"""The C kernels' checks of their arrays, and their results from several threads at once
+(their scores against rank-bm25 are tests/oracle's)."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from retrieval import _kernels, kernels
+from retrieval.fieldbuild import build_field
+from retrieval.index import BM25Params, Field
+
+
+def _field(n_docs: int = 400, seed: int = 3) -> Field:
+    rng = random.Random(seed)
+    corpus = [
+        [f"w{min(int(rng.paretovariate(1.0)), 80)}" for _ in range(rng.randint(1, 20))]
+        for _ in range(n_docs)
+    ]
+    return Field(build_field(corpus, BM25Params()), BM25Params())
+
+
+def _arguments(field: Field, words: list[str]) -> dict[str, object]:
+    postings = field.gather(words)
+    size = field.size
+    return {
+        "docs": postings.docs.copy(),
+        "tfs": postings.tfs.copy(),
+        "bounds": postings.bounds,
+        "idfs": postings.idf,
+        "upper": postings.upper,
+        "norm": field.norm,
+        "k1": field.params.k1,
+        "k": 10,
+        "scores": np.zeros(size),
+        "seen": np.zeros(size, dtype=bool),
+        "cand": np.empty(size, dtype=np.int64),
+    }
+
+
+def test_top_k_ranks_by_score_then_id() -> None:
+    """A hand-checked case: two terms, ties broken by the lower passage id."""
+    docs = np.array([0, 2, 3, 2], dtype=np.uint32)  # term 0: passages 0, 2, 3; term 1: 2
+    tfs = np.array([1, 1, 1, 1], dtype=np.uint8)
+    bounds = np.array([0, 3, 4], dtype=np.int64)
+    idfs, upper, norm = np.array([1.0, 0.5]), np.array([1.0, 0.5]), np.ones(4)
+    scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.int64)
+    ids, scores = kernels.top_k(docs, tfs, bounds, idfs, upper, norm, 1.0, 3, *scratch)
+    weight = 1.0 * (1.0 * 2.0 / (1.0 + 1.0))
+    assert ids.tolist() == [2, 0, 3]
+    assert scores.tolist() == [weight + 0.5 * weight, weight, weight]
+    assert not scratch[0].any() and not scratch[1].any()
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "says"),
+    [
+        ("docs", np.zeros(3, dtype=np.int32), "docs must be one-dimensional"),
+        ("tfs", np.zeros(3, dtype=np.uint16), "tfs must be one-dimensional"),
+        ("norm", np.ones(10, dtype=np.float32), "norm must be one-dimensional"),
+        ("seen", np.zeros(10, dtype=np.uint8), "seen must be one-dimensional"),
+        ("scores", np.zeros((2, 5)), "scores must be one-dimensional"),
+        ("scores", np.zeros(20)[::2], "scores must be a writable C-contiguous array"),
+        ("cand", np.empty(9, dtype=np.int64), "scores, seen and cand must have norm's length"),
+        ("bounds", np.array([0, 2, 99], dtype=np.int64), "bounds must ascend within"),
+        ("bounds", np.array([1, 2, 3], dtype=np.int64), "bounds must start at 0"),
+        ("upper", np.ones(3), "upper must hold one entry per term"),
+        ("k", 0, "k must be at least 1"),
+    ],
+)
+def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> None:
+    """A wrong item type, shape, stride or length is a ValueError, not a crash."""
+    good = {
+        "docs": np.array([0, 4, 7], dtype=np.uint32),
+        "tfs": np.ones(3, dtype=np.uint8),
+        "bounds": np.array([0, 2, 3], dtype=np.int64),
+        "idfs": np.ones(2),
+        "upper": np.ones(2),
+        "norm": np.ones(10),
+        "k1": 1.5,
+        "k": 5,
+        "scores": np.zeros(10),
+        "seen": np.zeros(10, dtype=bool),
+        "cand": np.empty(10, dtype=np.int64),
+    }
+    good[name] = bad
+    with pytest.raises(ValueError, match=says):
+        kernels.top_k(**good)  # type: ignore[arg-type]
+
+
+def test_read_only_scratch_is_refused() -> None:
+    scores = np.zeros(10)
+    scores.flags.writeable = False
+    docs, tfs = np.array([1], dtype=np.uint32), np.ones(1, dtype=np.uint8)
+    bounds, one = np.array([0, 1], dtype=np.int64), np.ones(1)
+    with pytest.raises(ValueError, match="scores must be a writable"):
+        kernels.top_k(
+            docs, tfs, bounds, one, one, np.ones(10), 1.5, 1,
+            scores, np.zeros(10, bool), np.empty(10, np.int64),
+        )  # fmt: skip
+
+
+def test_blocks_and_targets_are_checked() -> None:
+    field = _field()
+    args = _arguments(field, ["w1", "w2"])
+    postings = field.gather(["w1", "w2"])
+    first, max_tf, min_len = field.blocks(postings)
+    unequal = (first, max_tf, min_len[:1], 128, 0.75, field.avgdl, True)
+    with pytest.raises(ValueError, match="max_tf and min_len"):
+        kernels.top_k_blocks(**args, blocks=unequal)  # type: ignore[arg-type]
+    too_short = (first, max_tf[:1], min_len[:1], 128, 0.75, field.avgdl, True)
+    with pytest.raises(ValueError, match="each term's blocks"):
+        kernels.top_k_blocks(**args, blocks=too_short)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="targets must be passage ids"):
+        kernels.scores_of(
+            postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
+            np.array([field.size], dtype=np.int64),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="out must have the length of targets"):
+        _kernels.scores_of(
+            postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
+            np.array([0, 1], dtype=np.int64), np.zeros(1),
+        )  # fmt: skip
+
+
+def test_threads_score_at_once_and_agree() -> None:
+    """The loops run without the GIL, each thread on its own scratch: four threads scoring
+    the same queries at once get the single-threaded results, bit for bit."""
+    field = _field(n_docs=3000, seed=5)
+    queries = [[f"w{i}", f"w{i + 1}", f"w{2 * i}"] for i in range(1, 30)]
+    expected = [[*(a.tolist() for a in field.top(field.gather(q), 20))] for q in queries]
+    results: dict[int, list[list[list[float]]]] = {}
+
+    def work(n: int) -> None:
+        results[n] = [[*(a.tolist() for a in field.top(field.gather(q), 20))] for q in queries]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(results[n] == expected for n in range(4))
