@@ -275,7 +275,8 @@ def open_archive_bot_fused(paths: RunPaths) -> Opened:
     return Opened(top, notes)
 
 
-def _searcher(paths: RunPaths) -> tuple[Any, dict[str, float]]:
+def _searcher(paths: RunPaths, *, reader: bool = False) -> tuple[Any, dict[str, float]]:
+    from retrieval.reader import Reader, Weights
     from retrieval.search import Searcher
     from retrieval.store import open_index
     from retrieval.tokenize import Tokenizer
@@ -283,7 +284,9 @@ def _searcher(paths: RunPaths) -> tuple[Any, dict[str, float]]:
     started = time.perf_counter()
     index = open_index(paths.index_root)
     opened = time.perf_counter()
-    searcher = Searcher(index, Tokenizer.from_config(CONFIG_DIR))
+    tokenizer = Tokenizer.from_config(CONFIG_DIR)
+    learned = Reader(Weights.load(), tokenizer) if reader else None  # as the bot's `Searcher`
+    searcher = Searcher(index, tokenizer, reader=learned)
     return searcher, {
         "index_open_s": opened - started,
         "tokenizer_s": time.perf_counter() - opened,
@@ -303,9 +306,10 @@ def open_archive_bot_fields(paths: RunPaths) -> Opened:
 
 
 def open_archive_bot_ask(paths: RunPaths) -> Opened:
-    """The whole path a user waits for: question text → both fields → fused ranking → answer
-    sentence → snippets (`Searcher.ask`), with the reply's default of 3 passages."""
-    searcher, notes = _searcher(paths)
+    """The whole path a user waits for: question text → both fields → fused ranking → the
+    learned reader (passages reordered, answer sentence, short answer) → snippets
+    (`Searcher.ask`, as the bot opens it), with the reply's default of 3 passages."""
+    searcher, notes = _searcher(paths, reader=True)
 
     def top(query: Query, k: int) -> TopK:
         result = searcher.ask(query.text, top_k=3)
@@ -480,7 +484,7 @@ ENGINES: dict[str, Engine] = {
         ),
         Engine(
             "archive-bot-ask",
-            ("retrieval.store", "retrieval.search", "retrieval.tokenize"),
+            ("retrieval.store", "retrieval.search", "retrieval.tokenize", "retrieval.reader"),
             None,
             open_archive_bot_ask,
         ),
