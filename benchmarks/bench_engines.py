@@ -58,10 +58,10 @@ class RunPaths:
         return self.run / "queries.json"
 
     def saved(self, engine: str) -> Path:
-        """The file or folder an engine's saved index is in."""
+        """The file or folder an engine's saved index is in (archive-bot's: the whole index
+        folder, its segments and the commit file that names them)."""
         if engine.startswith("archive-bot"):
-            name = (self.index_root / "CURRENT").read_text("utf-8").strip()
-            return self.index_root / name
+            return self.index_root
         return self.run / ("rank-bm25.pkl" if engine == "rank-bm25" else engine)
 
 
