@@ -340,7 +340,7 @@ class Field:
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
-        scores, seen, cand = self._scratch_arrays()
+        scores, seen, cand = scratch_arrays(self.size)
         idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
@@ -396,17 +396,6 @@ class Field:
             self._scratch.postings = docs, tfs
         return docs[:n], tfs[:n]
 
-    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # A zeroed accumulator, a cleared "seen" mask and room for the passages seen, per
-        # thread, reused: allocating arrays per query costs more than scoring it, and leaves
-        # the heap as large as the largest query's postings. Searches run in worker threads.
-        arrays = getattr(self._scratch, "arrays", None)
-        if arrays is None:
-            size = self.size
-            arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.int64))
-            self._scratch.arrays = arrays
-        return arrays
-
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""
         scores = np.zeros(self.size, dtype=np.float64)
@@ -416,6 +405,26 @@ class Field:
             tf = postings.tfs[postings.bounds[i] : postings.bounds[i + 1]].astype(np.float64)
             scores[docs] += postings.idf[i] * (tf * (k1 + 1) / (tf + self.norm[docs]))
         return scores
+
+
+_SCRATCH = threading.local()  # passage-sized scratch of the kernels, one set per thread
+
+
+def scratch_arrays(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's scratch for a top-k kernel over `size` passages: a zeroed accumulator, a
+    cleared "seen" mask and room for the passages seen (uint32 ids).
+
+    Allocating them per query costs more than scoring it, and searches run in worker threads,
+    so each thread keeps one set, grown to the largest field it scored. Every field shares it:
+    a thread scores one field at a time and the kernels leave it cleared (17 MB a field at a
+    million passages, which two fields used to keep each).
+    """
+    arrays = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or len(arrays[0]) < size:
+        arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.uint32))
+        _SCRATCH.arrays = arrays
+    scores, seen, cand = arrays
+    return scores[:size], seen[:size], cand[:size]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
