@@ -64,11 +64,15 @@ class StringTable:
     """Many strings as one UTF-8 blob plus offsets: compact, memory-mappable, O(1) access."""
 
     def __init__(
-        self, blob: npt.NDArray[np.uint8] | NpyColumn, offsets: npt.NDArray[np.int64]
+        self,
+        blob: npt.NDArray[np.uint8] | NpyColumn,
+        offsets: npt.NDArray[np.int64] | NpyColumn,
     ) -> None:
         # Plain views: element access on a np.memmap goes through slow Python-level code.
         self._blob = blob if isinstance(blob, NpyColumn) else np.asarray(blob).view(np.ndarray)
-        self._offsets = np.asarray(offsets).view(np.ndarray)
+        self._offsets = (
+            offsets if isinstance(offsets, NpyColumn) else np.asarray(offsets).view(np.ndarray)
+        )
 
     @staticmethod
     def encode(strings: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -82,15 +86,16 @@ class StringTable:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        start, end = self._offsets[i], self._offsets[i + 1]
+        start, end = self._offsets[i : i + 2].tolist()
         return self._blob[start:end].tobytes().decode()
 
 
 class NpyColumn:
-    """A 1-D `.npy` array read by slices with `os.pread`.
+    """An `.npy` array read by slices of its first axis with `os.pread`.
 
-    Postings are read, not memory-mapped: a mapping's touched pages count towards the process's
-    resident memory and stay there, while read pages live in the OS cache, shared and evictable.
+    Postings, passage texts and the passage table are read, not memory-mapped: a mapping's
+    touched pages count towards the process's resident memory and stay there, while read pages
+    live in the OS cache, shared and evictable.
     """
 
     def __init__(self, path: Path) -> None:
@@ -98,12 +103,15 @@ class NpyColumn:
             major, _ = np.lib.format.read_magic(handle)
             header = np.lib.format
             read = header.read_array_header_1_0 if major == 1 else header.read_array_header_2_0
-            shape, _, dtype = read(handle)
+            shape, fortran, dtype = read(handle)
             self.offset = handle.tell()
         self.path = path
-        if len(shape) != 1 or path.stat().st_size != self.offset + shape[0] * dtype.itemsize:
+        self.dtype, self.length, self.row_shape = dtype, shape[0] if shape else 0, shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * dtype.itemsize
+        if not shape or (fortran and len(shape) > 1):
+            raise ValueError(f"{path.name} is not an array of rows in C order")
+        if path.stat().st_size != self.offset + self.length * self.row_bytes:
             raise ValueError(f"{path.name} is truncated")
-        self.dtype, self.length = dtype, shape[0]
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
 
@@ -112,6 +120,7 @@ class NpyColumn:
         """A file of raw bytes (no `.npy` header), read by slices the same way."""
         column = cls.__new__(cls)
         column.offset, column.dtype, column.length = 0, np.dtype(np.uint8), path.stat().st_size
+        column.row_shape, column.row_bytes = (), 1
         column.path = path
         column._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(column, os.close, column._fd)
@@ -120,15 +129,27 @@ class NpyColumn:
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, where: slice) -> np.ndarray:
+    def __getitem__(self, where: slice | np.ndarray) -> np.ndarray:
+        """Rows `start:stop` (one read), or the rows an array of row numbers names (one read
+        each, any order, as numpy's indexing by an integer array)."""
+        if not isinstance(where, slice):
+            return self._take(where)
         start, stop, _ = where.indices(self.length)
-        out = np.empty(stop - start, dtype=self.dtype)
+        out = np.empty((max(stop - start, 0), *self.row_shape), dtype=self.dtype)
         self.read_into(start, out)
         return out
 
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
+        for i, row in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
+            if not 0 <= row < self.length:
+                raise IndexError(f"row {row} of {self.path.name} is out of range")
+            self.read_into(row, out[i : i + 1])
+        return out
+
     def read_into(self, start: int, out: np.ndarray) -> None:
-        """Read `len(out)` items from `start` straight into `out` (no intermediate copy)."""
-        buffer, at = out.view(np.uint8).data, self.offset + start * self.dtype.itemsize
+        """Read `len(out)` rows from `start` straight into `out` (no intermediate copy)."""
+        buffer, at = out.reshape(-1).view(np.uint8).data, self.offset + start * self.row_bytes
         done = os.preadv(self._fd, [buffer], at)
         while 0 < done < len(buffer):  # a short read (signals, huge ranges): read the rest
             more = os.preadv(self._fd, [buffer[done:]], at + done)

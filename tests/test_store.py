@@ -6,15 +6,18 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.engine import open_searcher
 from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
+from retrieval.ids import PassageKey, file_key
+from retrieval.index import NpyColumn
 from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
 from retrieval.segments import build_index
-from retrieval.store import current_commit, open_index
+from retrieval.store import PassageArrays, PassageTable, current_commit, open_index
 from retrieval.tokenize import Tokenizer
 
 ARTICLE = """长江大桥通车
@@ -79,7 +82,9 @@ def test_missing_and_empty(tmp_path: Path) -> None:
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 
-@pytest.mark.parametrize("damage", ["missing_npy", "bad_meta", "old_format", "truncated_npy"])
+@pytest.mark.parametrize(
+    "damage", ["missing_npy", "bad_meta", "old_format", "truncated_npy", "truncated_rows"]
+)
 def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -> None:
     root = tmp_path / "index"
     build_index(archive, root, Tokenizer())
@@ -94,8 +99,9 @@ def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -
         meta["format_version"] = FORMAT_VERSION - 1
         commit.write_text(json.dumps(meta), "utf-8")
     else:
-        path = generation / "bigrams.offsets.npy"
-        path.write_bytes(path.read_bytes()[:60])
+        name = "bigrams.offsets.npy" if damage == "truncated_npy" else "passages.rows.npy"
+        path = generation / name
+        path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(IndexCorruptError, match="rebuild"):
         open_index(root)
 
@@ -109,3 +115,45 @@ def test_engine_rebuilds_damaged_or_stale_index(archive: Path, tmp_path: Path) -
     page.write_text("科技新闻\n\n首颗量子卫星发射成功。\n", "utf-8")
     os.utime(page, ns=(1, 1))
     assert open_searcher(settings).search("量子卫星", top_k=1)  # archive changed → rebuilt
+
+
+def test_passages_read_by_pread_equal_the_saved_arrays(archive: Path, tmp_path: Path) -> None:
+    """The opened table reads its per-passage arrays by `pread` (nothing of them mapped) and
+    gives the passages, dates and articles that the saved arrays, loaded whole, give."""
+    root = tmp_path / "index"
+    build_index(archive, root, Tokenizer())
+    segment = open_index(root).segments[0]
+    folder = root / segment.info.name
+    opened = PassageArrays.open(folder)
+    assert all(isinstance(a, NpyColumn) for a in (opened.rows, opened.text_offsets, opened.dates))
+    whole = PassageArrays(
+        **{name: np.load(folder / f"passages.{name}.npy") for name in PassageArrays.__slots__}
+    )
+    texts = np.fromfile(folder / "passages.text.bin", dtype=np.uint8)
+    loaded, read = PassageTable(whole, texts), segment.passages
+    assert len(read) == len(loaded) >= 3
+    assert [read[i] for i in range(len(read))] == [loaded[i] for i in range(len(loaded))]
+    ids = np.array([2, 0, 2, 1])
+    assert read.dates_of(ids) == loaded.dates_of(ids)
+    for i in range(len(read)):
+        file = read[i].source.file
+        key = PassageKey(file_key(file), int(whole.rows[i, 2]), 0)
+        assert read.article(key) == loaded.article(key) and read[i] in read.article(key)
+
+
+def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
+    """Slices and integer arrays give numpy's rows; a row out of range or an array stored in
+    Fortran order is refused."""
+    values = np.arange(60, dtype=np.uint32).reshape(12, 5)
+    np.save(tmp_path / "rows.npy", values)
+    column = NpyColumn(tmp_path / "rows.npy")
+    assert len(column) == 12
+    for where in (slice(0, 12), slice(3, 4), slice(10, 99), slice(-1, None), slice(5, 2)):
+        assert np.array_equal(column[where], values[where])
+    picks = np.array([11, 0, 4, 4])
+    assert np.array_equal(column[picks], values[picks])
+    with pytest.raises(IndexError):
+        column[np.array([12])]
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(values))
+    with pytest.raises(ValueError, match="C order"):
+        NpyColumn(tmp_path / "fortran.npy")
