@@ -13,7 +13,7 @@ from bot.engine import open_searcher
 from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.ids import PassageKey, file_key
-from retrieval.index import NpyColumn
+from retrieval.index import Field, FieldArrays, NpyColumn
 from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
 from retrieval.segments import build_index
@@ -142,8 +142,8 @@ def test_passages_read_by_pread_equal_the_saved_arrays(archive: Path, tmp_path: 
 
 
 def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
-    """Slices and integer arrays give numpy's rows; a row out of range or an array stored in
-    Fortran order is refused."""
+    """Slices, integer arrays and runs of ranges give numpy's rows; a row out of range or an
+    array stored in Fortran order is refused."""
     values = np.arange(60, dtype=np.uint32).reshape(12, 5)
     np.save(tmp_path / "rows.npy", values)
     column = NpyColumn(tmp_path / "rows.npy")
@@ -152,8 +152,41 @@ def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
         assert np.array_equal(column[where], values[where])
     picks = np.array([11, 0, 4, 4])
     assert np.array_equal(column[picks], values[picks])
+    out = np.empty((6, 5), dtype=np.uint32)
+    column.read_ranges([9, 2, 7], [2, 0, 4], out)
+    assert np.array_equal(out, np.concatenate([values[9:11], values[7:11]]))
     with pytest.raises(IndexError):
         column[np.array([12])]
     np.save(tmp_path / "fortran.npy", np.asfortranarray(values))
     with pytest.raises(ValueError, match="C order"):
         NpyColumn(tmp_path / "fortran.npy")
+
+
+def test_blocks_read_for_a_query_equal_the_saved_ones(archive: Path, tmp_path: Path) -> None:
+    """An opened field reads a query's blocks by `pread` (the block arrays are not mapped): each
+    term's blocks are the saved ones, and its top k is that of the arrays loaded whole."""
+    root = tmp_path / "index"
+    tokenizer = Tokenizer()
+    build_index(archive, root, tokenizer)
+    index = open_index(root)
+    folder = root / index.segments[0].info.name
+    query = Searcher(index, tokenizer).query("长江大桥全长多少米，女排夺冠")
+    for name, tokens in (("words", query.words), ("bigrams", query.bigrams)):
+        opened = index.fields[name]
+        assert isinstance(opened.block_max_tf, NpyColumn)
+        whole = Field(
+            FieldArrays(**{n: np.load(folder / f"{name}.{n}.npy") for n in FieldArrays.__slots__}),
+            opened.params,
+        )
+        postings = opened.gather(tokens)
+        assert len(postings) >= 2
+        blocks = opened.blocks(postings)
+        assert blocks is not None
+        first, max_tf, min_len = blocks
+        for i, term in enumerate(postings.terms.tolist()):
+            saved = slice(int(whole.block_offsets[term]), int(whole.block_offsets[term + 1]))
+            end = first[i] + saved.stop - saved.start
+            assert max_tf[first[i] : end].tolist() == whole.block_max_tf[saved].tolist()
+            assert min_len[first[i] : end].tolist() == whole.block_min_len[saved].tolist()
+        got = [a.tolist() for a in opened.top(postings, 5)]
+        assert got == [a.tolist() for a in whole.top(whole.gather(tokens), 5)]
