@@ -18,9 +18,11 @@ scored by exact MaxScore from per-term bounds alone: a term's live postings span
 blocks cut from them at query time cost more than they skip (benchmarks/RESULTS.md).
 
 On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
-index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
-`mmap_mode="r"`, so opening is instant and memory is paged in on demand; postings are read with
-`pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary dict is loaded.
+index's `meta.json` is `manifest.IndexManifest`). Per-term and per-passage arrays that every
+question looks into are opened with `mmap_mode="r"`, so opening is instant and memory is paged
+in on demand; postings, their blocks and the passage lengths are read with `pread` (a question
+needs a few of their pages, which a mapping would keep resident). Terms are found by a 64-bit
+hash in a sorted array, so no vocabulary dict is loaded.
 Building a field (spilling and sorting postings) is `retrieval.fieldbuild`.
 """
 
@@ -201,7 +203,7 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
-    lengths: np.ndarray  # uint32 per passage: its tokens (statistics combined across segments)
+    lengths: np.ndarray | NpyColumn  # uint32 per passage: its tokens (avgdl; across segments)
     block_offsets: np.ndarray  # int64, n_terms + 1: term t's blocks are these block numbers
     block_max_tf: np.ndarray | NpyColumn  # uint8 per block of `BLOCK` postings: highest tf
     block_min_len: np.ndarray | NpyColumn  # uint32 per block: its shortest passage (tokens)
@@ -222,14 +224,17 @@ class FieldArrays:
         they agree."""
         mapped = load_arrays(folder, prefix, [f.name for f in fields(cls) if f.name not in _READ])
         try:
-            docs, tfs, max_tf, min_len = (
+            docs, tfs, max_tf, min_len, lengths = (
                 NpyColumn(folder / f"{prefix}.{name}.npy") for name in _READ
             )
         except (OSError, ValueError, EOFError) as error:
             raise IndexCorruptError(
                 f"Index field {prefix!r} is damaged ({error}). Run `archive-bot index` to rebuild."
             ) from error
-        arrays = cls(docs=docs, tfs=tfs, block_max_tf=max_tf, block_min_len=min_len, **mapped)
+        arrays = cls(
+            docs=docs, tfs=tfs, block_max_tf=max_tf, block_min_len=min_len, lengths=lengths,
+            **mapped,
+        )  # fmt: skip
         if not arrays.consistent():
             raise IndexCorruptError(
                 f"Index field {prefix!r} is inconsistent. Run `archive-bot index` to rebuild."
@@ -252,8 +257,9 @@ class FieldArrays:
         )
 
 
-# Read by slices, not mapped (see NpyColumn): a question reads its terms' postings and blocks.
-_READ = ("docs", "tfs", "block_max_tf", "block_min_len")
+# Read by slices, not mapped (see NpyColumn): a question reads its terms' postings and blocks;
+# the lengths are read once, for the average length (mapped, their pages would stay resident).
+_READ = ("docs", "tfs", "block_max_tf", "block_min_len", "lengths")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +303,7 @@ class Field:
         self.idf = np.asarray(arrays.idf).view(np.ndarray)
         self.norm = np.asarray(arrays.norm).view(np.ndarray)
         self.upper = np.asarray(arrays.upper).view(np.ndarray)
-        self.lengths = np.asarray(arrays.lengths).view(np.ndarray)
+        self.lengths = arrays.lengths
         self.block_offsets = np.asarray(arrays.block_offsets).view(np.ndarray)
         self.block_max_tf = arrays.block_max_tf
         self.block_min_len = arrays.block_min_len
@@ -415,7 +421,7 @@ class Field:
     def avgdl(self) -> float:
         """Average passage length in tokens (1.0 for an empty field, as the build uses)."""
         if self._avgdl is None:
-            total = float(self.lengths.sum(dtype=np.int64))
+            total = float(self.lengths[:].sum(dtype=np.int64))
             self._avgdl = total / len(self.lengths) if len(self.lengths) and total else 1.0
         return self._avgdl
 
