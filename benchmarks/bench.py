@@ -115,6 +115,25 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 1e6
 
 
+def resident_by_mapping(top: int = 12) -> dict[str, float]:
+    """Where this process's resident memory is (MB, from /proc/self/smaps): per mapped file,
+    "[heap]", "[anon]" for anonymous mappings; the largest `top`, the rest as "other"."""
+    sizes: dict[str, int] = {}
+    name = "[anon]"
+    with contextlib.suppress(OSError), open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            head, _, rest = line.partition(" ")
+            if "-" in head and not head.endswith(":"):  # a mapping's first line
+                parts = rest.split(maxsplit=4)
+                name = Path(parts[4].strip()).name if len(parts) == 5 else "[anon]"
+                name = name if name else "[anon]"
+            elif head == "Rss:":
+                sizes[name] = sizes.get(name, 0) + int(rest.split()[0])
+    ranked = sorted(sizes.items(), key=lambda item: -item[1])
+    shown = {key: kb / 1e3 for key, kb in ranked[:top]}
+    return {**shown, "other": sum(kb for _, kb in ranked[top:]) / 1e3}
+
+
 def probe(name: str, paths: RunPaths, n_queries: int, n_check: int) -> dict[str, Any]:
     """Open an engine's saved index and answer the questions; the first one is a warm-up."""
     engine = ENGINES[name]
@@ -141,6 +160,7 @@ def probe(name: str, paths: RunPaths, n_queries: int, n_check: int) -> dict[str,
         "rss_after_mb": rss_mb(), "queries": len(ms), "first_ms": first_ms,
         "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
         "mean_ms": float(ms.mean()), "notes": opened.notes, "top": tops,
+        "resident_mb": resident_by_mapping(),
     }  # fmt: skip
 
 

@@ -131,7 +131,7 @@ static inline int64_t lower_bound(const uint32_t *docs, int64_t start, int64_t e
 typedef struct {
     double *scores;
     uint8_t *seen;
-    int64_t *cand;
+    uint32_t *cand; /* passage ids fit 32 bits, as in the postings: half the memory */
     int64_t k;
     double *left; /* left[t]: the most terms t.. can add (n_terms + 1) */
     double *best; /* k entries, for kth_best */
@@ -150,7 +150,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     const double k1 = q->k1;
     double *scores = s->scores;
     uint8_t *seen = s->seen;
-    int64_t *cand = s->cand;
+    uint32_t *cand = s->cand;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         double score = scores[d];
@@ -222,9 +222,10 @@ static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
 static int64_t keep_reaching(const Scratch *s, int64_t count, double rest, double theta) {
     double *scores = s->scores;
     uint8_t *seen = s->seen;
-    int64_t *cand = s->cand, kept = 0;
+    uint32_t *cand = s->cand;
+    int64_t kept = 0;
     for (int64_t i = 0; i < count; i++) {
-        int64_t d = cand[i];
+        uint32_t d = cand[i];
         if ((scores[d] + rest) * (1.0 + 1e-9) >= theta) {
             cand[kept++] = d;
         } else {
@@ -277,7 +278,7 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
     }
     double *scores = s->scores;
     uint8_t *seen = s->seen;
-    const int64_t *cand = s->cand;
+    const uint32_t *cand = s->cand;
     for (int64_t i = 0; i < n_live; i++) {
         scores[cand[i]] = 0.0;
         seen[cand[i]] = 0;
@@ -394,7 +395,7 @@ static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *uppe
     if (!(*upper_data = view(views, upper, "upper", F64, 8, 0, &n_upper))) return -1;
     if (!(s->scores = view(views, scores, "scores", F64, 8, 1, &n_scores))) return -1;
     if (!(s->seen = view(views, seen, "seen", BOOL, 1, 1, &n_seen))) return -1;
-    if (!(s->cand = view(views, cand, "cand", I64, 8, 1, &n_cand))) return -1;
+    if (!(s->cand = view(views, cand, "cand", U32, 4, 1, &n_cand))) return -1;
     if (!(s->out_docs = view(views, out_docs, "out_docs", I64, 8, 1, &n_out_docs))) return -1;
     if (!(s->out_scores = view(views, out_scores, "out_scores", F64, 8, 1, &n_out_scores)))
         return -1;

@@ -18,9 +18,11 @@ scored by exact MaxScore from per-term bounds alone: a term's live postings span
 blocks cut from them at query time cost more than they skip (benchmarks/RESULTS.md).
 
 On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
-index's `meta.json` is `manifest.IndexManifest`). Small arrays are opened with
-`mmap_mode="r"`, so opening is instant and memory is paged in on demand; postings are read with
-`pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary dict is loaded.
+index's `meta.json` is `manifest.IndexManifest`). Per-term and per-passage arrays that every
+question looks into are opened with `mmap_mode="r"`, so opening is instant and memory is paged
+in on demand; postings, their blocks and the passage lengths are read with `pread` (a question
+needs a few of their pages, which a mapping would keep resident). Terms are found by a 64-bit
+hash in a sorted array, so no vocabulary dict is loaded.
 Building a field (spilling and sorting postings) is `retrieval.fieldbuild`.
 """
 
@@ -64,11 +66,15 @@ class StringTable:
     """Many strings as one UTF-8 blob plus offsets: compact, memory-mappable, O(1) access."""
 
     def __init__(
-        self, blob: npt.NDArray[np.uint8] | NpyColumn, offsets: npt.NDArray[np.int64]
+        self,
+        blob: npt.NDArray[np.uint8] | NpyColumn,
+        offsets: npt.NDArray[np.int64] | NpyColumn,
     ) -> None:
         # Plain views: element access on a np.memmap goes through slow Python-level code.
         self._blob = blob if isinstance(blob, NpyColumn) else np.asarray(blob).view(np.ndarray)
-        self._offsets = np.asarray(offsets).view(np.ndarray)
+        self._offsets = (
+            offsets if isinstance(offsets, NpyColumn) else np.asarray(offsets).view(np.ndarray)
+        )
 
     @staticmethod
     def encode(strings: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
@@ -82,15 +88,19 @@ class StringTable:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        start, end = self._offsets[i], self._offsets[i + 1]
+        start, end = self._offsets[i : i + 2].tolist()
         return self._blob[start:end].tobytes().decode()
 
 
-class NpyColumn:
-    """A 1-D `.npy` array read by slices with `os.pread`.
+SMALL_READ = 1 << 14  # bytes: a range up to this size is read as bytes and copied in
 
-    Postings are read, not memory-mapped: a mapping's touched pages count towards the process's
-    resident memory and stay there, while read pages live in the OS cache, shared and evictable.
+
+class NpyColumn:
+    """An `.npy` array read by slices of its first axis with `os.pread`.
+
+    Postings, their block bounds, passage lengths, texts and the passage table are read, not
+    memory-mapped: a mapping's touched pages count towards the process's resident memory and
+    stay there, while read pages live in the OS cache, shared and evictable.
     """
 
     def __init__(self, path: Path) -> None:
@@ -98,12 +108,15 @@ class NpyColumn:
             major, _ = np.lib.format.read_magic(handle)
             header = np.lib.format
             read = header.read_array_header_1_0 if major == 1 else header.read_array_header_2_0
-            shape, _, dtype = read(handle)
+            shape, fortran, dtype = read(handle)
             self.offset = handle.tell()
         self.path = path
-        if len(shape) != 1 or path.stat().st_size != self.offset + shape[0] * dtype.itemsize:
+        self.dtype, self.length, self.row_shape = dtype, shape[0] if shape else 0, shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * dtype.itemsize
+        if not shape or (fortran and len(shape) > 1):
+            raise ValueError(f"{path.name} is not an array of rows in C order")
+        if path.stat().st_size != self.offset + self.length * self.row_bytes:
             raise ValueError(f"{path.name} is truncated")
-        self.dtype, self.length = dtype, shape[0]
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
 
@@ -112,6 +125,7 @@ class NpyColumn:
         """A file of raw bytes (no `.npy` header), read by slices the same way."""
         column = cls.__new__(cls)
         column.offset, column.dtype, column.length = 0, np.dtype(np.uint8), path.stat().st_size
+        column.row_shape, column.row_bytes = (), 1
         column.path = path
         column._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(column, os.close, column._fd)
@@ -120,15 +134,44 @@ class NpyColumn:
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, where: slice) -> np.ndarray:
+    def __getitem__(self, where: slice | np.ndarray) -> np.ndarray:
+        """Rows `start:stop` (one read), or the rows an array of row numbers names (one read
+        each, any order, as numpy's indexing by an integer array)."""
+        if not isinstance(where, slice):
+            return self._take(where)
         start, stop, _ = where.indices(self.length)
-        out = np.empty(stop - start, dtype=self.dtype)
+        out = np.empty((max(stop - start, 0), *self.row_shape), dtype=self.dtype)
         self.read_into(start, out)
         return out
 
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
+        for i, row in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
+            if not 0 <= row < self.length:
+                raise IndexError(f"row {row} of {self.path.name} is out of range")
+            self.read_into(row, out[i : i + 1])
+        return out
+
+    def read_ranges(self, starts: Sequence[int], counts: Sequence[int], out: np.ndarray) -> None:
+        """Rows `starts[i]:starts[i] + counts[i]` for each i, one after another, into `out`:
+        one read each, with nothing else per range (a question reads dozens of them)."""
+        buffer, size = out.reshape(-1).view(np.uint8).data, self.row_bytes
+        fd, base, at = self._fd, self.offset, 0
+        for start, count in zip(starts, counts, strict=True):
+            end, where = at + count * size, base + start * size
+            if end - at <= SMALL_READ:  # `pread`'s bytes copied in: about half `preadv`'s cost
+                data = os.pread(fd, end - at, where)
+                done = len(data)
+                buffer[at : at + done] = data
+            else:
+                done = os.preadv(fd, [buffer[at:end]], where)
+            if done != end - at:  # a short read: read the range again, whole
+                self.read_into(start, out[at // size : end // size])
+            at = end
+
     def read_into(self, start: int, out: np.ndarray) -> None:
-        """Read `len(out)` items from `start` straight into `out` (no intermediate copy)."""
-        buffer, at = out.view(np.uint8).data, self.offset + start * self.dtype.itemsize
+        """Read `len(out)` rows from `start` straight into `out` (no intermediate copy)."""
+        buffer, at = out.reshape(-1).view(np.uint8).data, self.offset + start * self.row_bytes
         done = os.preadv(self._fd, [buffer], at)
         while 0 < done < len(buffer):  # a short read (signals, huge ranges): read the rest
             more = os.preadv(self._fd, [buffer[done:]], at + done)
@@ -160,10 +203,10 @@ class FieldArrays:
     upper: np.ndarray  # float64 per term: its highest weight in any passage
     terms: np.ndarray  # uint8 UTF-8 blob of the words
     term_offsets: np.ndarray  # int64, n_terms + 1 for words, [0] for bigrams
-    lengths: np.ndarray  # uint32 per passage: its tokens (statistics combined across segments)
+    lengths: np.ndarray | NpyColumn  # uint32 per passage: its tokens (avgdl; across segments)
     block_offsets: np.ndarray  # int64, n_terms + 1: term t's blocks are these block numbers
-    block_max_tf: np.ndarray  # uint8 per block of `BLOCK` postings: highest frequency in it
-    block_min_len: np.ndarray  # uint32 per block: its shortest passage (tokens)
+    block_max_tf: np.ndarray | NpyColumn  # uint8 per block of `BLOCK` postings: highest tf
+    block_min_len: np.ndarray | NpyColumn  # uint32 per block: its shortest passage (tokens)
 
     def save(self, folder: Path, prefix: str) -> None:
         """Write each array as `<prefix>.<name>.npy`."""
@@ -177,15 +220,21 @@ class FieldArrays:
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> FieldArrays:
-        """Open saved arrays (postings read by `pread`, the rest mapped) and check they agree."""
+        """Open saved arrays (postings and blocks read by `pread`, the rest mapped) and check
+        they agree."""
         mapped = load_arrays(folder, prefix, [f.name for f in fields(cls) if f.name not in _READ])
         try:
-            docs, tfs = (NpyColumn(folder / f"{prefix}.{name}.npy") for name in _READ)
+            docs, tfs, max_tf, min_len, lengths = (
+                NpyColumn(folder / f"{prefix}.{name}.npy") for name in _READ
+            )
         except (OSError, ValueError, EOFError) as error:
             raise IndexCorruptError(
                 f"Index field {prefix!r} is damaged ({error}). Run `archive-bot index` to rebuild."
             ) from error
-        arrays = cls(docs=docs, tfs=tfs, **mapped)
+        arrays = cls(
+            docs=docs, tfs=tfs, block_max_tf=max_tf, block_min_len=min_len, lengths=lengths,
+            **mapped,
+        )  # fmt: skip
         if not arrays.consistent():
             raise IndexCorruptError(
                 f"Index field {prefix!r} is inconsistent. Run `archive-bot index` to rebuild."
@@ -208,7 +257,9 @@ class FieldArrays:
         )
 
 
-_READ = ("docs", "tfs")  # read by slices, not mapped (see NpyColumn)
+# Read by slices, not mapped (see NpyColumn): a question reads its terms' postings and blocks;
+# the lengths are read once, for the average length (mapped, their pages would stay resident).
+_READ = ("docs", "tfs", "block_max_tf", "block_min_len", "lengths")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,10 +303,10 @@ class Field:
         self.idf = np.asarray(arrays.idf).view(np.ndarray)
         self.norm = np.asarray(arrays.norm).view(np.ndarray)
         self.upper = np.asarray(arrays.upper).view(np.ndarray)
-        self.lengths = np.asarray(arrays.lengths).view(np.ndarray)
+        self.lengths = arrays.lengths
         self.block_offsets = np.asarray(arrays.block_offsets).view(np.ndarray)
-        self.block_max_tf = np.asarray(arrays.block_max_tf).view(np.ndarray)
-        self.block_min_len = np.asarray(arrays.block_min_len).view(np.ndarray)
+        self.block_max_tf = arrays.block_max_tf
+        self.block_min_len = arrays.block_min_len
         self._avgdl: float | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
@@ -319,19 +370,15 @@ class Field:
         bounds = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(self.offsets[ids + 1] - starts, out=bounds[1:])
         docs, tfs = self._postings_room(int(bounds[-1]))
-        for i, start in enumerate(starts.tolist()):
-            self.read(start, docs[bounds[i] : bounds[i + 1]], tfs[bounds[i] : bounds[i + 1]])
+        where, counts = starts.tolist(), np.diff(bounds).tolist()
+        read_ranges(self.docs, where, counts, docs)
+        read_ranges(self.tfs, where, counts, tfs)
         return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids])
 
     def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
         """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""
-        all_docs, all_tfs = self.docs, self.tfs
-        if isinstance(all_docs, NpyColumn) and isinstance(all_tfs, NpyColumn):
-            all_docs.read_into(start, docs)
-            all_tfs.read_into(start, tfs)
-        else:  # arrays in memory (a field built in a test)
-            docs[:] = all_docs[start : start + len(docs)]
-            tfs[:] = all_tfs[start : start + len(docs)]
+        read_ranges(self.docs, [start], [len(docs)], docs)
+        read_ranges(self.tfs, [start], [len(docs)], tfs)
 
     def top(self, postings: Postings, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first)."""
@@ -340,7 +387,7 @@ class Field:
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
-        scores, seen, cand = self._scratch_arrays()
+        scores, seen, cand = scratch_arrays(self.size)
         idf, norm, k1 = postings.idf, self.norm, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
@@ -353,15 +400,29 @@ class Field:
         )
 
     def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The postings' blocks: each term's first block, every block's highest frequency and
-        shortest passage, as saved (None: a field without blocks, `live.LiveField`)."""
-        return self.block_offsets[postings.terms], self.block_max_tf, self.block_min_len
+        """The postings' blocks, read for them: each term's first block among those read, and
+        each block's highest frequency and shortest passage (None: a field without blocks,
+        `live.LiveField`).
+
+        Read by slices rather than mapped: a thousand questions at a million passages touched
+        20 MB of the saved block arrays, and a question needs a few thousand blocks of them.
+        """
+        starts = self.block_offsets[postings.terms]
+        counts = self.block_offsets[postings.terms + 1] - starts
+        first = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=first[1:])
+        total = int(counts.sum())
+        max_tf, min_len = np.empty(total, np.uint8), np.empty(total, np.uint32)
+        where, sizes = starts.tolist(), counts.tolist()
+        read_ranges(self.block_max_tf, where, sizes, max_tf)
+        read_ranges(self.block_min_len, where, sizes, min_len)
+        return first, max_tf, min_len
 
     @property
     def avgdl(self) -> float:
         """Average passage length in tokens (1.0 for an empty field, as the build uses)."""
         if self._avgdl is None:
-            total = float(self.lengths.sum(dtype=np.int64))
+            total = float(self.lengths[:].sum(dtype=np.int64))
             self._avgdl = total / len(self.lengths) if len(self.lengths) and total else 1.0
         return self._avgdl
 
@@ -396,17 +457,6 @@ class Field:
             self._scratch.postings = docs, tfs
         return docs[:n], tfs[:n]
 
-    def _scratch_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # A zeroed accumulator, a cleared "seen" mask and room for the passages seen, per
-        # thread, reused: allocating arrays per query costs more than scoring it, and leaves
-        # the heap as large as the largest query's postings. Searches run in worker threads.
-        arrays = getattr(self._scratch, "arrays", None)
-        if arrays is None:
-            size = self.size
-            arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.int64))
-            self._scratch.arrays = arrays
-        return arrays
-
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""
         scores = np.zeros(self.size, dtype=np.float64)
@@ -418,6 +468,26 @@ class Field:
         return scores
 
 
+_SCRATCH = threading.local()  # passage-sized scratch of the kernels, one set per thread
+
+
+def scratch_arrays(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's scratch for a top-k kernel over `size` passages: a zeroed accumulator, a
+    cleared "seen" mask and room for the passages seen (uint32 ids).
+
+    Allocating them per query costs more than scoring it, and searches run in worker threads,
+    so each thread keeps one set, grown to the largest field it scored. Every field shares it:
+    a thread scores one field at a time and the kernels leave it cleared (13 MB at a million
+    passages, which each field used to keep for itself, 17 MB with int64 ids).
+    """
+    arrays = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or len(arrays[0]) < size:
+        arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.uint32))
+        _SCRATCH.arrays = arrays
+    scores, seen, cand = arrays
+    return scores[:size], seen[:size], cand[:size]
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores, best first (ties: lower index first, at the cut too)."""
     if len(scores) <= k:
@@ -427,6 +497,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         above = np.flatnonzero(scores > kth)
         part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
     return part[np.lexsort((part, -scores[part]))]
+
+
+def read_ranges(
+    values: np.ndarray | NpyColumn, starts: Sequence[int], counts: Sequence[int], out: np.ndarray
+) -> None:
+    """Ranges of rows of a saved column (by `pread`) or of an array in memory (a field built in
+    a test or being built), one after another, into `out`."""
+    if isinstance(values, NpyColumn):
+        values.read_ranges(starts, counts, out)
+        return
+    at = 0
+    for start, count in zip(starts, counts, strict=True):
+        out[at : at + count] = values[start : start + count]
+        at += count
 
 
 def load_arrays(folder: Path, prefix: str, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -44,8 +44,8 @@ def top_k(
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scores` and `seen` are zeroed
     scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the same
-    length (the passages seen), so that a question allocates nothing in proportion to its
-    postings.
+    length (the passages seen, uint32 ids), so that a question allocates nothing in proportion
+    to its postings.
     """
     best_docs, best_scores = _room(k, len(norm))
     found = _kernels.top_k(

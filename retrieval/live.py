@@ -49,7 +49,7 @@ class LiveField(Field):
             for n, d in zip(sizes, deleted, strict=True)
         ]
         self.deleted = np.concatenate(masks) if masks else np.zeros(0, bool)
-        lengths = np.concatenate([np.asarray(a.lengths, dtype=np.int64) for a in parts])
+        lengths = np.concatenate([np.asarray(a.lengths[:], dtype=np.int64) for a in parts])
         alive = ~self.deleted
         n_live = int(alive.sum())
         total = float(lengths[alive].sum())

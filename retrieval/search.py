@@ -26,6 +26,7 @@ import numpy as np
 
 from retrieval.answer import best_answer, highlights, snippet_span
 from retrieval.dates import DATE_WEIGHT, DateAsk, date_fit, prefer_dates
+from retrieval.heap import release_free_memory
 from retrieval.index import top_k as best_first
 from retrieval.models import Answer, Hit, Result
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
@@ -93,6 +94,7 @@ class Searcher:
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
         found = self.candidates(question, depth=offset + top_k)
+        release_free_memory()
         return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
 
     def candidates(self, question: str | Query, *, depth: int) -> list[Candidate]:
@@ -137,6 +139,7 @@ class Searcher:
             hits = self.search(query, top_k=top_k, offset=offset)
             answer = best_answer(query, hits) if hits and offset == 0 else None
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
+        release_free_memory()
         return Result(
             query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
         )

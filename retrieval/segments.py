@@ -499,7 +499,7 @@ def _copy_postings(
             term_map[t] = vocab.setdefault(words[t], len(vocab))
     else:
         term_map = np.asarray(arrays.keys, dtype=np.uint64)
-    lengths = np.asarray(arrays.lengths)[alive]
+    lengths = np.asarray(arrays.lengths[:])[alive]
     total = int(offsets[-1])
     for first in range(0, max(total, 1), READ_CHUNK):
         last = min(first + READ_CHUNK, total)

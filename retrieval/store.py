@@ -54,17 +54,20 @@ class PassageArrays:
     Row i of `rows` is passage i's `_COLUMNS`; its text is `text[text_offsets[i]:...[i + 1]]`,
     its file `files` entry `rows[i, 0]` and its title `titles` entry `rows[i, 1] - 1` (0: none).
     `file_keys[i]` finds a short id's passages without hashing every file name at query time;
-    `dates[i]` is read once at build time from the raw page (`dates.page_date`).
+    `dates[i]` is read once at build time from the raw page (`dates.page_date`). Opened, the
+    per-passage `rows`, `text_offsets` and `dates` are read by `pread` (`NpyColumn`): mapped,
+    the passages a thousand questions show touch most of their pages, 39 MB resident at a
+    million passages (benchmarks/RESULTS.md); the rest is mapped.
     """
 
-    rows: np.ndarray  # uint32, (passages, len(_COLUMNS))
-    text_offsets: np.ndarray  # int64, passages + 1, into passages.text.bin
+    rows: np.ndarray | NpyColumn  # uint32, (passages, len(_COLUMNS))
+    text_offsets: np.ndarray | NpyColumn  # int64, passages + 1, into passages.text.bin
     files: np.ndarray  # uint8 UTF-8 blob of the file names
     file_offsets: np.ndarray  # int64
     titles: np.ndarray  # uint8 UTF-8 blob of the article titles
     title_offsets: np.ndarray  # int64
     file_keys: np.ndarray  # uint64, passages: `ids.file_key` of the passage's file
-    dates: np.ndarray  # int32, passages: the page's date in days since 1970-01-01, -1 none
+    dates: np.ndarray | NpyColumn  # int32, passages: page date in days since 1970-01-01, -1 none
 
     def save(self, folder: Path) -> None:
         """Write each array as `passages.<name>.npy`."""
@@ -74,29 +77,42 @@ class PassageArrays:
 
     @classmethod
     def open(cls, folder: Path) -> PassageArrays:
-        """Memory-map the saved arrays."""
-        return cls(**load_arrays(folder, "passages", [item.name for item in fields(cls)]))
+        """Open the saved arrays: the per-passage ones read by slices, the rest mapped."""
+        names = [item.name for item in fields(cls) if item.name not in _READ_ROWS]
+        mapped = load_arrays(folder, "passages", names)
+        try:
+            rows, text_offsets, dates = (
+                NpyColumn(folder / f"passages.{name}.npy") for name in _READ_ROWS
+            )
+        except (OSError, ValueError, EOFError) as error:
+            raise IndexCorruptError(
+                f"Index passages are damaged ({error}). Run `archive-bot index` to rebuild."
+            ) from error
+        return cls(rows=rows, text_offsets=text_offsets, dates=dates, **mapped)
+
+
+_READ_ROWS = ("rows", "text_offsets", "dates")  # per passage, read by `pread` (not mapped)
 
 
 class PassageTable:
-    """Per-passage sources (memory-mapped) and texts (read by slices)."""
+    """Per-passage sources and texts, read by slices (`PassageArrays.open`)."""
 
     def __init__(self, arrays: PassageArrays, texts: NpyColumn | np.ndarray) -> None:
         self._texts = StringTable(texts, arrays.text_offsets)
         self._files = StringTable(arrays.files, arrays.file_offsets)
         self._titles = StringTable(arrays.titles, arrays.title_offsets)
-        self._rows = np.asarray(arrays.rows).view(np.ndarray)  # plain view: fast rows
+        self._rows = arrays.rows
         self._keys = np.asarray(arrays.file_keys).view(np.ndarray)
-        self._dates = np.asarray(arrays.dates).view(np.ndarray)
+        self._dates = arrays.dates
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def __getitem__(self, i: int) -> Passage:
-        file, title, article, number, paragraph, start, end = self._rows[i].tolist()
+        file, title, article, number, paragraph, start, end = self._rows[i : i + 1][0].tolist()
         path = self._files[file]
         title_text = self._titles[title - 1] if title else None
-        day = day_of(int(self._dates[i]))
+        day = day_of(int(self._dates[i : i + 1][0]))
         return Passage(
             passage_id=passage_id(path, article, number),
             text=self._texts[i],
@@ -114,10 +130,11 @@ class PassageTable:
     def article_rows(self, key: PassageKey, deleted: np.ndarray | None = None) -> np.ndarray:
         """The rows of an article's passages in order, those `deleted` marks left out."""
         rows = np.flatnonzero(self._keys == np.uint64(key.file_key))
-        rows = rows[self._rows[rows, 2] == key.article]
+        table = self._rows[rows]
+        keep = table[:, 2] == key.article
         if deleted is not None:
-            rows = rows[~deleted[rows]]
-        return rows[np.argsort(self._rows[rows, 3], kind="stable")]
+            keep &= ~deleted[rows]
+        return rows[keep][np.argsort(table[keep, 3], kind="stable")]
 
 
 class PassageWriter:
@@ -190,7 +207,7 @@ class Segment:
         self.info = info
         self.fields = {name: FieldArrays.open(folder, name) for name in FIELDS}
         table = PassageArrays.open(folder)
-        texts = _load_blob(folder / "passages.text.bin", int(table.text_offsets[-1]))
+        texts = _load_blob(folder / "passages.text.bin", int(table.text_offsets[-1:][0]))
         self.passages = PassageTable(table, texts)
         self.deleted = None if info.deletions is None else _load_mask(folder / info.deletions)
         sizes = {len(arrays.lengths) for arrays in self.fields.values()} | {len(self.passages)}

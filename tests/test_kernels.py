@@ -37,7 +37,7 @@ def _arguments(field: Field, words: list[str]) -> dict[str, object]:
         "k": 10,
         "scores": np.zeros(size),
         "seen": np.zeros(size, dtype=bool),
-        "cand": np.empty(size, dtype=np.int64),
+        "cand": np.empty(size, dtype=np.uint32),
     }
 
 
@@ -47,7 +47,7 @@ def test_top_k_ranks_by_score_then_id() -> None:
     tfs = np.array([1, 1, 1, 1], dtype=np.uint8)
     bounds = np.array([0, 3, 4], dtype=np.int64)
     idfs, upper, norm = np.array([1.0, 0.5]), np.array([1.0, 0.5]), np.ones(4)
-    scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.int64)
+    scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.uint32)
     ids, scores = kernels.top_k(docs, tfs, bounds, idfs, upper, norm, 1.0, 3, *scratch)
     weight = 1.0 * (1.0 * 2.0 / (1.0 + 1.0))
     assert ids.tolist() == [2, 0, 3]
@@ -62,9 +62,10 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("tfs", np.zeros(3, dtype=np.uint16), "tfs must be one-dimensional"),
         ("norm", np.ones(10, dtype=np.float32), "norm must be one-dimensional"),
         ("seen", np.zeros(10, dtype=np.uint8), "seen must be one-dimensional"),
+        ("cand", np.empty(10, dtype=np.int64), "cand must be one-dimensional"),
         ("scores", np.zeros((2, 5)), "scores must be one-dimensional"),
         ("scores", np.zeros(20)[::2], "scores must be a writable C-contiguous array"),
-        ("cand", np.empty(9, dtype=np.int64), "scores, seen and cand must have norm's length"),
+        ("cand", np.empty(9, dtype=np.uint32), "scores, seen and cand must have norm's length"),
         ("bounds", np.array([0, 2, 99], dtype=np.int64), "bounds must ascend within"),
         ("bounds", np.array([1, 2, 3], dtype=np.int64), "bounds must start at 0"),
         ("upper", np.ones(3), "upper must hold one entry per term"),
@@ -84,7 +85,7 @@ def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> N
         "k": 5,
         "scores": np.zeros(10),
         "seen": np.zeros(10, dtype=bool),
-        "cand": np.empty(10, dtype=np.int64),
+        "cand": np.empty(10, dtype=np.uint32),
     }
     good[name] = bad
     with pytest.raises(ValueError, match=says):
@@ -99,7 +100,7 @@ def test_read_only_scratch_is_refused() -> None:
     with pytest.raises(ValueError, match="scores must be a writable"):
         kernels.top_k(
             docs, tfs, bounds, one, one, np.ones(10), 1.5, 1,
-            scores, np.zeros(10, bool), np.empty(10, np.int64),
+            scores, np.zeros(10, bool), np.empty(10, np.uint32),
         )  # fmt: skip
 
 

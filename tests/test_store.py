@@ -6,15 +6,18 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.engine import open_searcher
 from bot.settings import Settings
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
+from retrieval.ids import PassageKey, file_key
+from retrieval.index import Field, FieldArrays, NpyColumn
 from retrieval.manifest import FORMAT_VERSION
 from retrieval.search import Searcher
 from retrieval.segments import build_index
-from retrieval.store import current_commit, open_index
+from retrieval.store import PassageArrays, PassageTable, current_commit, open_index
 from retrieval.tokenize import Tokenizer
 
 ARTICLE = """长江大桥通车
@@ -79,7 +82,9 @@ def test_missing_and_empty(tmp_path: Path) -> None:
     assert not (tmp_path / "index" / "CURRENT").exists()
 
 
-@pytest.mark.parametrize("damage", ["missing_npy", "bad_meta", "old_format", "truncated_npy"])
+@pytest.mark.parametrize(
+    "damage", ["missing_npy", "bad_meta", "old_format", "truncated_npy", "truncated_rows"]
+)
 def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -> None:
     root = tmp_path / "index"
     build_index(archive, root, Tokenizer())
@@ -94,8 +99,9 @@ def test_damaged_index_is_detected(archive: Path, tmp_path: Path, damage: str) -
         meta["format_version"] = FORMAT_VERSION - 1
         commit.write_text(json.dumps(meta), "utf-8")
     else:
-        path = generation / "bigrams.offsets.npy"
-        path.write_bytes(path.read_bytes()[:60])
+        name = "bigrams.offsets.npy" if damage == "truncated_npy" else "passages.rows.npy"
+        path = generation / name
+        path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(IndexCorruptError, match="rebuild"):
         open_index(root)
 
@@ -109,3 +115,78 @@ def test_engine_rebuilds_damaged_or_stale_index(archive: Path, tmp_path: Path) -
     page.write_text("科技新闻\n\n首颗量子卫星发射成功。\n", "utf-8")
     os.utime(page, ns=(1, 1))
     assert open_searcher(settings).search("量子卫星", top_k=1)  # archive changed → rebuilt
+
+
+def test_passages_read_by_pread_equal_the_saved_arrays(archive: Path, tmp_path: Path) -> None:
+    """The opened table reads its per-passage arrays by `pread` (nothing of them mapped) and
+    gives the passages, dates and articles that the saved arrays, loaded whole, give."""
+    root = tmp_path / "index"
+    build_index(archive, root, Tokenizer())
+    segment = open_index(root).segments[0]
+    folder = root / segment.info.name
+    opened = PassageArrays.open(folder)
+    assert all(isinstance(a, NpyColumn) for a in (opened.rows, opened.text_offsets, opened.dates))
+    whole = PassageArrays(
+        **{name: np.load(folder / f"passages.{name}.npy") for name in PassageArrays.__slots__}
+    )
+    texts = np.fromfile(folder / "passages.text.bin", dtype=np.uint8)
+    loaded, read = PassageTable(whole, texts), segment.passages
+    assert len(read) == len(loaded) >= 3
+    assert [read[i] for i in range(len(read))] == [loaded[i] for i in range(len(loaded))]
+    ids = np.array([2, 0, 2, 1])
+    assert read.dates_of(ids) == loaded.dates_of(ids)
+    for i in range(len(read)):
+        file = read[i].source.file
+        key = PassageKey(file_key(file), int(whole.rows[i, 2]), 0)
+        assert read.article(key) == loaded.article(key) and read[i] in read.article(key)
+
+
+def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
+    """Slices, integer arrays and runs of ranges give numpy's rows; a row out of range or an
+    array stored in Fortran order is refused."""
+    values = np.arange(60, dtype=np.uint32).reshape(12, 5)
+    np.save(tmp_path / "rows.npy", values)
+    column = NpyColumn(tmp_path / "rows.npy")
+    assert len(column) == 12
+    for where in (slice(0, 12), slice(3, 4), slice(10, 99), slice(-1, None), slice(5, 2)):
+        assert np.array_equal(column[where], values[where])
+    picks = np.array([11, 0, 4, 4])
+    assert np.array_equal(column[picks], values[picks])
+    out = np.empty((6, 5), dtype=np.uint32)
+    column.read_ranges([9, 2, 7], [2, 0, 4], out)
+    assert np.array_equal(out, np.concatenate([values[9:11], values[7:11]]))
+    with pytest.raises(IndexError):
+        column[np.array([12])]
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(values))
+    with pytest.raises(ValueError, match="C order"):
+        NpyColumn(tmp_path / "fortran.npy")
+
+
+def test_blocks_read_for_a_query_equal_the_saved_ones(archive: Path, tmp_path: Path) -> None:
+    """An opened field reads a query's blocks by `pread` (the block arrays are not mapped): each
+    term's blocks are the saved ones, and its top k is that of the arrays loaded whole."""
+    root = tmp_path / "index"
+    tokenizer = Tokenizer()
+    build_index(archive, root, tokenizer)
+    index = open_index(root)
+    folder = root / index.segments[0].info.name
+    query = Searcher(index, tokenizer).query("长江大桥全长多少米，女排夺冠")
+    for name, tokens in (("words", query.words), ("bigrams", query.bigrams)):
+        opened = index.fields[name]
+        assert isinstance(opened.block_max_tf, NpyColumn)
+        whole = Field(
+            FieldArrays(**{n: np.load(folder / f"{name}.{n}.npy") for n in FieldArrays.__slots__}),
+            opened.params,
+        )
+        postings = opened.gather(tokens)
+        assert len(postings) >= 2
+        blocks = opened.blocks(postings)
+        assert blocks is not None
+        first, max_tf, min_len = blocks
+        for i, term in enumerate(postings.terms.tolist()):
+            saved = slice(int(whole.block_offsets[term]), int(whole.block_offsets[term + 1]))
+            end = first[i] + saved.stop - saved.start
+            assert max_tf[first[i] : end].tolist() == whole.block_max_tf[saved].tolist()
+            assert min_len[first[i] : end].tolist() == whole.block_min_len[saved].tolist()
+        got = [a.tolist() for a in opened.top(postings, 5)]
+        assert got == [a.tolist() for a in whole.top(whole.gather(tokens), 5)]

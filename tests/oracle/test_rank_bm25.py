@@ -131,7 +131,7 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(seed: int) -> None
         upper = field.upper[terms]
         if np.any(field.idf[terms] < 0):
             upper = np.full(len(terms), np.inf)
-        scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.int64)
+        scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.uint32)
         plain = kernels.top_k(
             postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
             field.norm, field.params.k1, k, *scratch,
@@ -170,7 +170,7 @@ def test_top_leaves_its_reused_scratch_clear(seed: int) -> None:
         query = rng.choices([f"w{i}" for i in range(320)], k=rng.randint(1, 10))
         k = rng.choice([1, 10, 100])
         ids, scores = field.top(field.gather(query), k)
-        accumulator, seen, _ = field._scratch_arrays()
+        accumulator, seen, _ = retrieval.index.scratch_arrays(field.size)
         assert not accumulator.any() and not seen.any()
         dense = field.get_scores(query)
         touched = [
@@ -221,3 +221,22 @@ def test_a_query_larger_than_the_kept_buffers_gets_arrays_of_its_own(
     docs, _ = field._scratch.postings
     assert len(docs) <= 2 * kept
     assert np.shares_memory(field.gather(["w3"]).docs, docs)
+
+
+def test_fields_of_a_thread_share_one_scratch() -> None:
+    """Fields are scored one at a time in a thread, so they share its passage-sized scratch
+    (grown to the largest field, sliced for a smaller one); another thread has its own."""
+    small = _field(_random_corpus(random.Random(13), n_docs=500, vocab=40))
+    large = _field(_random_corpus(random.Random(14), n_docs=2000, vocab=60))
+    for field in (small, large, small):
+        field.top(field.gather(["w1", "w2", "w3"]), 10)
+    mine = retrieval.index.scratch_arrays(small.size)
+    assert len(mine[0]) == small.size and mine[2].dtype == np.uint32
+    assert np.shares_memory(mine[0], retrieval.index.scratch_arrays(large.size)[0])
+    elsewhere: list[tuple[np.ndarray, ...]] = []
+    worker = threading.Thread(
+        target=lambda: elsewhere.append(retrieval.index.scratch_arrays(large.size))
+    )
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(elsewhere[0][0], mine[0])

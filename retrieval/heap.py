@@ -1,0 +1,32 @@
+"""After "ranked passages → answer": the C heap's free memory handed back to the system.
+
+A question's temporaries (the postings of a rare long query, the fused candidates' arrays, the
+reader's feature rows) are freed when it is answered, but glibc keeps freed memory in its heap
+for reuse, and each large block freed raises the size below which it allocates from the heap
+instead of mapping fresh pages (its dynamic mmap threshold). After 1,000 questions at a million
+passages the heap held 100 MB of which a few MB were live objects (`tracemalloc`).
+`malloc_trim(0)` returns the free pages in the middle of the heap too (benchmarks/RESULTS.md,
+"1M passages, resident memory"). C libraries without it (musl) simply keep theirs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim` from the process's own symbols, None where the C library has none."""
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (a no-op without glibc)."""
+    if _TRIM is not None:
+        _TRIM(0)
