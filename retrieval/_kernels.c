@@ -19,6 +19,10 @@
 #include <string.h>
 
 #define MAX_VIEWS 16
+/* Postings (or candidates) ahead whose scratch entries a loop asks the CPU to fetch early: at
+ * a million passages the scratch arrays outgrow the caches and each random access would wait
+ * on memory in turn (RESULTS.md, "Issue 15, fourth pass"). */
+#define AHEAD 16
 
 /* The buffers one call holds, released together. */
 typedef struct {
@@ -115,17 +119,6 @@ static inline double weight(double idf, double tf, double norm, double k1) {
     return idf * (tf * (k1 + 1.0) / (tf + norm));
 }
 
-/* numpy.searchsorted(docs[start:end], d) + start: the first position whose id is not below d. */
-static inline int64_t lower_bound(const uint32_t *docs, int64_t start, int64_t end, int64_t d) {
-    while (start < end) {
-        int64_t mid = start + (end - start) / 2;
-        if ((int64_t)docs[mid] < d)
-            start = mid + 1;
-        else
-            end = mid;
-    }
-    return start;
-}
 
 /* Scratch of one top-k call: passage-sized arrays from the caller, small ones of its own. */
 typedef struct {
@@ -153,6 +146,9 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     uint32_t *cand = s->cand;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
+        uint32_t ahead = docs[j + AHEAD < end ? j + AHEAD : j];
+        __builtin_prefetch(&scores[ahead], 1);
+        __builtin_prefetch(&norm[ahead], 0);
         double score = scores[d];
         if (score == 0.0 && !seen[d]) { /* a passage with a score was seen: skip the mask */
             seen[d] = 1;
@@ -174,6 +170,7 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
     const uint8_t *seen = s->seen;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
+        __builtin_prefetch(&seen[docs[j + AHEAD < end ? j + AHEAD : j]], 0);
         if (seen[d]) scores[d] += weight(idf, (double)tfs[j], norm[d], k1);
     }
 }
@@ -186,6 +183,7 @@ static double kth_best(const Scratch *s, int64_t count) {
     if (count < k) return -INFINITY;
     for (int64_t i = 0; i < k; i++) best[i] = -INFINITY;
     for (int64_t i = 0; i < count; i++) {
+        __builtin_prefetch(&s->scores[s->cand[i + AHEAD < count ? i + AHEAD : i]], 0);
         double score = s->scores[s->cand[i]];
         if (score <= best[0]) continue;
         int64_t j = 1;
@@ -198,6 +196,36 @@ static double kth_best(const Scratch *s, int64_t count) {
     return best[0];
 }
 
+#define LANES 16 /* binary searches run side by side, so that their cache misses overlap */
+
+/* Add one term's weight (postings start..end) to each of the n passages `ids` it occurs in:
+ * into scores[id] when `by_id`, else into scores[i]. Each passage is found by binary search,
+ * LANES at a time in lockstep: every search over the same postings takes the same number of
+ * steps, so the lanes' loads are independent and their cache misses overlap. */
+static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t start, int64_t end,
+                    double idf, double *scores, int by_id) {
+    const uint32_t *docs = q->docs;
+    int64_t length = end - start;
+    if (length <= 0) return;
+    for (int64_t i0 = 0; i0 < n; i0 += LANES) {
+        int64_t lanes = n - i0 < LANES ? n - i0 : LANES;
+        int64_t base[LANES];
+        for (int64_t g = 0; g < lanes; g++) base[g] = start;
+        for (int64_t left = length; left > 1;) {
+            int64_t half = left / 2;
+            for (int64_t g = 0; g < lanes; g++)
+                base[g] = (int64_t)docs[base[g] + half] < ids[i0 + g] ? base[g] + half : base[g];
+            left -= half;
+            for (int64_t g = 0; g < lanes; g++) __builtin_prefetch(&docs[base[g] + left / 2]);
+        }
+        for (int64_t g = 0; g < lanes; g++) {
+            int64_t d = ids[i0 + g], j = base[g] + ((int64_t)docs[base[g]] < d);
+            if (j < end && (int64_t)docs[j] == d)
+                scores[by_id ? d : i0 + g] += weight(idf, (double)q->tfs[j], q->norm[d], q->k1);
+        }
+    }
+}
+
 /* Add one term's weights to the live passages' scores. Few live passages: look each up
  * (binary search). Many: one pass over the postings, adding to every passage still marked
  * seen, which by now are the live ones. */
@@ -205,17 +233,11 @@ static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
     int64_t start = q->bounds[t], end = q->bounds[t + 1], length = end - start;
     double idf = q->idfs[t];
     if ((double)n_live * (log2((double)(length + 1)) + 1.0) < (double)length) {
-        for (int64_t i = 0; i < n_live; i++) {
-            int64_t d = s->cand[i];
-            int64_t j = lower_bound(q->docs, start, end, d);
-            if (j < end && (int64_t)q->docs[j] == d)
-                s->scores[d] += weight(idf, (double)q->tfs[j], q->norm[d], q->k1);
-        }
+        look_up(q, s->cand, n_live, start, end, idf, s->scores, 1);
     } else {
         add_to_seen(q, s, start, end, idf);
     }
 }
-
 /* Move the candidates that can still reach theta (their score plus `rest`, the most the terms
  * left can add, with a hair of margin for rounding) to the front of cand; clear the others
  * from the scratch arrays. Returns how many are kept. */
@@ -226,6 +248,7 @@ static int64_t keep_reaching(const Scratch *s, int64_t count, double rest, doubl
     int64_t kept = 0;
     for (int64_t i = 0; i < count; i++) {
         uint32_t d = cand[i];
+        __builtin_prefetch(&scores[cand[i + AHEAD < count ? i + AHEAD : i]], 1);
         if ((scores[d] + rest) * (1.0 + 1e-9) >= theta) {
             cand[kept++] = d;
         } else {
@@ -516,26 +539,19 @@ static PyObject *scores_of(PyObject *module, PyObject *args) {
     Views views = {.n = 0};
     Query q = {.k1 = k1};
     Py_ssize_t n_targets, n_out;
-    const int64_t *target = NULL;
+    const uint32_t *target = NULL;
     double *sums = NULL;
     int ok = view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
-             (target = view(&views, targets, "targets", I64, 8, 0, &n_targets)) &&
+             (target = view(&views, targets, "targets", U32, 4, 0, &n_targets)) &&
              (sums = view(&views, out, "out", F64, 8, 1, &n_out));
     if (ok && n_out != n_targets) ok = length_error("out must have the length of targets") == 0;
     for (Py_ssize_t i = 0; ok && i < n_targets; i++)
-        if (target[i] < 0 || target[i] >= q.size)
+        if ((int64_t)target[i] >= q.size)
             ok = length_error("targets must be passage ids below norm's length") == 0;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
-        for (int64_t t = 0; t < q.n_terms; t++) {
-            int64_t start = q.bounds[t], end = q.bounds[t + 1];
-            for (Py_ssize_t i = 0; i < n_targets; i++) {
-                int64_t d = target[i];
-                int64_t j = lower_bound(q.docs, start, end, d);
-                if (j < end && (int64_t)q.docs[j] == d)
-                    sums[i] += weight(q.idfs[t], (double)q.tfs[j], q.norm[d], k1);
-            }
-        }
+        for (int64_t t = 0; t < q.n_terms; t++)
+            look_up(&q, target, n_targets, q.bounds[t], q.bounds[t + 1], q.idfs[t], sums, 0);
         Py_END_ALLOW_THREADS;
     }
     release(&views);

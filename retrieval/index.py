@@ -435,7 +435,7 @@ class Field:
         """Exact scores of the given passages (0 where no term occurs)."""
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
-        targets = np.asarray(passages, dtype=np.int64)
+        targets = np.asarray(passages, dtype=np.uint32)
         idf, k1 = postings.idf, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         return kernels.scores_of(docs, tfs, bounds, idf, self.norm, k1, targets)

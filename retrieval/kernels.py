@@ -94,7 +94,8 @@ def scores_of(
     k1: float,
     targets: np.ndarray,
 ) -> np.ndarray:
-    """Exact scores of the given passages (binary search in each term's postings)."""
+    """Exact scores of the given passages (`targets`, uint32 ids), by binary search in each
+    term's postings."""
     out = np.zeros(len(targets))
     _kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets, out)
     return out

@@ -118,12 +118,12 @@ def test_blocks_and_targets_are_checked() -> None:
     with pytest.raises(ValueError, match="targets must be passage ids"):
         kernels.scores_of(
             postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
-            np.array([field.size], dtype=np.int64),
+            np.array([field.size], dtype=np.uint32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="out must have the length of targets"):
         _kernels.scores_of(
             postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
-            np.array([0, 1], dtype=np.int64), np.zeros(1),
+            np.array([0, 1], dtype=np.uint32), np.zeros(1),
         )  # fmt: skip
 
 
@@ -144,3 +144,30 @@ def test_threads_score_at_once_and_agree() -> None:
     for thread in threads:
         thread.join()
     assert all(results[n] == expected for n in range(4))
+
+
+def test_scores_of_sums_each_passage_in_term_order() -> None:
+    """`scores_of` looks passages up many at a time: more targets than it runs side by side,
+    passages no term holds, a term of one posting and an empty one, the same passage twice,
+    all equal to the weights added in term order, bit for bit."""
+    field = _field(n_docs=3000, seed=7)
+    postings = field.gather(["w1", "w2", "w40", "w79", "nowhere"])
+    docs, tfs = np.array([5, 9], dtype=np.uint32), np.array([2, 1], dtype=np.uint8)
+    docs = np.concatenate([postings.docs, docs[:1]])  # a term of a single posting
+    tfs = np.concatenate([postings.tfs, tfs[:1]])
+    bounds = np.concatenate([postings.bounds, [len(docs), len(docs)]])  # and an empty one
+    idfs = np.concatenate([postings.idf, [1.25, 0.5]])
+    targets = np.array([*range(0, 3000, 7), 5, 5, 2999], dtype=np.uint32)
+    k1, norm = field.params.k1, field.norm
+    expected = []
+    for d in targets.tolist():
+        total = 0.0
+        for t in range(len(idfs)):
+            where = np.flatnonzero(docs[bounds[t] : bounds[t + 1]] == d)
+            if len(where):
+                tf = float(tfs[bounds[t] + where[0]])
+                total += float(idfs[t]) * (tf * (k1 + 1) / (tf + float(norm[d])))
+        expected.append(total)
+    found = kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets)
+    assert found.tolist() == expected
+    assert found[targets.tolist().index(5)] > 0
