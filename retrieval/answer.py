@@ -73,17 +73,25 @@ def asks_for(folded: str) -> Wanted | None:
     return Wanted(re.compile(rf"{_AMOUNT}\s*{re.escape(unit)}"), near=_ANY_NUMBER)
 
 
-def _bigrams(text: str) -> set[str]:
-    return {text[i : i + 2] for i in range(len(text) - 1)}
-
-
 def coverage(text: str, words: Sequence[str], grams: Set[str]) -> float:
     """Share of the question covered by a text: words by length, plus half the bigram share."""
-    folded = fold(text)
+    return covers([fold(text)], words, grams)[0]
+
+
+def covers(parts: Sequence[str], words: Sequence[str], grams: Set[str]) -> list[float]:
+    """`coverage` of each of a text's folded parts (its sentences). The question's words and
+    bigrams (`grams`, two characters each) are looked for in the whole text once, and in a
+    part only when the text holds them: most are in none of a passage's sentences."""
+    whole = "".join(parts)
     unique = set(words)
-    covered = sum(len(word) for word in unique if word in folded)
     total = sum(len(word) for word in unique) or 1
-    return covered / total + 0.5 * len(grams & _bigrams(folded)) / (len(grams) or 1)
+    present = [word for word in unique if word in whole]
+    held = [gram for gram in grams if gram in whole]
+    return [
+        sum(len(word) for word in present if word in part) / total
+        + 0.5 * sum(gram in part for gram in held) / (len(grams) or 1)
+        for part in parts
+    ]
 
 
 def fit_bonus(sentence: str, want: Wanted | None) -> float:
@@ -133,8 +141,12 @@ def snippet_span(text: str, query: Query, *, max_chars: int = SNIPPET_CHARS) -> 
     spans = list(sentence_spans(text))
     if not spans or len(text) <= max_chars:
         return 0, len(text)
-    words, grams, want = query.words, query.grams, query.wanted
-    scores = [coverage(text[s:e], words, grams) + fit_bonus(text[s:e], want) for s, e in spans]
+    folded = fold(text)  # once for the passage when offsets allow, else sentence by sentence
+    same = len(folded) == len(text)
+    parts = [folded[s:e] if same else fold(text[s:e]) for s, e in spans]
+    covered = covers(parts, query.words, query.grams)
+    want = query.wanted
+    scores = [c + fit_bonus(text[s:e], want) for c, (s, e) in zip(covered, spans, strict=True)]
     first = last = max(range(len(spans)), key=scores.__getitem__)
     while True:
         before = first - 1 if first > 0 else None
