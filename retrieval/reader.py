@@ -173,6 +173,11 @@ class QuestionView:
     hole_left: str = ""
     hole_right: str = ""
     explains: bool = False  # asks why or how (为什么, 怎样, 哪些): answered by clauses
+    # All of the question's words before its question word, and all after it: where the
+    # nearest hole word is not in a sentence (出任 for 在场上出任什么位置 against 场上司职中锋),
+    # a farther one (场上) still marks the answer's side.
+    before_wh: tuple[str, ...] = ()
+    after_wh: tuple[str, ...] = ()
 
     @classmethod
     def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
@@ -196,6 +201,8 @@ class QuestionView:
             *_hole_words(bare, tuple(unique), wh.start() if wh else len(bare),
                          wh.end() if wh else len(bare)),
             bool(_EXPLAINS.search(bare)),
+            *_sides(bare, tuple(unique), wh.start() if wh else len(bare),
+                    wh.end() if wh else len(bare)),
         )  # fmt: skip
 
 
@@ -210,6 +217,15 @@ def _hole_words(bare: str, words: Sequence[str], start: int, end: int) -> tuple[
         if at >= end and at < right_at:
             right, right_at = word, at
     return left, right
+
+
+def _sides(
+    bare: str, words: Sequence[str], start: int, end: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The question's words wholly before `start` and wholly after `end` (its question word)."""
+    found = [(bare.find(word), word) for word in words]
+    before = tuple(word for at, word in found if at >= 0 and at + len(word) <= start)
+    return before, tuple(word for at, word in found if at >= end)
 
 
 # --- Features ----------------------------------------------------------------------------
@@ -272,6 +288,11 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "in_hole",
         "fills_hole",
         "fit_hole",
+        "side_gap_left",
+        "side_gap_right",
+        "side_after",
+        "side_before",
+        "side_between",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
     "brackets": ("unbalanced",),
@@ -852,10 +873,13 @@ def _hole_columns(
     question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """The "hole" group: how close a span sits after the question's word before its question
-    word, and before its word after it (…由【村雨城】改编 for 由谁改编)."""
+    word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
+    nearest of all the question's words on each side that the sentence holds (`side_*`)."""
     gap_left = _gaps(normal, question.hole_left, starts, before=True)
     gap_right = _gaps(normal, question.hole_right, ends, before=False)
     after_left, before_right = gap_left <= 1, gap_right <= 1
+    side_left = _nearest(normal, question.before_wh, starts, before=True)
+    side_right = _nearest(normal, question.after_wh, ends, before=False)
     return (
         np.log1p(gap_left),
         np.log1p(gap_right),
@@ -864,7 +888,17 @@ def _hole_columns(
         (gap_left < _FAR) & (gap_right < _FAR),
         after_left & before_right,
         fit * (after_left | before_right),
+        np.log1p(side_left),
+        np.log1p(side_right),
+        side_left <= 1,
+        side_right <= 1,
+        (side_left <= 1) & (side_right <= 1),
     )
+
+
+def _nearest(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """`_gaps` to whichever of `words` is nearest each edge on its side (`_FAR` if none is)."""
+    return np.min([_gaps(text, word, edges, before=before) for word in ("", *words)], axis=0)
 
 
 _PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')

@@ -179,6 +179,21 @@ def test_span_in_the_hole_is_told_apart_from_one_elsewhere() -> None:
     assert pieces["索尼公司"]["gap_right"] > pieces["任天堂"]["gap_right"]
 
 
+def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() -> None:
+    question = view("肖恩·保罗·布拉德利在场上出任什么位置？")
+    assert question.hole_left == "出任" and "场上" in question.before_wh
+    assert question.after_wh == ("位置",)
+    sentence = "美国退役篮球运动员,身高2米29,场上司职中锋。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 出任 is not in the sentence, so the hole says nothing; 场上 two characters back does.
+    assert pieces["中锋"]["after_left"] == 0.0
+    assert pieces["中锋"]["side_gap_left"] == pytest.approx(np.log1p(2))
+    assert pieces["中锋"]["side_gap_left"] < pieces["运动员"]["side_gap_left"]
+    assert pieces["司职"]["side_after"] == 1.0
+
+
 def test_sentence_with_the_hole_in_order() -> None:
     question = view("广茂铁路全长多少公里？")
     rows = rd.sentence_rows(
