@@ -295,6 +295,7 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "side_between",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
+    "head": ("head_tail", "head_more"),
     "brackets": ("unbalanced",),
     "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
     "tags": tuple(
@@ -854,6 +855,7 @@ def _span_table(
         joins,
         float(question.explains) * joins,
         float(question.explains) * np.log1p(sizes),
+        *_head_columns(question, normal, starts, ends),
         _unbalanced(normal, starts, ends),
         length_bins,
         segs.tags,
@@ -894,6 +896,18 @@ def _hole_columns(
         side_right <= 1,
         (side_left <= 1) & (side_right <= 1),
     )
+
+
+def _head_columns(
+    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The "head" group: how much of what follows the question word a span ends with
+    (多元化金融企业 for 是什么类型的企业), and whether it says more than that."""
+    tails = {
+        e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in set(ends.tolist())
+    }
+    tail = np.minimum([tails[e] for e in ends.tolist()], ends - starts)
+    return tail / 4, (tail > 0) & (ends - starts > tail)
 
 
 def _nearest(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:

@@ -194,6 +194,18 @@ def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() ->
     assert pieces["司职"]["side_after"] == 1.0
 
 
+def test_span_ending_with_what_the_question_word_asks_for() -> None:
+    question = view("魏斯可金融公司是什么类型的企业？")
+    sentence = "魏斯可金融公司是一家总部位于加州帕萨迪纳的多元化金融企业。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 企业 closes both the question and the answer; 帕萨迪纳 ends with neither.
+    assert pieces["多元化金融企业"]["head_tail"] == 0.5
+    assert pieces["多元化金融企业"]["head_more"] == 1.0
+    assert pieces["帕萨迪纳"]["head_tail"] == 0.0
+
+
 def test_sentence_with_the_hole_in_order() -> None:
     question = view("广茂铁路全长多少公里？")
     rows = rd.sentence_rows(
