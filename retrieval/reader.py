@@ -293,6 +293,9 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "side_after",
         "side_before",
         "side_between",
+        "gram_gap_left",
+        "gram_gap_right",
+        "gram_between",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
     "head": ("head_tail", "head_more"),
@@ -876,12 +879,16 @@ def _hole_columns(
 ) -> tuple[np.ndarray, ...]:
     """The "hole" group: how close a span sits after the question's word before its question
     word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
-    nearest of all the question's words on each side that the sentence holds (`side_*`)."""
+    nearest of all the question's words on each side that the sentence holds (`side_*`), and
+    for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
+    司职, but the question's 场上 is two characters before 中锋 however jieba cuts them)."""
     gap_left = _gaps(normal, question.hole_left, starts, before=True)
     gap_right = _gaps(normal, question.hole_right, ends, before=False)
     after_left, before_right = gap_left <= 1, gap_right <= 1
     side_left = _nearest(normal, question.before_wh, starts, before=True)
     side_right = _nearest(normal, question.after_wh, ends, before=False)
+    gram_left = _nearest(normal, _grams(question.left), starts, before=True)
+    gram_right = _nearest(normal, _grams(question.right), ends, before=False)
     return (
         np.log1p(gap_left),
         np.log1p(gap_right),
@@ -895,6 +902,9 @@ def _hole_columns(
         side_left <= 1,
         side_right <= 1,
         (side_left <= 1) & (side_right <= 1),
+        np.log1p(gram_left),
+        np.log1p(gram_right),
+        (gram_left <= 1) & (gram_right <= 1),
     )
 
 
@@ -908,6 +918,11 @@ def _head_columns(
     }
     tail = np.minimum([tails[e] for e in ends.tolist()], ends - starts)
     return tail / 4, (tail > 0) & (ends - starts > tail)
+
+
+def _grams(text: str) -> tuple[str, ...]:
+    """The distinct character bigrams of a text, in order."""
+    return tuple(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
 
 
 def _nearest(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:

@@ -192,6 +192,9 @@ def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() ->
     assert pieces["中锋"]["side_gap_left"] == pytest.approx(np.log1p(2))
     assert pieces["中锋"]["side_gap_left"] < pieces["运动员"]["side_gap_left"]
     assert pieces["司职"]["side_after"] == 1.0
+    # The bigrams of 场上出任 and of 位置 see the same from characters, whatever jieba cut.
+    assert pieces["中锋"]["gram_gap_left"] == pytest.approx(np.log1p(2))
+    assert pieces["中锋"]["gram_gap_right"] == pytest.approx(np.log1p(30))
 
 
 def test_span_ending_with_what_the_question_word_asks_for() -> None:
