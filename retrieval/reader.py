@@ -296,9 +296,13 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "gram_gap_left",
         "gram_gap_right",
         "gram_between",
+        "gram_after",
+        "gram_before",
+        "fit_gram",
+        "none_gram",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
-    "head": ("head_tail", "head_more"),
+    "head": ("head_tail", "head_more", "head_first"),
     "brackets": ("unbalanced",),
     "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
     "tags": tuple(
@@ -881,7 +885,8 @@ def _hole_columns(
     word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
     nearest of all the question's words on each side that the sentence holds (`side_*`), and
     for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
-    司职, but the question's 场上 is two characters before 中锋 however jieba cuts them)."""
+    司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
+    next to the span or not, and × what is asked fits or × no kind is asked."""
     gap_left = _gaps(normal, question.hole_left, starts, before=True)
     gap_right = _gaps(normal, question.hole_right, ends, before=False)
     after_left, before_right = gap_left <= 1, gap_right <= 1
@@ -905,6 +910,10 @@ def _hole_columns(
         np.log1p(gram_left),
         np.log1p(gram_right),
         (gram_left <= 1) & (gram_right <= 1),
+        gram_left <= 1,
+        gram_right <= 1,
+        fit * ((gram_left <= 1) | (gram_right <= 1)),
+        float(question.asks is None) * ((gram_left <= 1) | (gram_right <= 1)),
     )
 
 
@@ -912,12 +921,26 @@ def _head_columns(
     question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """The "head" group: how much of what follows the question word a span ends with
-    (多元化金融企业 for 是什么类型的企业), and whether it says more than that."""
+    (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
+    start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡)."""
     tails = {
         e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in set(ends.tolist())
     }
     tail = np.minimum([tails[e] for e in ends.tolist()], ends - starts)
-    return tail / 4, (tail > 0) & (ends - starts > tail)
+    # What is asked for is named right after the question word, past a measure word: 郡 in
+    # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
+    noun = question.right.lstrip(_MEASURES)[:3]
+    nouns = {e: _ends_with_start(normal[:e], noun) for e in set(ends.tolist())}
+    named = np.minimum([nouns[e] for e in ends.tolist()], ends - starts)
+    return tail / 4, (tail > 0) & (ends - starts > tail), (named > 0) & (ends - starts > named)
+
+
+_MEASURES = "一个种位座家部本条所支"
+
+
+def _ends_with_start(text: str, word: str) -> int:
+    """How long a start of `word` `text` ends with (大曼彻斯特郡 and 郡相邻: 1)."""
+    return next((k for k in range(len(word), 0, -1) if text.endswith(word[:k])), 0)
 
 
 def _grams(text: str) -> tuple[str, ...]:

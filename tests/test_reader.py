@@ -195,6 +195,7 @@ def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() ->
     # The bigrams of 场上出任 and of 位置 see the same from characters, whatever jieba cut.
     assert pieces["中锋"]["gram_gap_left"] == pytest.approx(np.log1p(2))
     assert pieces["中锋"]["gram_gap_right"] == pytest.approx(np.log1p(30))
+    assert pieces["中锋"]["gram_after"] == 0.0 and pieces["司职中锋"]["gram_after"] == 1.0
 
 
 def test_span_ending_with_what_the_question_word_asks_for() -> None:
@@ -207,6 +208,17 @@ def test_span_ending_with_what_the_question_word_asks_for() -> None:
     assert pieces["多元化金融企业"]["head_tail"] == 0.5
     assert pieces["多元化金融企业"]["head_more"] == 1.0
     assert pieces["帕萨迪纳"]["head_tail"] == 0.0
+
+
+def test_span_ending_with_the_noun_after_the_question_word() -> None:
+    question = view("冈察洛夫是哪一国的小说家？")
+    sentence = "冈察洛夫是俄国小说家,代表作有《奥勃洛莫夫》。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 俄国 ends with 国, what 哪一 asks for; the question itself ends otherwise (小说家).
+    assert pieces["俄国"]["head_first"] == 1.0 and pieces["俄国"]["head_tail"] == 0.0
+    assert pieces["《奥勃洛莫夫》"]["head_first"] == 0.0
 
 
 def test_sentence_with_the_hole_in_order() -> None:
