@@ -302,7 +302,7 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "none_gram",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
-    "head": ("head_tail", "head_more", "head_first"),
+    "head": ("head_tail", "head_more", "head_first", "gram_inside", "gram_share"),
     "brackets": ("unbalanced",),
     "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
     "tags": tuple(
@@ -922,7 +922,8 @@ def _head_columns(
 ) -> tuple[np.ndarray, ...]:
     """The "head" group: how much of what follows the question word a span ends with
     (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
-    start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡)."""
+    start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
+    of the span the question's bigrams cover."""
     tails = {
         e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in set(ends.tolist())
     }
@@ -932,7 +933,18 @@ def _head_columns(
     noun = question.right.lstrip(_MEASURES)[:3]
     nouns = {e: _ends_with_start(normal[:e], noun) for e in set(ends.tolist())}
     named = np.minimum([nouns[e] for e in ends.tolist()], ends - starts)
-    return tail / 4, (tail > 0) & (ends - starts > tail), (named > 0) & (ends - starts > named)
+    # The question's bigrams inside the span: an answer rarely repeats the question, and its
+    # single characters (的, 是) say less of that than its bigrams.
+    grams = np.array([normal[i : i + 2] in question.grams for i in range(len(normal))])
+    at = _running(grams)
+    inside = at[np.maximum(ends - 1, starts)] - at[starts]
+    return (
+        tail / 4,
+        (tail > 0) & (ends - starts > tail),
+        (named > 0) & (ends - starts > named),
+        inside > 0,
+        inside / np.maximum(ends - starts - 1, 1),
+    )
 
 
 _MEASURES = "一个种位座家部本条所支"

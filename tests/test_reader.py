@@ -221,6 +221,18 @@ def test_span_ending_with_the_noun_after_the_question_word() -> None:
     assert pieces["《奥勃洛莫夫》"]["head_first"] == 0.0
 
 
+def test_span_repeating_the_question_is_told_by_bigrams() -> None:
+    question = view("李翰曾受邀与日本哪家选货店舖推出联名作品？")
+    sentence = "李翰曾受邀与日本选货店舖Beams推出联名作品。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 选货店舖Beams repeats three of the question's bigrams (选货, 货店, 店舖); Beams none.
+    assert pieces["Beams"]["gram_inside"] == 0.0
+    assert pieces["选货店舖Beams"]["gram_inside"] == 1.0
+    assert pieces["选货店舖Beams"]["gram_share"] == pytest.approx(3 / 8)
+
+
 def test_sentence_with_the_hole_in_order() -> None:
     question = view("广茂铁路全长多少公里？")
     rows = rd.sentence_rows(
