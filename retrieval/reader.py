@@ -13,9 +13,11 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
-   where it sits against the question's words around its question word: 任天堂 in 由任天堂改编
-   for 该游戏由谁改编？; which of jieba's tag classes sit at and around its edges, its length,
-   whether it cuts a bracket), or none when the model is not confident.
+   where it sits against the question's words and bigrams around its question word: 任天堂 in
+   由任天堂改编 for 该游戏由谁改编？; whether it ends with what the question names after its
+   question word and repeats the question's bigrams; which of jieba's tag classes sit at and
+   around its edges, its length, whether it cuts a bracket), or none when the model is not
+   confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
@@ -887,13 +889,13 @@ def _hole_columns(
     for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
     司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
     next to the span or not, and × what is asked fits or × no kind is asked."""
-    gap_left = _gaps(normal, question.hole_left, starts, before=True)
-    gap_right = _gaps(normal, question.hole_right, ends, before=False)
+    gap_left = _gaps(normal, (question.hole_left,), starts, before=True)
+    gap_right = _gaps(normal, (question.hole_right,), ends, before=False)
     after_left, before_right = gap_left <= 1, gap_right <= 1
-    side_left = _nearest(normal, question.before_wh, starts, before=True)
-    side_right = _nearest(normal, question.after_wh, ends, before=False)
-    gram_left = _nearest(normal, _grams(question.left), starts, before=True)
-    gram_right = _nearest(normal, _grams(question.right), ends, before=False)
+    side_left = _gaps(normal, question.before_wh, starts, before=True)
+    side_right = _gaps(normal, question.after_wh, ends, before=False)
+    gram_left = _gaps(normal, _grams(question.left), starts, before=True)
+    gram_right = _gaps(normal, _grams(question.right), ends, before=False)
     return (
         np.log1p(gap_left),
         np.log1p(gap_right),
@@ -960,11 +962,6 @@ def _grams(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
 
 
-def _nearest(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
-    """`_gaps` to whichever of `words` is nearest each edge on its side (`_FAR` if none is)."""
-    return np.min([_gaps(text, word, edges, before=before) for word in ("", *words)], axis=0)
-
-
 _PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
 
 
@@ -988,26 +985,24 @@ def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
 _FAR = 30  # characters: a question word further from the span tells nothing of it
 
 
-def _gaps(text: str, word: str, edges: np.ndarray, *, before: bool) -> np.ndarray:
-    """Characters from each edge back to the end of `word`'s nearest occurrence before it
-    (`before`), or on to the start of the nearest after it; at most `_FAR`."""
-    found = []
-    at = text.find(word) if word else -1
-    while at >= 0:
-        found.append(at)
-        at = text.find(word, at + 1)
-    if not found:
+def _gaps(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """Characters from each edge back to the end of the nearest occurrence of any of `words`
+    before it (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+    marks = []
+    for word in filter(None, words):
+        at = text.find(word)
+        while at >= 0:
+            marks.append(at + len(word) if before else at)
+            at = text.find(word, at + 1)
+    if not marks:
         return np.full(len(edges), float(_FAR))
+    found = np.unique(marks)
     if before:
-        ends = np.array(found) + len(word)
-        place = np.searchsorted(ends, edges, side="right") - 1
-        gap = np.where(place >= 0, edges - ends[np.maximum(place, 0)], _FAR)
+        place = np.searchsorted(found, edges, side="right") - 1
+        gap = np.where(place >= 0, edges - found[np.maximum(place, 0)], _FAR)
     else:
-        starts = np.array(found)
-        place = np.searchsorted(starts, edges, side="left")
-        gap = np.where(
-            place < len(starts), starts[np.minimum(place, len(starts) - 1)] - edges, _FAR
-        )
+        place = np.searchsorted(found, edges, side="left")
+        gap = np.where(place < len(found), found[np.minimum(place, len(found) - 1)] - edges, _FAR)
     return np.minimum(gap, _FAR).astype(np.float64)
 
 
