@@ -926,15 +926,15 @@ def _head_columns(
     (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
     start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
     of the span the question's bigrams cover."""
-    tails = {
-        e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in set(ends.tolist())
-    }
-    tail = np.minimum([tails[e] for e in ends.tolist()], ends - starts)
+    # Only spans ending on one of the question's characters can end with a piece of it.
+    ending = {e for e in set(ends.tolist()) if normal[e - 1] in question.right}
+    tails = {e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in ending}
+    tail = np.minimum([tails.get(e, 0) for e in ends.tolist()], ends - starts)
     # What is asked for is named right after the question word, past a measure word: 郡 in
     # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
     noun = question.right.lstrip(_MEASURES)[:3]
-    nouns = {e: _ends_with_start(normal[:e], noun) for e in set(ends.tolist())}
-    named = np.minimum([nouns[e] for e in ends.tolist()], ends - starts)
+    nouns = {e: _ends_with_start(normal[max(e - 3, 0) : e], noun) for e in ending}
+    named = np.minimum([nouns.get(e, 0) for e in ends.tolist()], ends - starts)
     # The question's bigrams inside the span: an answer rarely repeats the question, and its
     # single characters (的, 是) say less of that than its bigrams.
     grams = np.array([normal[i : i + 2] in question.grams for i in range(len(normal))])
