@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import compress
@@ -937,7 +937,8 @@ def _head_columns(
     named = np.minimum([nouns.get(e, 0) for e in ends.tolist()], ends - starts)
     # The question's bigrams inside the span: an answer rarely repeats the question, and its
     # single characters (的, 是) say less of that than its bigrams.
-    grams = np.array([normal[i : i + 2] in question.grams for i in range(len(normal))])
+    grams = np.zeros(len(normal), dtype=bool)
+    grams[_starts(normal, question.grams)] = True
     at = _running(grams)
     inside = at[np.maximum(ends - 1, starts)] - at[starts]
     return (
@@ -985,18 +986,24 @@ def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
 _FAR = 30  # characters: a question word further from the span tells nothing of it
 
 
-def _gaps(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
-    """Characters from each edge back to the end of the nearest occurrence of any of `words`
-    before it (`before`), or on to the start of the nearest after it; at most `_FAR`."""
-    marks = []
+def _starts(text: str, words: Iterable[str]) -> list[int]:
+    """Where each of `words` (none empty) starts in `text`, every occurrence."""
+    found = []
     for word in filter(None, words):
         at = text.find(word)
         while at >= 0:
-            marks.append(at + len(word) if before else at)
+            found.append(at)
             at = text.find(word, at + 1)
+    return found
+
+
+def _gaps(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """Characters from each edge back to the end of the nearest occurrence of any of `words`
+    before it (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+    marks = {at + len(word) if before else at for word in words for at in _starts(text, (word,))}
     if not marks:
         return np.full(len(edges), float(_FAR))
-    found = np.unique(marks)
+    found = np.array(sorted(marks))
     if before:
         place = np.searchsorted(found, edges, side="right") - 1
         gap = np.where(place >= 0, edges - found[np.maximum(place, 0)], _FAR)
