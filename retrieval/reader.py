@@ -13,9 +13,11 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
 3. pick the span of the best sentence that answers (`span_table`: 364.6公里 for 广茂铁路全长
    多少公里？; a number with its unit, a date, a name, a 《title》, what brackets or quotes hold, a
    short phrase or a longer one that ends a clause, for why/how questions a run of clauses;
-   where it sits against the question's words around its question word: 任天堂 in 由任天堂改编
-   for 该游戏由谁改编？; which of jieba's tag classes sit at and around its edges, its length,
-   whether it cuts a bracket), or none when the model is not confident.
+   where it sits against the question's words and bigrams around its question word: 任天堂 in
+   由任天堂改编 for 该游戏由谁改编？; whether it ends with what the question names after its
+   question word and repeats the question's bigrams; which of jieba's tag classes sit at and
+   around its edges, its length, whether it cuts a bracket), or none when the model is not
+   confident.
 
 Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
 pieces a search query holds (text, words, their idf, the candidates), so it can take them from
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import compress
@@ -173,6 +175,11 @@ class QuestionView:
     hole_left: str = ""
     hole_right: str = ""
     explains: bool = False  # asks why or how (为什么, 怎样, 哪些): answered by clauses
+    # All of the question's words before its question word, and all after it: where the
+    # nearest hole word is not in a sentence (出任 for 在场上出任什么位置 against 场上司职中锋),
+    # a farther one (场上) still marks the answer's side.
+    before_wh: tuple[str, ...] = ()
+    after_wh: tuple[str, ...] = ()
 
     @classmethod
     def make(cls, text: str, words: Sequence[str], idf: Sequence[float]) -> QuestionView:
@@ -196,6 +203,8 @@ class QuestionView:
             *_hole_words(bare, tuple(unique), wh.start() if wh else len(bare),
                          wh.end() if wh else len(bare)),
             bool(_EXPLAINS.search(bare)),
+            *_sides(bare, tuple(unique), wh.start() if wh else len(bare),
+                    wh.end() if wh else len(bare)),
         )  # fmt: skip
 
 
@@ -210,6 +219,15 @@ def _hole_words(bare: str, words: Sequence[str], start: int, end: int) -> tuple[
         if at >= end and at < right_at:
             right, right_at = word, at
     return left, right
+
+
+def _sides(
+    bare: str, words: Sequence[str], start: int, end: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The question's words wholly before `start` and wholly after `end` (its question word)."""
+    found = [(bare.find(word), word) for word in words]
+    before = tuple(word for at, word in found if at >= 0 and at + len(word) <= start)
+    return before, tuple(word for at, word in found if at >= end)
 
 
 # --- Features ----------------------------------------------------------------------------
@@ -272,8 +290,21 @@ SPAN_GROUPS: dict[str, tuple[str, ...]] = {
         "in_hole",
         "fills_hole",
         "fit_hole",
+        "side_gap_left",
+        "side_gap_right",
+        "side_after",
+        "side_before",
+        "side_between",
+        "gram_gap_left",
+        "gram_gap_right",
+        "gram_between",
+        "gram_after",
+        "gram_before",
+        "fit_gram",
+        "none_gram",
     ),
     "clauses": ("joins", "explains_joins", "explains_length"),
+    "head": ("head_tail", "head_more", "head_first", "gram_inside", "gram_share"),
     "brackets": ("unbalanced",),
     "length": tuple(f"chars_{low}" for low in _LENGTH_BINS[1:]),
     "tags": tuple(
@@ -833,6 +864,7 @@ def _span_table(
         joins,
         float(question.explains) * joins,
         float(question.explains) * np.log1p(sizes),
+        *_head_columns(question, normal, starts, ends),
         _unbalanced(normal, starts, ends),
         length_bins,
         segs.tags,
@@ -852,10 +884,18 @@ def _hole_columns(
     question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """The "hole" group: how close a span sits after the question's word before its question
-    word, and before its word after it (…由【村雨城】改编 for 由谁改编)."""
-    gap_left = _gaps(normal, question.hole_left, starts, before=True)
-    gap_right = _gaps(normal, question.hole_right, ends, before=False)
+    word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
+    nearest of all the question's words on each side that the sentence holds (`side_*`), and
+    for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
+    司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
+    next to the span or not, and × what is asked fits or × no kind is asked."""
+    gap_left = _gaps(normal, (question.hole_left,), starts, before=True)
+    gap_right = _gaps(normal, (question.hole_right,), ends, before=False)
     after_left, before_right = gap_left <= 1, gap_right <= 1
+    side_left = _gaps(normal, question.before_wh, starts, before=True)
+    side_right = _gaps(normal, question.after_wh, ends, before=False)
+    gram_left = _gaps(normal, _grams(question.left), starts, before=True)
+    gram_right = _gaps(normal, _grams(question.right), ends, before=False)
     return (
         np.log1p(gap_left),
         np.log1p(gap_right),
@@ -864,7 +904,63 @@ def _hole_columns(
         (gap_left < _FAR) & (gap_right < _FAR),
         after_left & before_right,
         fit * (after_left | before_right),
+        np.log1p(side_left),
+        np.log1p(side_right),
+        side_left <= 1,
+        side_right <= 1,
+        (side_left <= 1) & (side_right <= 1),
+        np.log1p(gram_left),
+        np.log1p(gram_right),
+        (gram_left <= 1) & (gram_right <= 1),
+        gram_left <= 1,
+        gram_right <= 1,
+        fit * ((gram_left <= 1) | (gram_right <= 1)),
+        float(question.asks is None) * ((gram_left <= 1) | (gram_right <= 1)),
     )
+
+
+def _head_columns(
+    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The "head" group: how much of what follows the question word a span ends with
+    (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
+    start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
+    of the span the question's bigrams cover."""
+    # Only spans ending on one of the question's characters can end with a piece of it.
+    ending = {e for e in set(ends.tolist()) if normal[e - 1] in question.right}
+    tails = {e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in ending}
+    tail = np.minimum([tails.get(e, 0) for e in ends.tolist()], ends - starts)
+    # What is asked for is named right after the question word, past a measure word: 郡 in
+    # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
+    noun = question.right.lstrip(_MEASURES)[:3]
+    nouns = {e: _ends_with_start(normal[max(e - 3, 0) : e], noun) for e in ending}
+    named = np.minimum([nouns.get(e, 0) for e in ends.tolist()], ends - starts)
+    # The question's bigrams inside the span: an answer rarely repeats the question, and its
+    # single characters (的, 是) say less of that than its bigrams.
+    grams = np.zeros(len(normal), dtype=bool)
+    grams[_starts(normal, question.grams)] = True
+    at = _running(grams)
+    inside = at[np.maximum(ends - 1, starts)] - at[starts]
+    return (
+        tail / 4,
+        (tail > 0) & (ends - starts > tail),
+        (named > 0) & (ends - starts > named),
+        inside > 0,
+        inside / np.maximum(ends - starts - 1, 1),
+    )
+
+
+_MEASURES = "一个种位座家部本条所支"
+
+
+def _ends_with_start(text: str, word: str) -> int:
+    """How long a start of `word` `text` ends with (大曼彻斯特郡 and 郡相邻: 1)."""
+    return next((k for k in range(len(word), 0, -1) if text.endswith(word[:k])), 0)
+
+
+def _grams(text: str) -> tuple[str, ...]:
+    """The distinct character bigrams of a text, in order."""
+    return tuple(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
 
 
 _PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
@@ -890,26 +986,30 @@ def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
 _FAR = 30  # characters: a question word further from the span tells nothing of it
 
 
-def _gaps(text: str, word: str, edges: np.ndarray, *, before: bool) -> np.ndarray:
-    """Characters from each edge back to the end of `word`'s nearest occurrence before it
-    (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+def _starts(text: str, words: Iterable[str]) -> list[int]:
+    """Where each of `words` (none empty) starts in `text`, every occurrence."""
     found = []
-    at = text.find(word) if word else -1
-    while at >= 0:
-        found.append(at)
-        at = text.find(word, at + 1)
-    if not found:
+    for word in filter(None, words):
+        at = text.find(word)
+        while at >= 0:
+            found.append(at)
+            at = text.find(word, at + 1)
+    return found
+
+
+def _gaps(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
+    """Characters from each edge back to the end of the nearest occurrence of any of `words`
+    before it (`before`), or on to the start of the nearest after it; at most `_FAR`."""
+    marks = {at + len(word) if before else at for word in words for at in _starts(text, (word,))}
+    if not marks:
         return np.full(len(edges), float(_FAR))
+    found = np.array(sorted(marks))
     if before:
-        ends = np.array(found) + len(word)
-        place = np.searchsorted(ends, edges, side="right") - 1
-        gap = np.where(place >= 0, edges - ends[np.maximum(place, 0)], _FAR)
+        place = np.searchsorted(found, edges, side="right") - 1
+        gap = np.where(place >= 0, edges - found[np.maximum(place, 0)], _FAR)
     else:
-        starts = np.array(found)
-        place = np.searchsorted(starts, edges, side="left")
-        gap = np.where(
-            place < len(starts), starts[np.minimum(place, len(starts) - 1)] - edges, _FAR
-        )
+        place = np.searchsorted(found, edges, side="left")
+        gap = np.where(place < len(found), found[np.minimum(place, len(found) - 1)] - edges, _FAR)
     return np.minimum(gap, _FAR).astype(np.float64)
 
 

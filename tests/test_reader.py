@@ -179,6 +179,60 @@ def test_span_in_the_hole_is_told_apart_from_one_elsewhere() -> None:
     assert pieces["索尼公司"]["gap_right"] > pieces["任天堂"]["gap_right"]
 
 
+def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() -> None:
+    question = view("肖恩·保罗·布拉德利在场上出任什么位置？")
+    assert question.hole_left == "出任" and "场上" in question.before_wh
+    assert question.after_wh == ("位置",)
+    sentence = "美国退役篮球运动员,身高2米29,场上司职中锋。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 出任 is not in the sentence, so the hole says nothing; 场上 two characters back does.
+    assert pieces["中锋"]["after_left"] == 0.0
+    assert pieces["中锋"]["side_gap_left"] == pytest.approx(np.log1p(2))
+    assert pieces["中锋"]["side_gap_left"] < pieces["运动员"]["side_gap_left"]
+    assert pieces["司职"]["side_after"] == 1.0
+    # The bigrams of 场上出任 and of 位置 see the same from characters, whatever jieba cut.
+    assert pieces["中锋"]["gram_gap_left"] == pytest.approx(np.log1p(2))
+    assert pieces["中锋"]["gram_gap_right"] == pytest.approx(np.log1p(30))
+    assert pieces["中锋"]["gram_after"] == 0.0 and pieces["司职中锋"]["gram_after"] == 1.0
+
+
+def test_span_ending_with_what_the_question_word_asks_for() -> None:
+    question = view("魏斯可金融公司是什么类型的企业？")
+    sentence = "魏斯可金融公司是一家总部位于加州帕萨迪纳的多元化金融企业。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 企业 closes both the question and the answer; 帕萨迪纳 ends with neither.
+    assert pieces["多元化金融企业"]["head_tail"] == 0.5
+    assert pieces["多元化金融企业"]["head_more"] == 1.0
+    assert pieces["帕萨迪纳"]["head_tail"] == 0.0
+
+
+def test_span_ending_with_the_noun_after_the_question_word() -> None:
+    question = view("冈察洛夫是哪一国的小说家？")
+    sentence = "冈察洛夫是俄国小说家,代表作有《奥勃洛莫夫》。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 俄国 ends with 国, what 哪一 asks for; the question itself ends otherwise (小说家).
+    assert pieces["俄国"]["head_first"] == 1.0 and pieces["俄国"]["head_tail"] == 0.0
+    assert pieces["《奥勃洛莫夫》"]["head_first"] == 0.0
+
+
+def test_span_repeating_the_question_is_told_by_bigrams() -> None:
+    question = view("李翰曾受邀与日本哪家选货店舖推出联名作品？")
+    sentence = "李翰曾受邀与日本选货店舖Beams推出联名作品。"
+    rows = rd.span_rows(question, sentence, TOKENIZER)
+    names = rd.names(rd.SPAN_GROUPS)
+    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    # 选货店舖Beams repeats three of the question's bigrams (选货, 货店, 店舖); Beams none.
+    assert pieces["Beams"]["gram_inside"] == 0.0
+    assert pieces["选货店舖Beams"]["gram_inside"] == 1.0
+    assert pieces["选货店舖Beams"]["gram_share"] == pytest.approx(3 / 8)
+
+
 def test_sentence_with_the_hole_in_order() -> None:
     question = view("广茂铁路全长多少公里？")
     rows = rd.sentence_rows(
