@@ -390,7 +390,7 @@ def test_span_trees_score_as_lightgbm(monkeypatch: pytest.MonkeyPatch) -> None:
     params = {"objective": "lambdarank", "num_leaves": train_reader.LEAVES, "seed": 0,
               "learning_rate": train_reader.LEARNING_RATE, "num_threads": 1, "verbose": -1,
               "min_data_in_leaf": train_reader.MIN_DATA_IN_LEAF, "deterministic": True,
-              "force_col_wise": True}  # fmt: skip
+              "force_col_wise": True, "bin_construct_sample_cnt": 3000}  # fmt: skip
     booster = lightgbm.train(params, data, num_boost_round=30)
     assert len(trees.roots) == 30 and len(trees.value) == len(trees.feature) + 30
     assert 1 not in trees.feature.tolist() and {0, 3} <= set(trees.feature.tolist())
