@@ -684,7 +684,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "retrieval._kernels",
-    .m_doc = "BM25 top-k and tree-ensemble kernels in C; the documented interface is retrieval.kernels.",
+    .m_doc = "BM25 top-k and tree kernels in C; the documented interface is retrieval.kernels.",
     .m_size = 0,
     .m_methods = methods,
 };
