@@ -1,4 +1,5 @@
-/* Inner loops of "BM25 index → ranked passages", compiled at install time (retrieval._kernels).
+/* Inner loops of "BM25 index → ranked passages" (and of the reader's span trees), compiled at
+ * install time (retrieval._kernels).
  *
  * What they compute and why is in retrieval/kernels.py, the module callers use. Scores must be
  * bit-identical to rank-bm25's formula with a passage's weights added in term order (as the
@@ -576,18 +577,131 @@ static PyObject *block_bound_py(PyObject *module, PyObject *args) {
         block_bound(idf, (uint8_t)max_tf, (uint32_t)min_len, k1, b, avgdl));
 }
 
+/* A tree ensemble (the reader's span model), all trees' splits in one set of arrays and all
+ * their leaves in another: split i sends a row whose feature[i] is at most threshold[i] to
+ * left[i], else to right[i]; a child (or a root) c >= 0 is split c, c < 0 is leaf ~c, worth
+ * value[~c]. roots[t] is tree t's first node. */
+typedef struct {
+    const int64_t *feature, *left, *right, *roots;
+    const double *threshold, *value;
+    Py_ssize_t n_trees;
+} Forest;
+
+/* Whether a child of split i is a later split or a leaf, either within the arrays. */
+static inline int child_ok(int64_t c, Py_ssize_t i, Py_ssize_t n_splits, Py_ssize_t n_leaves) {
+    return c >= 0 ? c > i && c < n_splits : ~c < n_leaves;
+}
+
+/* Views the forest's arrays and checks that every walk ends: a split's children come after it
+ * or are leaves, within the arrays, and its feature is within the row. 0, or -1 with
+ * ValueError. */
+static int view_forest(Views *views, Forest *f, PyObject *feature, PyObject *threshold,
+                       PyObject *left, PyObject *right, PyObject *value, PyObject *roots,
+                       Py_ssize_t n_features) {
+    Py_ssize_t n, n_thresholds, n_left, n_right, n_leaves;
+    if (!(f->feature = view(views, feature, "feature", I64, 8, 0, &n))) return -1;
+    if (!(f->threshold = view(views, threshold, "threshold", F64, 8, 0, &n_thresholds)))
+        return -1;
+    if (!(f->left = view(views, left, "left", I64, 8, 0, &n_left))) return -1;
+    if (!(f->right = view(views, right, "right", I64, 8, 0, &n_right))) return -1;
+    if (!(f->value = view(views, value, "value", F64, 8, 0, &n_leaves))) return -1;
+    if (!(f->roots = view(views, roots, "roots", I64, 8, 0, &f->n_trees))) return -1;
+    if (n_thresholds != n || n_left != n || n_right != n)
+        return length_error("feature, threshold, left and right must have one length");
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (f->feature[i] < 0 || f->feature[i] >= n_features)
+            return length_error("a split's feature must be a column of the rows");
+        if (!child_ok(f->left[i], i, n, n_leaves) || !child_ok(f->right[i], i, n, n_leaves))
+            return length_error("a split's children must be later splits or leaves");
+    }
+    for (Py_ssize_t t = 0; t < f->n_trees; t++)
+        if (!child_ok(f->roots[t], -1, n, n_leaves))
+            return length_error("roots must be splits or leaves");
+    return 0;
+}
+
+/* One step down split `node` for a row. Arithmetic, not a branch: which way a row goes is as
+ * good as random to the branch predictor. */
+static inline int64_t step(const Forest *f, int64_t node, const double *row) {
+    int64_t right = row[f->feature[node]] > f->threshold[node];
+    return f->left[node] + right * (f->right[node] - f->left[node]);
+}
+
+/* Adds one tree's leaf value to every row's sum. Rows go down the tree four at a time: each
+ * step waits on the loads of the one before it, and four independent walks overlap. */
+static void add_tree(const Forest *f, int64_t root, const double *x, Py_ssize_t n_rows,
+                     Py_ssize_t n_features, double *sums) {
+    Py_ssize_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        const double *x0 = x + r * n_features, *x1 = x0 + n_features, *x2 = x1 + n_features,
+                     *x3 = x2 + n_features;
+        int64_t n0 = root, n1 = root, n2 = root, n3 = root;
+        while ((n0 & n1 & n2 & n3) >= 0) { /* until all four are leaves (negative) */
+            if (n0 >= 0) n0 = step(f, n0, x0);
+            if (n1 >= 0) n1 = step(f, n1, x1);
+            if (n2 >= 0) n2 = step(f, n2, x2);
+            if (n3 >= 0) n3 = step(f, n3, x3);
+        }
+        sums[r] += f->value[~n0];
+        sums[r + 1] += f->value[~n1];
+        sums[r + 2] += f->value[~n2];
+        sums[r + 3] += f->value[~n3];
+    }
+    for (; r < n_rows; r++) {
+        int64_t node = root;
+        while (node >= 0) node = step(f, node, x + r * n_features);
+        sums[r] += f->value[~node];
+    }
+}
+
+PyDoc_STRVAR(forest_sums_doc,
+             "forest_sums(rows, n_features, feature, threshold, left, right, value, roots, "
+             "out)\n--\n\n"
+             "Writes into out each row's sum of its leaf values over the trees, in tree order; "
+             "rows is the row-major matrix flattened.");
+
+static PyObject *forest_sums(PyObject *module, PyObject *args) {
+    PyObject *rows, *feature, *threshold, *left, *right, *value, *roots, *out;
+    Py_ssize_t n_features;
+    if (!PyArg_ParseTuple(args, "OnOOOOOOO:forest_sums", &rows, &n_features, &feature,
+                          &threshold, &left, &right, &value, &roots, &out))
+        return NULL;
+    Views views = {.n = 0};
+    Forest f;
+    Py_ssize_t n_cells, n_rows;
+    const double *x = NULL;
+    double *sums = NULL;
+    int ok = n_features > 0 || length_error("n_features must be positive") == 0;
+    ok = ok && (x = view(&views, rows, "rows", F64, 8, 0, &n_cells)) &&
+         (sums = view(&views, out, "out", F64, 8, 1, &n_rows)) &&
+         view_forest(&views, &f, feature, threshold, left, right, value, roots, n_features) == 0;
+    if (ok && n_cells != n_rows * n_features)
+        ok = length_error("rows must hold n_features values for each entry of out") == 0;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS;
+        for (Py_ssize_t r = 0; r < n_rows; r++) sums[r] = 0.0;
+        for (Py_ssize_t t = 0; t < f.n_trees; t++)
+            add_tree(&f, f.roots[t], x, n_rows, n_features, sums);
+        Py_END_ALLOW_THREADS;
+    }
+    release(&views);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, top_k_doc},
     {"top_k_blocks", top_k_blocks, METH_VARARGS, top_k_blocks_doc},
     {"scores_of", scores_of, METH_VARARGS, scores_of_doc},
     {"block_bound", block_bound_py, METH_VARARGS, block_bound_doc},
+    {"forest_sums", forest_sums, METH_VARARGS, forest_sums_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "retrieval._kernels",
-    .m_doc = "BM25 top-k kernels in C; the documented interface is retrieval.kernels.",
+    .m_doc = "BM25 top-k and tree kernels in C; the documented interface is retrieval.kernels.",
     .m_size = 0,
     .m_methods = methods,
 };

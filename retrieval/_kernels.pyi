@@ -59,3 +59,15 @@ def scores_of(
 def block_bound(
     idf: float, max_tf: int, min_len: int, k1: float, b: float, avgdl: float, /
 ) -> float: ...
+def forest_sums(
+    rows: Array,
+    n_features: int,
+    feature: Array,
+    threshold: Array,
+    left: Array,
+    right: Array,
+    value: Array,
+    roots: Array,
+    out: Array,
+    /,
+) -> None: ...

@@ -15,6 +15,9 @@ The loops are C (`retrieval/_kernels.c`, the extension `retrieval._kernels`, bui
 package is installed); this module gives them numpy arrays and makes room for their results.
 C in place of numba keeps LLVM out of the process (about 120 MB resident, and 0.6 s on a fresh
 process's first query) and keeps every score's bits: the sums run in the same order.
+
+`forest_sums` is the one loop of the next step, "ranked passages → answer": it walks the span
+candidates of the answer sentence through the reader's boosted trees (`retrieval.reader.Trees`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,31 @@ def scores_of(
     term's postings."""
     out = np.zeros(len(targets))
     _kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets, out)
+    return out
+
+
+def forest_sums(
+    rows: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    value: np.ndarray,
+    roots: np.ndarray,
+) -> np.ndarray:
+    """Each row's sum over a tree ensemble of the leaf it reaches in every tree, in tree order.
+
+    The trees are flat arrays, LightGBM's layout: per split (of every tree) `feature`,
+    `threshold`, `left` and `right`, per leaf `value`, per tree `roots`. Split i sends a row
+    to `left[i]` when its `feature[i]` is at most `threshold[i]`, else to `right[i]`; a child
+    or root c ≥ 0 is split c, c < 0 is leaf ~c. One call walks every row (rows × features)
+    through every tree in C: numpy over all rows at once would cost calls per tree level.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    out = np.empty(len(rows))
+    _kernels.forest_sums(
+        rows.reshape(-1), rows.shape[1], feature, threshold, left, right, value, roots, out
+    )
     return out
 
 

@@ -1,8 +1,8 @@
 """Pipeline step "ranked passages → answer", learned: the second stage over BM25.
 
 BM25 finds the `CANDIDATES` best passages (`Candidate`: each field's score kept). Three small
-linear models, trained by `python -m retrieval.train_reader` and shipped as
-`retrieval/reader_weights.json`, then:
+models (two linear, one of boosted trees), trained by `python -m retrieval.train_reader` and
+shipped as `retrieval/reader_weights.json`, then:
 
 1. score every passage by its best evidence (`passage_rows`: BM25's scores, how much of the
    question its best sentence covers, idf-weighted) and reorder the candidates;
@@ -19,9 +19,11 @@ linear models, trained by `python -m retrieval.train_reader` and shipped as
    around its edges, its length, whether it cuts a bracket), or none when the model is not
    confident.
 
-Each model is a conditional logit: a softmax over one question's rows. `Reader.read` takes the
-pieces a search query holds (text, words, their idf, the candidates), so it can take them from
-any query object. Scoring is plain numpy over the JSON weights; scipy is only needed to train.
+Each model scores one question's rows, and a softmax over them gives each row's chance (the
+passage and sentence models are conditional logits; the span model's trees are ranked per
+question, `Trees`). `Reader.read` takes the pieces a search query holds (text, words, their idf,
+the candidates), so it can take them from any query object. Scoring is numpy over the JSON
+weights, the trees walked in the package's C extension; scipy and LightGBM only train.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval import kernels
 from retrieval.answer import Wanted, fit_bonus, wanted
 from retrieval.errors import RetrievalError
 from retrieval.models import Answer, Passage
@@ -44,7 +47,7 @@ from retrieval.passages import sentence_spans
 from retrieval.tokenize import Tokenizer, fold
 
 WEIGHTS_FILE = "reader_weights.json"
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2  # 2: the span model is trees
 CANDIDATES = 10  # BM25 passages the reader looks at (recall@10 of BM25 alone: 0.998)
 MAX_SPAN_SEGMENTS = 5
 MAX_SPAN_CHARS = 24
@@ -1204,15 +1207,9 @@ class Linear:
     @classmethod
     def from_json(cls, data: dict[str, object], expected: tuple[str, ...]) -> Linear:
         """Read one model; its feature list must be the code's."""
-        listed = data["features"]
-        features = tuple(str(name) for name in listed) if isinstance(listed, list) else ()
-        if features != expected:
-            raise RetrievalError(
-                "The reader weights were trained for other features. Retrain them with "
-                "`python -m retrieval.train_reader`."
-            )
+        _check_features(data, expected)
         vector = {k: np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")}
-        return cls(features, vector["mean"], vector["scale"], vector["coef"],
+        return cls(expected, vector["mean"], vector["scale"], vector["coef"],
                    float(data["intercept"]))  # type: ignore[arg-type]  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
@@ -1227,12 +1224,91 @@ class Linear:
 
 
 @dataclass(frozen=True, slots=True)
+class Trees:
+    """Boosted regression trees: a row's log-odds is the sum of the leaf it reaches in each tree.
+
+    The span model: a linear model cannot make a feature count only for some questions (a year
+    span helps when the question asks for a year, and hurts otherwise), which a tree's splits
+    do. All trees' splits and leaves are flat arrays in LightGBM's layout (a child c ≥ 0 is
+    split c, c < 0 is leaf ~c), walked in C by `retrieval.kernels.forest_sums`; the JSON keeps
+    one object of arrays a tree, with split and leaf numbers counted within the tree.
+    """
+
+    features: tuple[str, ...]
+    feature: np.ndarray  # int64 per split: the column it looks at
+    threshold: np.ndarray  # per split: a row goes left when its value is at most this
+    left: np.ndarray  # int64 per split: the child (split c ≥ 0, or leaf ~c)
+    right: np.ndarray
+    value: np.ndarray  # per leaf: its log-odds
+    roots: np.ndarray  # int64 per tree: its first split (or its only leaf, ~c)
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """Log-odds of each row (rows × features)."""
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.features))
+        return kernels.forest_sums(
+            rows, self.feature, self.threshold, self.left, self.right, self.value, self.roots
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, object], expected: tuple[str, ...]) -> Trees:
+        """Read the trees; their feature list must be the code's."""
+        _check_features(data, expected)
+        trees: list[dict[str, list[float]]] = data["trees"]  # type: ignore[assignment]
+        splits = np.array([len(tree["feature"]) for tree in trees], dtype=np.int64)
+        leaves = np.array([len(tree["value"]) for tree in trees], dtype=np.int64)
+        first_split, first_leaf = np.cumsum(splits) - splits, np.cumsum(leaves) - leaves
+
+        def joined(key: str, dtype: type) -> np.ndarray:
+            return np.asarray([v for tree in trees for v in tree[key]], dtype=dtype)
+
+        def children(key: str) -> np.ndarray:
+            local = joined(key, np.int64)
+            split_at, leaf_at = np.repeat(first_split, splits), np.repeat(first_leaf, splits)
+            return np.where(local >= 0, local + split_at, ~(~local + leaf_at))
+
+        roots = np.where(splits > 0, first_split, ~first_leaf)
+        return cls(expected, joined("feature", np.int64), joined("threshold", np.float64),
+                   children("left"), children("right"), joined("value", np.float64),
+                   roots)  # fmt: skip
+
+    def to_json(self) -> dict[str, object]:
+        """The trees as JSON-ready lists, split and leaf numbers counted within each tree."""
+        # Each tree's splits and leaves are consecutive, and a tree has one leaf more than
+        # splits: tree t's first leaf is its first split's number + t.
+        number = np.arange(len(self.roots))
+        starts = np.where(self.roots >= 0, self.roots, ~self.roots - number).tolist()
+        ends = [*starts[1:], len(self.feature)]
+        trees = []
+        for tree, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            left, right = self.left[start:end], self.right[start:end]
+            trees.append({
+                "feature": self.feature[start:end].tolist(),
+                "threshold": self.threshold[start:end].tolist(),
+                "left": np.where(left >= 0, left - start, ~(~left - start - tree)).tolist(),
+                "right": np.where(right >= 0, right - start, ~(~right - start - tree)).tolist(),
+                "value": self.value[start + tree : end + tree + 1].tolist(),
+            })  # fmt: skip
+        return {"features": list(self.features), "trees": trees}
+
+
+def _check_features(data: dict[str, object], expected: tuple[str, ...]) -> None:
+    """Refuse a model whose feature list is not the code's."""
+    listed = data["features"]
+    features = tuple(str(name) for name in listed) if isinstance(listed, list) else ()
+    if features != expected:
+        raise RetrievalError(
+            "The reader weights were trained for other features. Retrain them with "
+            "`python -m retrieval.train_reader`."
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Weights:
-    """The three models and the span model's confidence threshold."""
+    """The three models (the span model's trees, the others linear) and the span threshold."""
 
     sentence: Linear
     passage: Linear
-    span: Linear
+    span: Trees
     span_threshold: float
     meta: dict[str, object]
 
@@ -1258,7 +1334,7 @@ class Weights:
         return cls(
             Linear.from_json(data["sentence"], names(SENTENCE_GROUPS)),
             Linear.from_json(data["passage"], names(PASSAGE_GROUPS)),
-            Linear.from_json(data["span"], names(SPAN_GROUPS)),
+            Trees.from_json(data["span"], names(SPAN_GROUPS)),
             float(data["span_threshold"]),
             dict(data.get("meta", {})),
         )
@@ -1273,7 +1349,18 @@ class Weights:
             "passage": self.passage.to_json(),
             "span": self.span.to_json(),
         }
-        return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        # One line per array of a tree: hundreds of trees a number a line would be 100k lines.
+        span = text.index('\n "span": {')
+        return text[:span] + _NUMBER_LIST.sub(_one_line, text[span:]) + "\n"
+
+
+_NUMBER_LIST = re.compile(r"\[[-\d.e+,\s]*\]")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    """A JSON list of numbers on one line."""
+    return json.dumps(json.loads(match.group()))
 
 
 def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -> int:

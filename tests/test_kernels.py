@@ -171,3 +171,50 @@ def test_scores_of_sums_each_passage_in_term_order() -> None:
     found = kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets)
     assert found.tolist() == expected
     assert found[targets.tolist().index(5)] > 0
+
+
+def _forest() -> dict[str, np.ndarray]:
+    """Two trees over rows of 2 features: (x0 ≤ 1 ? (x1 ≤ 0 ? 1 : 2) : 3) and a lone leaf 10."""
+    return {
+        "feature": np.array([0, 1], dtype=np.int64),
+        "threshold": np.array([1.0, 0.0]),
+        "left": np.array([1, ~0], dtype=np.int64),
+        "right": np.array([~2, ~1], dtype=np.int64),
+        "value": np.array([1.0, 2.0, 3.0, 10.0]),
+        "roots": np.array([0, ~3], dtype=np.int64),
+    }
+
+
+def test_forest_sums_walks_every_tree() -> None:
+    """A hand-checked forest: ties go left, a root may be a leaf, any rows' strides do."""
+    rows = np.array([[1.0, 0.0], [1.0, 0.5], [1.5, -4.0], [0.0, -1.0]])
+    assert kernels.forest_sums(rows, **_forest()).tolist() == [11.0, 12.0, 13.0, 11.0]
+    assert kernels.forest_sums(rows[::2], **_forest()).tolist() == [11.0, 13.0]
+    assert kernels.forest_sums(np.zeros((0, 2)), **_forest()).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "says"),
+    [
+        ("left", np.array([0, ~0], dtype=np.int64), "children must be later splits or leaves"),
+        ("right", np.array([~4, ~1], dtype=np.int64), "children must be later splits or leaves"),
+        ("feature", np.array([0, 2], dtype=np.int64), "feature must be a column"),
+        ("feature", np.array([-1, 1], dtype=np.int64), "feature must be a column"),
+        ("roots", np.array([2], dtype=np.int64), "roots must be splits or leaves"),
+        ("threshold", np.ones(3), "must have one length"),
+        ("value", np.ones(4, dtype=np.float32), "value must be one-dimensional"),
+    ],
+)
+def test_forest_sums_refuses_walks_that_would_not_end(name: str, bad: object, says: str) -> None:
+    """A child before its parent (a loop), or an index out of the arrays, is a ValueError."""
+    forest = _forest() | {name: bad}
+    with pytest.raises(ValueError, match=says):
+        kernels.forest_sums(np.zeros((3, 2)), **forest)  # type: ignore[arg-type]
+
+
+def test_forest_sums_checks_the_rows() -> None:
+    forest = _forest()
+    with pytest.raises(ValueError, match="n_features values for each entry of out"):
+        _kernels.forest_sums(np.zeros(5), 2, *forest.values(), np.zeros(3))
+    with pytest.raises(ValueError, match="n_features must be positive"):
+        _kernels.forest_sums(np.zeros(0), 0, *forest.values(), np.zeros(0))

@@ -418,6 +418,39 @@ def test_weights_round_trip_and_fit_like_scikit_learn(tmp_path: Path) -> None:
     loaded = rd.Weights.load(path)
     assert np.allclose(loaded.passage.logits(x[:5]), linear.logits(x[:5]), atol=1e-3)
     assert loaded.span_threshold == 0.3
+    spans = rng.normal(size=(50, len(WEIGHTS.span.features)))
+    assert np.array_equal(loaded.span.logits(spans), WEIGHTS.span.logits(spans))
+
+
+def test_span_trees_score_as_lightgbm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trees written out and walked in C give LightGBM's own scores (to the rounding)."""
+    import lightgbm
+
+    from retrieval import train_reader
+
+    monkeypatch.setattr(train_reader, "TREES", 30)
+    rng = np.random.default_rng(1)
+    names = rd.names(rd.SPAN_GROUPS)
+    x = np.round(rng.normal(size=(3000, len(names))), 2)
+    x[:, 3] = rng.integers(0, 2, 3000)  # a flag, as many span features are
+    groups = np.repeat(np.arange(100), 30)
+    y = np.zeros(3000, dtype=np.int64)
+    y[np.arange(100) * 30 + np.argmax((x[:, 0] + x[:, 3]).reshape(100, 30), axis=1)] = 1
+    y[:30] = 0  # a question without a right span is left out
+    rows = train_reader.Rows(x, y, groups)
+    trees = train_reader.grow(rows, names, drop=[names[1]])
+    kept, sizes = train_reader.answerable(rows)
+    data = lightgbm.Dataset(kept.x * (np.arange(len(names)) != 1), label=kept.y, group=sizes)
+    params = {"objective": "lambdarank", "num_leaves": train_reader.LEAVES, "seed": 0,
+              "learning_rate": train_reader.LEARNING_RATE, "num_threads": 1, "verbose": -1,
+              "min_data_in_leaf": train_reader.MIN_DATA_IN_LEAF, "deterministic": True,
+              "force_col_wise": True, "bin_construct_sample_cnt": 3000}  # fmt: skip
+    booster = lightgbm.train(params, data, num_boost_round=30)
+    assert len(trees.roots) == 30 and len(trees.value) == len(trees.feature) + 30
+    assert 1 not in trees.feature.tolist() and {0, 3} <= set(trees.feature.tolist())
+    assert np.allclose(trees.logits(x), booster.predict(x, raw_score=True), atol=1e-4)
+    again = rd.Trees.from_json(json.loads(json.dumps(trees.to_json())), names)
+    assert np.array_equal(again.logits(x), trees.logits(x))
 
 
 def test_weights_of_other_features_are_refused(tmp_path: Path) -> None:
@@ -475,4 +508,28 @@ def test_training_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
     assert code == 0
     weights = rd.Weights.load(out)
     assert weights.meta["trained_on"] == 24
-    assert np.any(weights.sentence.coef != 0) and np.any(weights.span.coef != 0)
+    assert np.any(weights.sentence.coef != 0) and len(weights.span.roots) == train_reader.TREES
+
+
+def test_trees_of_one_leaf_keep_their_place_in_the_json() -> None:
+    """A tree without splits (a lone leaf) between others: numbers within each tree still fit."""
+    names = ("a", "b")
+    trees = rd.Trees(
+        names,
+        feature=np.array([0, 1, 1], dtype=np.int64),
+        threshold=np.array([1.0, 0.0, 2.5]),
+        left=np.array([1, ~0, ~4], dtype=np.int64),
+        right=np.array([~2, ~1, ~5], dtype=np.int64),
+        value=np.array([1.0, 2.0, 3.0, 10.0, 0.5, -0.5]),
+        roots=np.array([0, ~3, 2], dtype=np.int64),
+    )
+    data = trees.to_json()
+    assert data["trees"][1] == {  # type: ignore[index]
+        "feature": [], "threshold": [], "left": [], "right": [], "value": [10.0],
+    }  # fmt: skip
+    assert data["trees"][2]["left"] == [~0]  # type: ignore[index]
+    again = rd.Trees.from_json(data, names)
+    for key in ("feature", "threshold", "left", "right", "value", "roots"):
+        assert np.array_equal(getattr(again, key), getattr(trees, key)), key
+    rows = np.array([[0.0, 3.0], [2.0, 0.0]])
+    assert again.logits(rows).tolist() == [2.0 + 10.0 - 0.5, 3.0 + 10.0 + 0.5]
