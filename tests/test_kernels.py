@@ -190,6 +190,8 @@ def test_forest_sums_walks_every_tree() -> None:
     rows = np.array([[1.0, 0.0], [1.0, 0.5], [1.5, -4.0], [0.0, -1.0]])
     assert kernels.forest_sums(rows, **_forest()).tolist() == [11.0, 12.0, 13.0, 11.0]
     assert kernels.forest_sums(rows[::2], **_forest()).tolist() == [11.0, 13.0]
+    many = np.tile(rows, (5, 1))  # more rows than walk side by side, and a few left over
+    assert kernels.forest_sums(many, **_forest()).tolist() == [11.0, 12.0, 13.0, 11.0] * 5
     assert kernels.forest_sums(np.zeros((0, 2)), **_forest()).tolist() == []
 
 
