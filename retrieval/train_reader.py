@@ -44,6 +44,9 @@ from retrieval.tokenize import Tokenizer, fold
 
 log = logging.getLogger(__name__)
 DEFAULT_DATA = Path("../shared/train")
+# BM25 passages read per training question: twice what the reader reads at run time
+# (rd.CANDIDATES), so that the models see more wrong passages and sentences.
+CANDIDATES = 10
 C = 10.0  # inverse L2 strength; the models have few features and thousands of questions
 # The span trees (CMRC 2018 dev sweep: benchmarks/QUALITY.md, "Fifth pass (trees)").
 TREES = 300
@@ -126,7 +129,7 @@ class Example:
 def example(searcher: Searcher, question: TrainQuestion, tokenizer: Tokenizer) -> Example | None:
     """Search one question as at run time and label its passages and answer spans."""
     words = list(searcher.query(question.question).words)
-    candidates = tuple(searcher.candidates(question.question, depth=rd.CANDIDATES))
+    candidates = tuple(searcher.candidates(question.question, depth=CANDIDATES))
     answers = tuple(a for a in map(bare, question.answers) if a)
     if not words or not candidates or not answers:
         return None
