@@ -93,8 +93,13 @@ class Searcher:
 
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
-        found = self.candidates(question, depth=offset + top_k)
+        hits = self._hits(question, top_k=top_k, offset=offset)
         release_free_memory()
+        return hits
+
+    def _hits(self, question: str | Query, *, top_k: int, offset: int) -> list[Hit]:
+        """`search` without handing the heap's free memory back (`ask` does, once)."""
+        found = self.candidates(question, depth=offset + top_k)
         return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
 
     def candidates(self, question: str | Query, *, depth: int) -> list[Candidate]:
@@ -136,7 +141,7 @@ class Searcher:
         if self.reader is not None:
             hits, answer = self._read(self.reader, query, top_k=top_k, offset=offset)
         else:
-            hits = self.search(query, top_k=top_k, offset=offset)
+            hits = self._hits(query, top_k=top_k, offset=offset)
             answer = best_answer(query, hits) if hits and offset == 0 else None
         shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
         release_free_memory()
