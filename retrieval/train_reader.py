@@ -2,7 +2,8 @@
 
 Every set in the data folder (a folder with `archive/` and `questions.jsonl` holding `question`,
 `source`, `answer` and `answers`, e.g. cmrc2018_trial and drcd_test) is indexed like any
-archive; each question is searched and read as at run time, and the rows are labelled:
+archive; each question is searched and read as at run time (its 10 best passages, where the
+bot reads 5: `CANDIDATES`), and the rows are labelled:
 
 - a sentence is right when it holds an annotated answer (what "answer-hit" measures);
 - a passage is right when it comes from the question's file and holds the answer;
