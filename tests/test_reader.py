@@ -43,6 +43,14 @@ def candidate(text: str, rank: int = 1, title: str | None = None) -> rd.Candidat
     return rd.Candidate(Passage(f"a.txt#1.{rank}", text, source), rank, 1 / rank, 1 / rank, 1.0)
 
 
+def span_features(question: str | rd.QuestionView, sentence: str) -> dict[str, dict[str, float]]:
+    """Each candidate span's text and its features by name."""
+    asked = view(question) if isinstance(question, str) else question
+    names = rd.names(rd.SPAN_GROUPS)
+    rows = rd.span_rows(asked, sentence, TOKENIZER)
+    return {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+
+
 @pytest.mark.parametrize("text", ["1到4月", "1—4月", "1至4月", "一至四月", "1~4月"])
 def test_ranges_normalise_alike(text: str) -> None:
     assert rd.normalize_numbers(text) == "1-4月"
@@ -170,9 +178,7 @@ def test_the_words_around_the_question_word(question: str, left: str, right: str
 
 def test_span_in_the_hole_is_told_apart_from_one_elsewhere() -> None:
     sentence = "该游戏由任天堂改编,后来由索尼公司发行。"
-    rows = rd.span_rows(view("该游戏由谁改编？"), sentence, TOKENIZER)
-    names = rd.names(rd.SPAN_GROUPS)
-    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    pieces = span_features(view("该游戏由谁改编？"), sentence)
     # 任天堂 sits right after 由 and right before 改编; 索尼公司 only after 由.
     assert pieces["任天堂"]["fills_hole"] == 1.0
     assert pieces["索尼公司"]["after_left"] == 1.0 and pieces["索尼公司"]["fills_hole"] == 0.0
@@ -184,9 +190,7 @@ def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() ->
     assert question.hole_left == "出任" and "场上" in question.before_wh
     assert question.after_wh == ("位置",)
     sentence = "美国退役篮球运动员,身高2米29,场上司职中锋。"
-    rows = rd.span_rows(question, sentence, TOKENIZER)
-    names = rd.names(rd.SPAN_GROUPS)
-    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    pieces = span_features(question, sentence)
     # 出任 is not in the sentence, so the hole says nothing; 场上 two characters back does.
     assert pieces["中锋"]["after_left"] == 0.0
     assert pieces["中锋"]["side_gap_left"] == pytest.approx(np.log1p(2))
@@ -201,9 +205,7 @@ def test_a_farther_question_word_marks_the_side_when_the_nearest_is_missing() ->
 def test_span_ending_with_what_the_question_word_asks_for() -> None:
     question = view("魏斯可金融公司是什么类型的企业？")
     sentence = "魏斯可金融公司是一家总部位于加州帕萨迪纳的多元化金融企业。"
-    rows = rd.span_rows(question, sentence, TOKENIZER)
-    names = rd.names(rd.SPAN_GROUPS)
-    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    pieces = span_features(question, sentence)
     # 企业 closes both the question and the answer; 帕萨迪纳 ends with neither.
     assert pieces["多元化金融企业"]["head_tail"] == 0.5
     assert pieces["多元化金融企业"]["head_more"] == 1.0
@@ -213,9 +215,7 @@ def test_span_ending_with_what_the_question_word_asks_for() -> None:
 def test_span_ending_with_the_noun_after_the_question_word() -> None:
     question = view("冈察洛夫是哪一国的小说家？")
     sentence = "冈察洛夫是俄国小说家,代表作有《奥勃洛莫夫》。"
-    rows = rd.span_rows(question, sentence, TOKENIZER)
-    names = rd.names(rd.SPAN_GROUPS)
-    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    pieces = span_features(question, sentence)
     # 俄国 ends with 国, what 哪一 asks for; the question itself ends otherwise (小说家).
     assert pieces["俄国"]["head_first"] == 1.0 and pieces["俄国"]["head_tail"] == 0.0
     assert pieces["《奥勃洛莫夫》"]["head_first"] == 0.0
@@ -224,9 +224,7 @@ def test_span_ending_with_the_noun_after_the_question_word() -> None:
 def test_span_repeating_the_question_is_told_by_bigrams() -> None:
     question = view("李翰曾受邀与日本哪家选货店舖推出联名作品？")
     sentence = "李翰曾受邀与日本选货店舖Beams推出联名作品。"
-    rows = rd.span_rows(question, sentence, TOKENIZER)
-    names = rd.names(rd.SPAN_GROUPS)
-    pieces = {sentence[r.start : r.end]: dict(zip(names, r.features, strict=True)) for r in rows}
+    pieces = span_features(question, sentence)
     # 选货店舖Beams repeats three of the question's bigrams (选货, 货店, 店舖); Beams none.
     assert pieces["Beams"]["gram_inside"] == 0.0
     assert pieces["选货店舖Beams"]["gram_inside"] == 1.0
@@ -268,16 +266,6 @@ def test_spans_cover_enumerations_brackets_and_grouped_digits() -> None:
     for question, sentence, span in cases:
         rows = rd.span_rows(view(question), sentence, TOKENIZER)
         assert span in {fold(sentence)[r.start : r.end] for r in rows}
-
-
-def span_features(question: str, sentence: str) -> dict[str, dict[str, float]]:
-    """Each candidate span's text (folded) and its named features."""
-    names = rd.names(rd.SPAN_GROUPS)
-    normal = fold(sentence)
-    return {
-        normal[r.start : r.end]: dict(zip(names, r.features, strict=True))
-        for r in rd.span_rows(view(question), sentence, TOKENIZER)
-    }
 
 
 def test_a_span_that_cuts_a_bracket_is_unbalanced() -> None:
