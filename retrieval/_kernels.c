@@ -145,16 +145,21 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     double *scores = s->scores;
     uint8_t *seen = s->seen;
     uint32_t *cand = s->cand;
+    const int64_t size = q->size;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         uint32_t ahead = docs[j + AHEAD < end ? j + AHEAD : j];
         __builtin_prefetch(&scores[ahead], 1);
         __builtin_prefetch(&norm[ahead], 0);
         double score = scores[d];
-        if (score == 0.0 && !seen[d]) { /* a passage with a score was seen: skip the mask */
-            seen[d] = 1;
-            cand[count++] = d;
-        }
+        /* A passage with a score was seen. Without a branch on it: in the long questions'
+         * later strong terms, new passages and ones seen already come at random. The id is
+         * written at the end of the candidates either way and counted only if new (once
+         * every passage is a candidate, nothing is new and there is no room left). */
+        int fresh = (score == 0.0) & !seen[d];
+        seen[d] |= (uint8_t)fresh;
+        if (count < size) cand[count] = d;
+        count += fresh;
         scores[d] = score + weight(idf, (double)tfs[j], norm[d], k1);
     }
     return count;
