@@ -9,7 +9,9 @@
  * Arrays arrive through the buffer protocol (no numpy headers needed to build): each is checked
  * for its item type, one dimension, C contiguity and its length against the others, and a
  * mismatch is a ValueError. Passage ids in the postings are trusted to be below the passage
- * count (the index is written by retrieval.fieldbuild and checked when opened). The loops run
+ * count (the index is written by retrieval.fieldbuild and checked when opened), and passage
+ * lengths to be below the ratio table's row length (retrieval.index.Field.scoring makes both
+ * from the same lengths). The loops run
  * without the GIL: searches run in a pool of threads, each with its own scratch arrays.
  */
 #define PY_SSIZE_T_CLEAN
@@ -88,22 +90,34 @@ typedef struct {
     const int64_t *bounds;
     const double *idfs;
     const double *upper;
-    const double *norm;
-    double k1;
+    const uint32_t *lengths; /* each passage's length in tokens */
+    /* A weight before its idf, tf (k1 + 1) / (tf + norm), by frequency and passage length:
+     * ratios[tf * n_lengths + length]. Looked up instead of worked out per posting: no
+     * division, and a passage's 4-byte length is read instead of its 8-byte norm (the table
+     * holds the same bits, RESULTS.md "Issue 15, fifth pass"). */
+    const double *ratios;
+    int64_t n_lengths;
+    double k1; /* for the block bounds */
     int64_t n_terms;
-    int64_t size; /* passage count: length of norm and of the scratch arrays */
+    int64_t size; /* passage count: length of lengths and of the scratch arrays */
 } Query;
 
-/* Views the postings (docs, tfs, bounds, idfs) and norm, checking that they fit together:
- * bounds ascend from 0 within the postings, one idf per term. 0, or -1 with ValueError. */
+#define FREQUENCIES 256 /* rows of the ratio table: every uint8 frequency */
+
+/* Views the postings (docs, tfs, bounds, idfs), lengths and ratios, checking that they fit
+ * together: bounds ascend from 0 within the postings, one idf per term, a row of ratios for
+ * every frequency. 0, or -1 with ValueError. */
 static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyObject *bounds,
-                      PyObject *idfs, PyObject *norm) {
-    Py_ssize_t n_docs, n_tfs, n_bounds, n_idfs, n_norm;
+                      PyObject *idfs, PyObject *lengths, PyObject *ratios) {
+    Py_ssize_t n_docs, n_tfs, n_bounds, n_idfs, n_lengths, n_ratios;
     if (!(q->docs = view(views, docs, "docs", U32, 4, 0, &n_docs))) return -1;
     if (!(q->tfs = view(views, tfs, "tfs", U8, 1, 0, &n_tfs))) return -1;
     if (!(q->bounds = view(views, bounds, "bounds", I64, 8, 0, &n_bounds))) return -1;
     if (!(q->idfs = view(views, idfs, "idfs", F64, 8, 0, &n_idfs))) return -1;
-    if (!(q->norm = view(views, norm, "norm", F64, 8, 0, &n_norm))) return -1;
+    if (!(q->lengths = view(views, lengths, "lengths", U32, 4, 0, &n_lengths))) return -1;
+    if (!(q->ratios = view(views, ratios, "ratios", F64, 8, 0, &n_ratios))) return -1;
+    if (n_ratios < FREQUENCIES || n_ratios % FREQUENCIES)
+        return length_error("ratios must hold a row of lengths for each of 256 frequencies");
     if (n_tfs != n_docs) return length_error("docs and tfs must have the same length");
     if (n_bounds < 1 || n_idfs != n_bounds - 1)
         return length_error("bounds must hold one more entry than idfs");
@@ -112,12 +126,15 @@ static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyO
         if (q->bounds[t + 1] < q->bounds[t] || q->bounds[t + 1] > n_docs)
             return length_error("bounds must ascend within the postings");
     q->n_terms = n_bounds - 1;
-    q->size = n_norm;
+    q->size = n_lengths;
+    q->n_lengths = n_ratios / FREQUENCIES;
     return 0;
 }
 
-static inline double weight(double idf, double tf, double norm, double k1) {
-    return idf * (tf * (k1 + 1.0) / (tf + norm));
+/* A posting's weight: idf times rank-bm25's tf (k1 + 1) / (tf + norm), from the table. */
+static inline double weight(double idf, const double *ratios, int64_t n_lengths, uint8_t tf,
+                            uint32_t length) {
+    return idf * ratios[(int64_t)tf * n_lengths + length];
 }
 
 
@@ -138,19 +155,18 @@ typedef struct {
  * through `seen`, a char type, could otherwise alias them and force a reload per posting.) */
 static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, double idf,
                     int64_t count) {
-    const uint32_t *docs = q->docs;
+    const uint32_t *docs = q->docs, *lengths = q->lengths;
     const uint8_t *tfs = q->tfs;
-    const double *norm = q->norm;
-    const double k1 = q->k1;
+    const double *ratios = q->ratios;
+    const int64_t n_lengths = q->n_lengths, size = q->size;
     double *scores = s->scores;
     uint8_t *seen = s->seen;
     uint32_t *cand = s->cand;
-    const int64_t size = q->size;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         uint32_t ahead = docs[j + AHEAD < end ? j + AHEAD : j];
         __builtin_prefetch(&scores[ahead], 1);
-        __builtin_prefetch(&norm[ahead], 0);
+        __builtin_prefetch(&lengths[ahead], 0);
         double score = scores[d];
         /* A passage with a score was seen. Without a branch on it: in the long questions'
          * later strong terms, new passages and ones seen already come at random. The id is
@@ -160,7 +176,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
         seen[d] |= (uint8_t)fresh;
         if (count < size) cand[count] = d;
         count += fresh;
-        scores[d] = score + weight(idf, (double)tfs[j], norm[d], k1);
+        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], lengths[d]);
     }
     return count;
 }
@@ -168,16 +184,16 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
 /* Add the weights of postings start..end of one term to the passages already seen only. */
 static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t end,
                         double idf) {
-    const uint32_t *docs = q->docs;
+    const uint32_t *docs = q->docs, *lengths = q->lengths;
     const uint8_t *tfs = q->tfs;
-    const double *norm = q->norm;
-    const double k1 = q->k1;
+    const double *ratios = q->ratios;
+    const int64_t n_lengths = q->n_lengths;
     double *scores = s->scores;
     const uint8_t *seen = s->seen;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         __builtin_prefetch(&seen[docs[j + AHEAD < end ? j + AHEAD : j]], 0);
-        if (seen[d]) scores[d] += weight(idf, (double)tfs[j], norm[d], k1);
+        if (seen[d]) scores[d] += weight(idf, ratios, n_lengths, tfs[j], lengths[d]);
     }
 }
 
@@ -227,7 +243,8 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
         for (int64_t g = 0; g < lanes; g++) {
             int64_t d = ids[i0 + g], j = base[g] + ((int64_t)docs[base[g]] < d);
             if (j < end && (int64_t)docs[j] == d)
-                scores[by_id ? d : i0 + g] += weight(idf, (double)q->tfs[j], q->norm[d], q->k1);
+                scores[by_id ? d : i0 + g] +=
+                    weight(idf, q->ratios, q->n_lengths, q->tfs[j], q->lengths[d]);
         }
     }
 }
@@ -430,7 +447,7 @@ static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *uppe
         return -1;
     if (n_upper != q->n_terms) return length_error("upper must hold one entry per term");
     if (n_scores != q->size || n_seen != q->size || n_cand != q->size)
-        return length_error("scores, seen and cand must have norm's length");
+        return length_error("scores, seen and cand must have the length of lengths");
     if (k < 1) return length_error("k must be at least 1");
     Py_ssize_t room = k < q->size ? k : q->size;
     if (n_out_docs < room || n_out_scores < room)
@@ -459,23 +476,23 @@ static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blo
 }
 
 PyDoc_STRVAR(top_k_doc,
-             "top_k(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, out_docs, "
-             "out_scores)\n--\n\n"
+             "top_k(docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, "
+             "out_docs, out_scores)\n--\n\n"
              "Per-term MaxScore top k into out_docs/out_scores, best first; returns how many.");
 
 static PyObject *top_k(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *upper, *norm, *scores, *seen, *cand, *out_d, *out_s;
-    double k1;
+    PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
+    PyObject *out_d, *out_s;
     Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOdnOOOOO:top_k", &docs, &tfs, &bounds, &idfs, &upper,
-                          &norm, &k1, &k, &scores, &seen, &cand, &out_d, &out_s))
+    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOO:top_k", &docs, &tfs, &bounds, &idfs, &upper,
+                          &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s))
         return NULL;
     Views views = {.n = 0};
-    Query q = {.k1 = k1};
+    Query q = {0};
     Scratch s = {0};
     const double *upper_data;
     Py_ssize_t found = -1;
-    if (view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+    if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0)
         found = run(&q, &s, upper_data, NULL);
@@ -484,8 +501,9 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
 }
 
 PyDoc_STRVAR(top_k_blocks_doc,
-             "top_k_blocks(docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, "
-             "out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable)\n--\n\n"
+             "top_k_blocks(docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, "
+             "cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable)\n"
+             "--\n\n"
              "Block-max MaxScore top k into out_docs/out_scores, best first; returns how many.");
 
 /* Views the block arrays and checks that each term's blocks are there. */
@@ -507,14 +525,15 @@ static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first
 }
 
 static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *upper, *norm, *scores, *seen, *cand, *out_d, *out_s;
-    PyObject *first, *max_tf, *min_len;
+    PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
+    PyObject *out_d, *out_s, *first, *max_tf, *min_len;
     double k1;
     Py_ssize_t k, block;
     Blocks bl = {0};
-    if (!PyArg_ParseTuple(args, "OOOOOOdnOOOOOOOOnddp:top_k_blocks", &docs, &tfs, &bounds,
-                          &idfs, &upper, &norm, &k1, &k, &scores, &seen, &cand, &out_d, &out_s,
-                          &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl, &bl.usable))
+    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddp:top_k_blocks", &docs, &tfs, &bounds,
+                          &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen, &cand,
+                          &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl,
+                          &bl.usable))
         return NULL;
     bl.block = block;
     Views views = {.n = 0};
@@ -522,7 +541,7 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     Scratch s = {0};
     const double *upper_data;
     Py_ssize_t found = -1;
-    if (view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+    if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0)
@@ -532,28 +551,27 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
 }
 
 PyDoc_STRVAR(scores_of_doc,
-             "scores_of(docs, tfs, bounds, idfs, norm, k1, targets, out)\n--\n\n"
+             "scores_of(docs, tfs, bounds, idfs, lengths, ratios, targets, out)\n--\n\n"
              "Adds each target passage's exact score to out (zeroed), by binary search in each "
              "term's postings.");
 
 static PyObject *scores_of(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *norm, *targets, *out;
-    double k1;
-    if (!PyArg_ParseTuple(args, "OOOOOdOO:scores_of", &docs, &tfs, &bounds, &idfs, &norm, &k1,
-                          &targets, &out))
+    PyObject *docs, *tfs, *bounds, *idfs, *lengths, *ratios, *targets, *out;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:scores_of", &docs, &tfs, &bounds, &idfs, &lengths,
+                          &ratios, &targets, &out))
         return NULL;
     Views views = {.n = 0};
-    Query q = {.k1 = k1};
+    Query q = {0};
     Py_ssize_t n_targets, n_out;
     const uint32_t *target = NULL;
     double *sums = NULL;
-    int ok = view_query(&views, &q, docs, tfs, bounds, idfs, norm) == 0 &&
+    int ok = view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
              (target = view(&views, targets, "targets", U32, 4, 0, &n_targets)) &&
              (sums = view(&views, out, "out", F64, 8, 1, &n_out));
     if (ok && n_out != n_targets) ok = length_error("out must have the length of targets") == 0;
     for (Py_ssize_t i = 0; ok && i < n_targets; i++)
         if ((int64_t)target[i] >= q.size)
-            ok = length_error("targets must be passage ids below norm's length") == 0;
+            ok = length_error("targets must be passage ids below the passage count") == 0;
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
         for (int64_t t = 0; t < q.n_terms; t++)

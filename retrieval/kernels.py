@@ -27,6 +27,7 @@ import numpy as np
 from retrieval import _kernels
 
 BlockArrays = tuple[np.ndarray, np.ndarray, np.ndarray, int, float, float, bool]
+Scoring = tuple[np.ndarray, np.ndarray]  # passage lengths (uint32) and the ratio table
 
 
 def top_k(
@@ -35,8 +36,7 @@ def top_k(
     bounds: np.ndarray,
     idfs: np.ndarray,
     upper: np.ndarray,
-    norm: np.ndarray,
-    k1: float,
+    scoring: Scoring,
     k: int,
     scores: np.ndarray,
     seen: np.ndarray,
@@ -45,15 +45,19 @@ def top_k(
     """Best k (passage ids, scores), best first, ties by lower id.
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
-    terms ordered by `upper` (their highest weight) descending. `scores` and `seen` are zeroed
-    scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the same
-    length (the passages seen, uint32 ids), so that a question allocates nothing in proportion
-    to its postings.
+    terms ordered by `upper` (their highest weight) descending. `scoring` is the field's
+    passage lengths (uint32) and its table of tf (k1 + 1) / (tf + norm) by frequency and length
+    (`Field.scoring`, 256 rows): a posting weighs idf times its entry. `scores` and `seen` are
+    zeroed scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the
+    same length (the passages seen, uint32 ids), so that a question allocates nothing in
+    proportion to its postings.
     """
-    best_docs, best_scores = _room(k, len(norm))
+    lengths, ratios = scoring
+    best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k(
-        docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, best_docs, best_scores
-    )
+        docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
+        best_scores,
+    )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 
 
@@ -63,7 +67,7 @@ def top_k_blocks(
     bounds: np.ndarray,
     idfs: np.ndarray,
     upper: np.ndarray,
-    norm: np.ndarray,
+    scoring: Scoring,
     k1: float,
     k: int,
     scores: np.ndarray,
@@ -80,10 +84,11 @@ def top_k_blocks(
     can bring in no new passage: only passages seen already take its weights (in term order,
     so scores stay bit-identical to `top_k`'s). The rest is `top_k`'s.
     """
-    best_docs, best_scores = _room(k, len(norm))
+    lengths, ratios = scoring
+    best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k_blocks(
-        docs, tfs, bounds, idfs, upper, norm, k1, k, scores, seen, cand, best_docs, best_scores,
-        *blocks,
+        docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, cand, best_docs,
+        best_scores, *blocks,
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 
@@ -93,14 +98,13 @@ def scores_of(
     tfs: np.ndarray,
     bounds: np.ndarray,
     idfs: np.ndarray,
-    norm: np.ndarray,
-    k1: float,
+    scoring: Scoring,
     targets: np.ndarray,
 ) -> np.ndarray:
     """Exact scores of the given passages (`targets`, uint32 ids), by binary search in each
     term's postings."""
     out = np.zeros(len(targets))
-    _kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets, out)
+    _kernels.scores_of(docs, tfs, bounds, idfs, *scoring, targets, out)
     return out
 
 

@@ -32,7 +32,7 @@ def _arguments(field: Field, words: list[str]) -> dict[str, object]:
         "bounds": postings.bounds,
         "idfs": postings.idf,
         "upper": postings.upper,
-        "norm": field.norm,
+        "scoring": field.scoring,
         "k1": field.params.k1,
         "k": 10,
         "scores": np.zeros(size),
@@ -41,14 +41,36 @@ def _arguments(field: Field, words: list[str]) -> dict[str, object]:
     }
 
 
+def _ratios(norms: np.ndarray, k1: float) -> np.ndarray:
+    """A ratio table: tf (k1 + 1) / (tf + norm) for tf 0–255 (rows) and each norm."""
+    tf = np.arange(256.0)[:, np.newaxis]
+    return (tf * (k1 + 1) / (tf + norms)).reshape(-1)
+
+
+@pytest.mark.parametrize("params", [BM25Params(), BM25Params(k1=1.2, b=0.3), BM25Params(b=0.0)])
+def test_ratio_table_holds_the_per_posting_weights(params: BM25Params) -> None:
+    """The kernels look a posting's tf (k1 + 1) / (tf + norm) up by frequency and passage
+    length: the same bits as worked out from the field's norms, for any k1 and b."""
+    rng = random.Random(4)
+    corpus = [[f"w{rng.randint(0, 50)}" for _ in range(rng.randint(0, 90))] for _ in range(700)]
+    field = Field(build_field(corpus, params), params)
+    lengths, ratios = field.scoring
+    assert lengths.dtype == np.uint32 and lengths.tolist() == [len(p) for p in corpus]
+    table = ratios.reshape(256, -1)
+    assert table.shape[1] == max(len(passage) for passage in corpus) + 1
+    expected = _ratios(field.norm, params.k1).reshape(256, -1)
+    assert table[:, lengths].tobytes() == expected.tobytes()
+
+
 def test_top_k_ranks_by_score_then_id() -> None:
     """A hand-checked case: two terms, ties broken by the lower passage id."""
     docs = np.array([0, 2, 3, 2], dtype=np.uint32)  # term 0: passages 0, 2, 3; term 1: 2
     tfs = np.array([1, 1, 1, 1], dtype=np.uint8)
     bounds = np.array([0, 3, 4], dtype=np.int64)
-    idfs, upper, norm = np.array([1.0, 0.5]), np.array([1.0, 0.5]), np.ones(4)
+    idfs, upper = np.array([1.0, 0.5]), np.array([1.0, 0.5])
+    scoring = np.zeros(4, dtype=np.uint32), _ratios(np.ones(1), k1=1.0)  # every norm 1
     scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.uint32)
-    ids, scores = kernels.top_k(docs, tfs, bounds, idfs, upper, norm, 1.0, 3, *scratch)
+    ids, scores = kernels.top_k(docs, tfs, bounds, idfs, upper, scoring, 3, *scratch)
     weight = 1.0 * (1.0 * 2.0 / (1.0 + 1.0))
     assert ids.tolist() == [2, 0, 3]
     assert scores.tolist() == [weight + 0.5 * weight, weight, weight]
@@ -60,12 +82,14 @@ def test_top_k_ranks_by_score_then_id() -> None:
     [
         ("docs", np.zeros(3, dtype=np.int32), "docs must be one-dimensional"),
         ("tfs", np.zeros(3, dtype=np.uint16), "tfs must be one-dimensional"),
-        ("norm", np.ones(10, dtype=np.float32), "norm must be one-dimensional"),
+        ("lengths", np.zeros(10, dtype=np.int64), "lengths must be one-dimensional"),
+        ("ratios", np.ones(256, dtype=np.float32), "ratios must be one-dimensional"),
+        ("ratios", np.ones(300), "ratios must hold a row of lengths for each of 256"),
         ("seen", np.zeros(10, dtype=np.uint8), "seen must be one-dimensional"),
         ("cand", np.empty(10, dtype=np.int64), "cand must be one-dimensional"),
         ("scores", np.zeros((2, 5)), "scores must be one-dimensional"),
         ("scores", np.zeros(20)[::2], "scores must be a writable C-contiguous array"),
-        ("cand", np.empty(9, dtype=np.uint32), "scores, seen and cand must have norm's length"),
+        ("cand", np.empty(9, dtype=np.uint32), "scores, seen and cand must have the length of"),
         ("bounds", np.array([0, 2, 99], dtype=np.int64), "bounds must ascend within"),
         ("bounds", np.array([1, 2, 3], dtype=np.int64), "bounds must start at 0"),
         ("upper", np.ones(3), "upper must hold one entry per term"),
@@ -74,22 +98,24 @@ def test_top_k_ranks_by_score_then_id() -> None:
 )
 def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> None:
     """A wrong item type, shape, stride or length is a ValueError, not a crash."""
-    good = {
+    good = {  # in the order `_kernels.top_k` takes them
         "docs": np.array([0, 4, 7], dtype=np.uint32),
         "tfs": np.ones(3, dtype=np.uint8),
         "bounds": np.array([0, 2, 3], dtype=np.int64),
         "idfs": np.ones(2),
         "upper": np.ones(2),
-        "norm": np.ones(10),
-        "k1": 1.5,
+        "lengths": np.zeros(10, dtype=np.uint32),
+        "ratios": np.ones(256),
         "k": 5,
         "scores": np.zeros(10),
         "seen": np.zeros(10, dtype=bool),
         "cand": np.empty(10, dtype=np.uint32),
+        "out_docs": np.empty(5, dtype=np.int64),
+        "out_scores": np.empty(5),
     }
     good[name] = bad
     with pytest.raises(ValueError, match=says):
-        kernels.top_k(**good)  # type: ignore[arg-type]
+        _kernels.top_k(*good.values())  # type: ignore[arg-type]
 
 
 def test_read_only_scratch_is_refused() -> None:
@@ -97,10 +123,11 @@ def test_read_only_scratch_is_refused() -> None:
     scores.flags.writeable = False
     docs, tfs = np.array([1], dtype=np.uint32), np.ones(1, dtype=np.uint8)
     bounds, one = np.array([0, 1], dtype=np.int64), np.ones(1)
+    scoring = np.zeros(10, dtype=np.uint32), np.ones(256)
     with pytest.raises(ValueError, match="scores must be a writable"):
         kernels.top_k(
-            docs, tfs, bounds, one, one, np.ones(10), 1.5, 1,
-            scores, np.zeros(10, bool), np.empty(10, np.uint32),
+            docs, tfs, bounds, one, one, scoring, 1, scores, np.zeros(10, bool),
+            np.empty(10, np.uint32),
         )  # fmt: skip
 
 
@@ -117,12 +144,12 @@ def test_blocks_and_targets_are_checked() -> None:
         kernels.top_k_blocks(**args, blocks=too_short)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="targets must be passage ids"):
         kernels.scores_of(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
+            postings.docs, postings.tfs, postings.bounds, postings.idf, field.scoring,
             np.array([field.size], dtype=np.uint32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="out must have the length of targets"):
         _kernels.scores_of(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, field.norm, 1.5,
+            postings.docs, postings.tfs, postings.bounds, postings.idf, *field.scoring,
             np.array([0, 1], dtype=np.uint32), np.zeros(1),
         )  # fmt: skip
 
@@ -168,7 +195,7 @@ def test_scores_of_sums_each_passage_in_term_order() -> None:
                 tf = float(tfs[bounds[t] + where[0]])
                 total += float(idfs[t]) * (tf * (k1 + 1) / (tf + float(norm[d])))
         expected.append(total)
-    found = kernels.scores_of(docs, tfs, bounds, idfs, norm, k1, targets)
+    found = kernels.scores_of(docs, tfs, bounds, idfs, field.scoring, targets)
     assert found.tolist() == expected
     assert found[targets.tolist().index(5)] > 0
 

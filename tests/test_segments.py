@@ -112,6 +112,12 @@ def assert_same_as_fresh_build(archive: Path, root: Path, tmp: Path) -> None:
     assert updated.manifest.tokens == fresh.manifest.tokens
     assert updated.manifest.articles == fresh.manifest.articles
     assert_same_passages(updated, fresh)
+    for index in (updated, fresh):  # the kernels' table holds the per-posting weights' bits
+        for field in index.fields.values():
+            lengths, ratios = field.scoring
+            tf = np.arange(256.0)[:, np.newaxis]
+            weights = tf * (field.params.k1 + 1) / (tf + field.norm)
+            assert ratios.reshape(256, -1)[:, lengths].tobytes() == weights.tobytes()
     searchers = Searcher(updated, TOKENIZER), Searcher(fresh, TOKENIZER)
     for question in QUESTIONS:
         query = searchers[0].query(question)

@@ -134,7 +134,7 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(seed: int) -> None
         scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.uint32)
         plain = kernels.top_k(
             postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
-            field.norm, field.params.k1, k, *scratch,
+            field.scoring, k, *scratch,
         )  # fmt: skip
         assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
 
