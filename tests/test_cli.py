@@ -141,20 +141,38 @@ def test_show_unknown_or_malformed_id_fails(seed_settings: Settings, passage_id:
     assert says in done.stderr
 
 
-def test_ask_imports_only_what_it_needs(seed_settings: Settings) -> None:
-    """A fresh `ask` on the seeds loads no Telegram code, no jieba (rjieba is the segmenter)
-    and no numba (the kernels are compiled C): each costs a fresh start 0.1–0.3 s."""
-    script = (
-        "import sys; from bot.cli import main; code = main(['ask', sys.argv[1]]); "
-        "print(sorted(m for m in ('telegram', 'jieba', 'numba') if m in sys.modules))"
-    )
+def _fresh_ask(seed_settings: Settings, report: str, **env: str) -> str:
+    """The last line a fresh process prints with `report` after answering `ask` on the seeds.
+
+    The process gets this one's environment without the BLAS thread count that importing `bot`
+    set here: a user's shell has none.
+    """
+    script = f"import sys; from bot.cli import main; code = main(['ask', sys.argv[1]]); {report}"
     environ = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"},
         "ARCHIVE_BOT_INDEX_DIR": str(seed_settings.resolved_index_dir),
         "ARCHIVE_BOT_ARCHIVE_DIR": str(seed_settings.archive_dir),
+        **env,
     }
     done = subprocess.run(
         [sys.executable, "-c", script, EXAMPLE], capture_output=True, text=True, env=environ,
         timeout=120, check=True,
     )  # fmt: skip
-    assert done.stdout.splitlines()[-1] == "[]"
+    return done.stdout.splitlines()[-1]
+
+
+def test_ask_imports_only_what_it_needs(seed_settings: Settings) -> None:
+    """A fresh `ask` on the seeds loads no Telegram code, no jieba (rjieba is the segmenter)
+    and no numba (the kernels are compiled C): each costs a fresh start 0.1–0.3 s."""
+    report = "print(sorted(m for m in ('telegram', 'jieba', 'numba') if m in sys.modules))"
+    assert _fresh_ask(seed_settings, report) == "[]"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc")
+def test_ask_starts_no_blas_threads_unless_asked(seed_settings: Settings) -> None:
+    """OpenBLAS's thread pool (about 50 ms of a fresh start) is not started, unless the
+    environment asks for threads."""
+    status = "open('/proc/self/status').read().split()"
+    report = f"print({status}[{status}.index('Threads:') + 1])"
+    assert _fresh_ask(seed_settings, report) == "1"
+    assert _fresh_ask(seed_settings, report, OPENBLAS_NUM_THREADS="2") == "2"
