@@ -32,8 +32,8 @@ from retrieval.store import Index, open_index
 from retrieval.tokenize import Tokenizer
 
 if TYPE_CHECKING:  # building imports the build pipeline; answering from an index does not
-    from retrieval.archive import ArchiveFile
     from retrieval.build import Progress
+    from retrieval.listing import ArchiveFile
     from retrieval.segments import BuildStats
 
 log = logging.getLogger(__name__)

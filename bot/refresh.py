@@ -1,7 +1,7 @@
 """Follows a living archive: the running bot and REPL see pages added, changed and removed.
 
 Every `ARCHIVE_BOT_REFRESH_SECONDS` (default 60, 0: never) the archive is listed again (a stat
-of each `.txt` file, `archive.list_archive`) and compared with the index's commit. If files were
+of each `.txt` file, `listing.list_archive`) and compared with the index's commit. If files were
 added, changed or removed, the index is updated in place (`retrieval.segments.update_index`,
 which reads only those files) in a worker thread, and the `Searcher` is switched to the new
 commit between questions (`Searcher.switch` swaps one reference; a search in flight finishes on
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from bot.engine import build
 from bot.settings import Settings
-from retrieval.archive import ArchiveFile, list_archive
+from retrieval.listing import ArchiveFile, list_archive
 from retrieval.search import Searcher
 from retrieval.segments import Changes, changes_of, merge_segments
 from retrieval.store import open_index

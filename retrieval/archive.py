@@ -108,30 +108,6 @@ class _Piece:
     indented: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveFile:
-    """One .txt file of an archive, listed once per build: for its chunks, size and fingerprint."""
-
-    path: Path
-    name: str  # relative to the archive folder, POSIX-style
-    size: int  # 0 when the file cannot be looked at
-    mtime_ns: int | None  # None when the file cannot be looked at
-
-
-def list_archive(root: Path) -> list[ArchiveFile]:
-    """Every .txt file under `root`, sorted by relative POSIX path."""
-    files = []
-    for path in root.rglob("*.txt"):
-        name = path.relative_to(root).as_posix()
-        try:
-            stat = path.stat()
-        except OSError:
-            files.append(ArchiveFile(path, name, 0, None))
-        else:
-            files.append(ArchiveFile(path, name, stat.st_size, stat.st_mtime_ns))
-    return sorted(files, key=lambda file: file.name)
-
-
 def read_document(path: Path, name: str) -> Document | Skipped:
     """Read and decode one file; `name` is its path relative to the archive."""
     try:

@@ -18,10 +18,11 @@ from datetime import date
 
 import numpy as np
 
-from retrieval.archive import ArchiveFile, Skipped, clean_text, read_document
+from retrieval.archive import Skipped, clean_text, read_document
 from retrieval.articles import split_articles
 from retrieval.dates import page_date
 from retrieval.fieldbuild import count_pairs
+from retrieval.listing import ArchiveFile
 from retrieval.models import Passage
 from retrieval.passages import split_passages
 from retrieval.tokenize import Tokenizer, UserWord

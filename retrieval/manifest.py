@@ -34,10 +34,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.archive import ArchiveFile, list_archive
 from retrieval.errors import IndexCorruptError, IndexStaleError
 from retrieval.ids import ID_FORMAT
 from retrieval.index import BM25Params
+from retrieval.listing import ArchiveFile, list_archive
 from retrieval.passages import DEFAULT_MAX_CHARS
 from retrieval.tokenize import Tokenizer, TokenizerInfo
 

@@ -2,7 +2,7 @@
 
 An index is a list of immutable segments plus one commit file naming them (see
 `retrieval.store` for the layout, `retrieval.manifest` for the commit). `update_index` lists the
-archive (`archive.list_archive`) and compares it with the commit's `sources` (path, size,
+archive (`listing.list_archive`) and compares it with the commit's `sources` (path, size,
 mtime_ns): files added or changed are read into one new segment, files changed or removed have
 their old passages marked in a new deletion mask of their segment, e.g. after
 
@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from retrieval.archive import ArchiveFile, list_archive
 from retrieval.build import Chunk, Progress, chunks_of
 from retrieval.errors import ArchiveError, IndexBuildError, IndexCorruptError, IndexMissingError
 from retrieval.fieldbuild import FieldBuilder
 from retrieval.ids import file_key
 from retrieval.index import FIELDS, BM25Params, StringTable
+from retrieval.listing import ArchiveFile, list_archive
 from retrieval.live import READ_CHUNK, live_df
 from retrieval.manifest import FORMAT_VERSION, FileState, IndexManifest, SegmentInfo, fingerprint
 from retrieval.models import parse_passage_id

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retrieval.archive import Skipped, clean_text, decode, list_archive, normalize, read_document
+from retrieval.archive import Skipped, clean_text, decode, normalize, read_document
 from retrieval.chars import nfkc
 from retrieval.errors import ArchiveError
+from retrieval.listing import list_archive
 from retrieval.models import Document
 from retrieval.segments import build_index
 from retrieval.tokenize import Tokenizer
