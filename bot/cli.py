@@ -31,7 +31,6 @@ from bot.paging import Page, ask_page
 from bot.questions import Problem, prepare
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
-from retrieval.evaluate import evaluate, load_questions
 from retrieval.ids import id_of
 from retrieval.models import Result
 from retrieval.reading import FullArticle
@@ -190,6 +189,8 @@ def _index_status(settings: Settings, out: TextIO, *, as_json: bool) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Recall@1/3/5, MRR, answer-hit rate and the short answer's EM and F1."""
+    from retrieval.evaluate import evaluate, load_questions
+
     questions = load_questions(args.questions)
     searcher = open_searcher(settings)
     report = evaluate(questions, lambda q: searcher.ask(q, top_k=5)).as_dict()

@@ -225,7 +225,10 @@ class Searcher:
                 found.append((name, field, postings, ids, scores))
         if not found:
             return np.zeros(0, dtype=np.int64), {}
-        candidates = np.unique(np.concatenate([item[3] for item in found]))
+        # Sorted and deduplicated as np.unique would, without the import of numpy.ma that
+        # np.unique makes on its first call (6 ms of a fresh `archive-bot ask`).
+        merged = np.sort(np.concatenate([item[3] for item in found]))
+        candidates = merged[np.insert(merged[1:] != merged[:-1], 0, True)]
         known = [_known(candidates, ids, scores, depth) for _, _, _, ids, scores in found]
         scales = [self._weight(name) / scores[0] for name, _, _, _, scores in found]
         if prune and all(field.nonnegative(postings) for _, field, postings, _, _ in found):

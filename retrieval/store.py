@@ -241,7 +241,7 @@ class SegmentedPassages:
         ids = np.asarray(ids, dtype=np.int64)
         parts = np.searchsorted(np.asarray(self._bases), ids, "right") - 1
         days: list[date | None] = [None] * len(ids)
-        for part in np.unique(parts).tolist():
+        for part in sorted(set(parts.tolist())):
             where = np.flatnonzero(parts == part)
             found = self._tables[part].dates_of(ids[where] - self._bases[part])
             for i, day in zip(where.tolist(), found, strict=True):

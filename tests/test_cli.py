@@ -13,6 +13,7 @@ import pytest
 
 from bot.format import EXAMPLE_QUESTION as EXAMPLE
 from bot.settings import Settings
+from retrieval.search import Searcher
 from tests.conftest import SHARED
 
 SOURCE = "000_f1c283b55319c401.txt"
@@ -144,8 +145,9 @@ def test_show_unknown_or_malformed_id_fails(seed_settings: Settings, passage_id:
 def _fresh_ask(seed_settings: Settings, report: str, **env: str) -> str:
     """The last line a fresh process prints with `report` after answering `ask` on the seeds.
 
-    The process gets this one's environment without the BLAS thread count that importing `bot`
-    set here: a user's shell has none.
+    Callers ask for the `seed_searcher` fixture too, so that the process only opens the index.
+    It gets this one's environment without the BLAS thread count that importing `bot` set
+    here: a user's shell has none.
     """
     script = f"import sys; from bot.cli import main; code = main(['ask', sys.argv[1]]); {report}"
     environ = {
@@ -161,17 +163,23 @@ def _fresh_ask(seed_settings: Settings, report: str, **env: str) -> str:
     return done.stdout.splitlines()[-1]
 
 
-def test_ask_imports_only_what_it_needs(seed_settings: Settings) -> None:
+def test_ask_imports_only_what_it_needs(seed_settings: Settings, seed_searcher: Searcher) -> None:
     """A fresh `ask` on the seeds loads no Telegram code, no jieba (rjieba is the segmenter)
     and no numba (the kernels are compiled C): each costs a fresh start 0.1–0.3 s; nor the
-    archive's reading and cleaning (its patterns take about 12 ms to compile)."""
-    unwanted = ("telegram", "jieba", "numba", "retrieval.archive")
+    archive's reading and cleaning (its patterns take about 12 ms to compile), numpy.ma (6 ms)
+    or the evaluation."""
+    unwanted = (
+        *("telegram", "jieba", "numba", "numpy.ma"),
+        *("retrieval.archive", "retrieval.evaluate"),
+    )
     report = f"print(sorted(m for m in {unwanted} if m in sys.modules))"
     assert _fresh_ask(seed_settings, report) == "[]"
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc")
-def test_ask_starts_no_blas_threads_unless_asked(seed_settings: Settings) -> None:
+def test_ask_starts_no_blas_threads_unless_asked(
+    seed_settings: Settings, seed_searcher: Searcher
+) -> None:
     """OpenBLAS's thread pool (about 50 ms of a fresh start) is not started, unless the
     environment asks for threads."""
     status = "open('/proc/self/status').read().split()"
