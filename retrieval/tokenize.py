@@ -34,13 +34,19 @@ from retrieval.chars import HAN_RANGES, code_points, is_han, nfkc
 TOKENIZER_VERSION = 3
 
 
-def _common_simplified(char: str) -> bool:
-    """Whether `char` is in GB2312's first level, the 3,755 most common simplified characters."""
-    try:
-        encoded = char.encode("gb2312")
-    except UnicodeEncodeError:
-        return False
-    return len(encoded) == 2 and 0xB0 <= encoded[0] <= 0xD7
+def _common_simplified() -> frozenset[str]:
+    """GB2312's first level, the 3,755 most common simplified characters (rows 0xB0-0xD7).
+
+    Decoded a row at a time (the last row has 89 characters, the others 94): asking each
+    character's encoding instead took 5 ms of a fresh start.
+    """
+    cells, rows = bytes(range(0xA1, 0xFF)), []
+    for row in range(0xB0, 0xD8):
+        count = 89 if row == 0xD7 else 94
+        pairs = bytearray(2 * count)
+        pairs[0::2], pairs[1::2] = bytes([row]) * count, cells[:count]
+        rows.append(pairs.decode("gb2312"))
+    return frozenset("".join(rows))
 
 
 @cache
@@ -49,7 +55,7 @@ def _t2s_table() -> dict[int, str]:
     import opencc  # the package ships OpenCC's dictionary files; only its data is used
 
     folder = Path(opencc.__file__).parent / "dictionary"
-    simplified = {
+    simplified = _common_simplified() | {
         line.partition("\t")[0]
         for line in (folder / "STCharacters.txt").read_text(encoding="utf-8").splitlines()
     }
@@ -65,7 +71,6 @@ def _t2s_table() -> dict[int, str]:
                 and len(target) == 1
                 and source != target
                 and source not in simplified
-                and not _common_simplified(source)
             ):
                 table[ord(source)] = target
     # Variants first, then TS: a variant's standard form is itself traditional, fold it twice.

@@ -15,6 +15,7 @@ from retrieval.chars import nfkc
 from retrieval.tokenize import (
     Tokenizer,
     UserWord,
+    _common_simplified,
     _t2s_table,
     bigram_keys,
     bigram_strings,
@@ -150,6 +151,21 @@ def test_batch_tokens_equal_tokens_on_seeds_and_cmrc(tokenizer: Tokenizer) -> No
 @given(texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), max_size=6))
 def test_batch_tokens_equal_tokens_on_any_texts(tokenizer: Tokenizer, texts: list[str]) -> None:
     _assert_batch_equals_one_by_one(tokenizer, texts)
+
+
+def test_common_simplified_is_what_gb2312_encodes_in_its_first_level() -> None:
+    """The characters never folded, decoded row by row, are those whose GB2312 code has a first
+    byte of 0xB0-0xD7."""
+
+    def first_level(char: str) -> bool:
+        try:
+            code = char.encode("gb2312")
+        except UnicodeEncodeError:
+            return False
+        return len(code) == 2 and 0xB0 <= code[0] <= 0xD7
+
+    assert _common_simplified() == set(filter(first_level, map(chr, range(0x10000))))
+    assert len(_common_simplified()) == 3755 and "么" in _common_simplified()
 
 
 _FOLD_ALPHABET = ["臺", "灣", "著", "么", "溧", "阳", "Ａ", "B", "…", " ", "，", "\ud800", "𠀀"]
