@@ -7,6 +7,12 @@ instead of mapping fresh pages (its dynamic mmap threshold). After 1,000 questio
 passages the heap held 100 MB of which a few MB were live objects (`tracemalloc`).
 `malloc_trim(0)` returns the free pages in the middle of the heap too (benchmarks/RESULTS.md,
 "1M passages, resident memory"). C libraries without it (musl) simply keep theirs.
+
+Importing this module also keeps the process to one malloc arena: glibc gives threads arenas
+of their own (up to 8 a core) to spare them a lock, and a question's second field is scored in
+a helper thread (`retrieval.search`), whose arena kept about 30 MB more resident after 1,000
+questions at a million passages, which the trim did not return; searches allocate a few large
+arrays each, too few for the lock to matter (the same speed with one arena, RESULTS.md).
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _malloc_trim()
+M_ARENA_MAX = -8  # glibc's mallopt parameter: the most arenas the process may have
+
+
+def _one_arena() -> None:
+    """Let threads created from now on share the main arena (glibc; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        return
+
+
+_one_arena()
 
 
 def release_free_memory() -> None:

@@ -18,7 +18,9 @@ each search reads the index reference once, so it finishes on the state it start
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import numpy as np
 from retrieval.answer import best_answer, highlights, snippet_span
 from retrieval.dates import DATE_WEIGHT, DateAsk, date_fit, prefer_dates
 from retrieval.heap import release_free_memory
+from retrieval.index import Field, Postings
 from retrieval.index import top_k as best_first
 from retrieval.models import Answer, Hit, Result
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
@@ -214,15 +217,18 @@ class Searcher:
             "words": query.words,
             "bigrams": query.bigrams,
         }
-        found = []
-        for name, tokens in terms.items():
-            if self._weight(name) <= 0:
-                continue
+        scored = [(name, tokens) for name, tokens in terms.items() if self._weight(name) > 0]
+
+        def best(name: str, tokens: tuple[str, ...] | np.ndarray) -> _FieldTop:
             field = index.fields[name]
             postings = field.gather(tokens)
-            ids, scores = field.top(postings, depth)
-            if len(ids) and scores[0] > 0:
-                found.append((name, field, postings, ids, scores))
+            return (name, field, postings, *field.top(postings, depth))
+
+        # The second field is read and scored by this thread's helper, on the other core.
+        later = [_beside(best, name, tokens) for name, tokens in scored[1:]]
+        tops = [best(*scored[0])] if scored else []
+        tops += [future.result() for future in later]
+        found = [top for top in tops if len(top[3]) and top[4][0] > 0]
         if not found:
             return np.zeros(0, dtype=np.int64), {}
         # Sorted and deduplicated as np.unique would, without the import of numpy.ma that
@@ -243,6 +249,30 @@ class Searcher:
                 exact[~is_known] = field.scores_for(postings, candidates[~is_known])
             normalized[name] = exact / scores[0]
         return candidates, normalized
+
+
+_FieldTop = tuple[str, Field, Postings, np.ndarray, np.ndarray]  # name, field, postings, top
+
+_HELPER = threading.local()  # one helper thread for each thread that searches
+
+
+def _beside(
+    best: Callable[[str, tuple[str, ...] | np.ndarray], _FieldTop],
+    name: str,
+    tokens: tuple[str, ...] | np.ndarray,
+) -> Future[_FieldTop]:
+    """`best(name, tokens)` in this thread's helper thread (started on first use).
+
+    The two fields of a question are independent until their tops are merged, and the
+    kernels and reads run without the GIL, so the second field takes the other core. Each
+    searching thread has a helper of its own: a field's postings are read into buffers kept
+    per thread (`Field.gather`), and the helper fills its buffers for the next question only
+    after this thread asks it, once done with this question's.
+    """
+    pool: ThreadPoolExecutor | None = getattr(_HELPER, "pool", None)
+    if pool is None:
+        pool = _HELPER.pool = ThreadPoolExecutor(1, thread_name_prefix="field")
+    return pool.submit(best, name, tokens)
 
 
 def _shown_from(wanted: int) -> int:

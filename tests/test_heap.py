@@ -47,3 +47,33 @@ def test_glibc_trim_is_found_and_harmless_with_nothing_free() -> None:
     assert heap._TRIM is not None
     heap.release_free_memory()
     heap.release_free_memory()
+
+
+# In a fresh interpreter: four threads allocate at once, then glibc lists its arenas.
+ARENAS_AFTER_THREADS = """
+import ctypes, sys, threading
+if sys.argv[1] == "heap":
+    import retrieval.heap
+def work():
+    blocks = [bytearray(60_000) for _ in range(100)]
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="arenas are glibc's")
+def test_threads_share_one_arena_once_the_module_is_imported() -> None:
+    """Without the module, threads that allocate at once get arenas of their own; with it,
+    every thread allocates from the main arena, which the release trims."""
+
+    def arenas(mode: str) -> int:
+        run = [sys.executable, "-c", ARENAS_AFTER_THREADS, mode]
+        stats = subprocess.run(run, capture_output=True, text=True, check=True).stderr
+        return sum(line.startswith("Arena ") for line in stats.splitlines())
+
+    assert arenas("plain") > 1
+    assert arenas("heap") == 1

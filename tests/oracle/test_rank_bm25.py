@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -240,3 +241,44 @@ def test_fields_of_a_thread_share_one_scratch() -> None:
     worker.start()
     worker.join()
     assert not np.shares_memory(elsewhere[0][0], mine[0])
+
+
+def test_a_questions_second_field_is_scored_beside_the_first(
+    seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bigrams field is read and scored in a helper thread of the searching thread, one
+    helper each: four threads searching at once, each through its own helper, rank and score
+    as the two fields scored one after the other in one thread do, bit for bit."""
+    import retrieval.search
+
+    questions = ["溧阳暑托班有多少家", "古雷开发区反诈宣传", "常州 工人文化宫 1957年", "工会"]
+
+    def ranked() -> list[list[tuple[str, float]]]:
+        return [
+            [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(q, top_k=10)]
+            for q in questions
+        ]
+
+    beside = ranked()
+    results: dict[int, list[list[tuple[str, float]]]] = {}
+    helpers: dict[int, object] = {}
+
+    def work(n: int) -> None:
+        results[n] = ranked()
+        helpers[n] = retrieval.search._HELPER.pool
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(pool) for pool in helpers.values()}) == 4
+
+    def inline(best, name, tokens):  # type: ignore[no-untyped-def]
+        done: Future[object] = Future()
+        done.set_result(best(name, tokens))
+        return done
+
+    monkeypatch.setattr(retrieval.search, "_beside", inline)
+    assert ranked() == beside
+    assert all(results[n] == beside for n in range(4))
