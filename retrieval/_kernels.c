@@ -24,7 +24,7 @@
 #define MAX_VIEWS 16
 /* Postings (or candidates) ahead whose scratch entries a loop asks the CPU to fetch early: at
  * a million passages the scratch arrays outgrow the caches and each random access would wait
- * on memory in turn (RESULTS.md, "Issue 15, fourth pass"). */
+ * on memory in turn (RESULTS.md, "1M passages, the tail and the whole path"). */
 #define AHEAD 16
 
 /* The buffers one call holds, released together. */

@@ -43,6 +43,10 @@ __all__ = ["MAX_QUESTION_CHARS", "IndexInfo", "Query", "Searcher", "Synonyms"]
 BIGRAM_WEIGHT = 0.5
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
 FIELDS = ("words", "bigrams")
+# Passages from which a question's second field is scored beside the first, in a helper thread:
+# at 1M 0.84x the time of scoring them one after the other, at 100k even (1.01x), on CMRC 2018
+# dev's 848 passages 1.39x (the handover, about 0.3 ms; RESULTS.md "Issue 15, fifth pass").
+BESIDE_FROM = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,10 +228,12 @@ class Searcher:
             postings = field.gather(tokens)
             return (name, field, postings, *field.top(postings, depth))
 
-        # The second field is read and scored by this thread's helper, on the other core.
-        later = [_beside(best, name, tokens) for name, tokens in scored[1:]]
+        # In a large index the second field is read and scored by this thread's helper, on the
+        # other core; in a small one handing it over costs more than the core saves.
+        beside = bool(scored) and index.fields[scored[0][0]].size >= BESIDE_FROM
+        later = [_beside(best, name, tokens) for name, tokens in scored[1:]] if beside else []
         tops = [best(*scored[0])] if scored else []
-        tops += [future.result() for future in later]
+        tops += [future.result() for future in later] if beside else [best(*s) for s in scored[1:]]
         found = [top for top in tops if len(top[3]) and top[4][0] > 0]
         if not found:
             return np.zeros(0, dtype=np.int64), {}

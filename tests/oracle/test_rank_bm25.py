@@ -246,11 +246,23 @@ def test_fields_of_a_thread_share_one_scratch() -> None:
 def test_a_questions_second_field_is_scored_beside_the_first(
     seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bigrams field is read and scored in a helper thread of the searching thread, one
-    helper each: four threads searching at once, each through its own helper, rank and score
-    as the two fields scored one after the other in one thread do, bit for bit."""
+    """In a large index the bigrams field is read and scored in a helper thread of the
+    searching thread, one helper each: four threads searching at once, each through its own
+    helper, rank and score as the two fields scored one after the other in one thread do, bit
+    for bit. A small index (the seeds, unless the bar is lowered) starts no helper."""
     import retrieval.search
 
+    def helper_after_a_search() -> object:
+        seed_searcher.search("溧阳暑托班有多少家")
+        return getattr(retrieval.search._HELPER, "pool", None)
+
+    found: list[object] = []
+    thread = threading.Thread(target=lambda: found.append(helper_after_a_search()))
+    thread.start()
+    thread.join()
+    assert seed_searcher.index.fields["words"].size < retrieval.search.BESIDE_FROM
+    assert found == [None]
+    monkeypatch.setattr(retrieval.search, "BESIDE_FROM", 0)
     questions = ["溧阳暑托班有多少家", "古雷开发区反诈宣传", "常州 工人文化宫 1957年", "工会"]
 
     def ranked() -> list[list[tuple[str, float]]]:
