@@ -228,12 +228,13 @@ class Searcher:
             postings = field.gather(tokens)
             return (name, field, postings, *field.top(postings, depth))
 
-        # In a large index the second field is read and scored by this thread's helper, on the
-        # other core; in a small one handing it over costs more than the core saves.
-        beside = bool(scored) and index.fields[scored[0][0]].size >= BESIDE_FROM
-        later = [_beside(best, name, tokens) for name, tokens in scored[1:]] if beside else []
-        tops = [best(*scored[0])] if scored else []
-        tops += [future.result() for future in later] if beside else [best(*s) for s in scored[1:]]
+        if len(scored) > 1 and index.fields[scored[0][0]].size >= BESIDE_FROM:
+            # The second field is read and scored by this thread's helper, on the other core
+            # (in a small index handing it over costs more than the core saves).
+            later = [_beside(best, name, tokens) for name, tokens in scored[1:]]
+            tops = [best(*scored[0]), *(future.result() for future in later)]
+        else:
+            tops = [best(name, tokens) for name, tokens in scored]
         found = [top for top in tops if len(top[3]) and top[4][0] > 0]
         if not found:
             return np.zeros(0, dtype=np.int64), {}
