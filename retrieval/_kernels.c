@@ -26,6 +26,9 @@
  * a million passages the scratch arrays outgrow the caches and each random access would wait
  * on memory in turn (RESULTS.md, "1M passages, the tail and the whole path"). */
 #define AHEAD 16
+/* From how many candidates (times k) `finish` first raises theta to the final scores of the k
+ * best so far (`final_floor`): below that, cutting the candidates costs less than the floor. */
+#define FLOOR_FROM 2
 
 /* The buffers one call holds, released together. */
 typedef struct {
@@ -145,7 +148,8 @@ typedef struct {
     uint32_t *cand; /* passage ids fit 32 bits, as in the postings: half the memory */
     int64_t k;
     double *left; /* left[t]: the most terms t.. can add (n_terms + 1) */
-    double *best; /* k entries, for kth_best */
+    double *best;       /* k entries, for kth_best */
+    uint32_t *best_ids; /* their passages */
     int64_t *out_docs;
     double *out_scores;
 } Scratch;
@@ -202,6 +206,7 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
 static double kth_best(const Scratch *s, int64_t count) {
     int64_t k = s->k;
     double *best = s->best;
+    uint32_t *ids = s->best_ids;
     if (count < k) return -INFINITY;
     for (int64_t i = 0; i < k; i++) best[i] = -INFINITY;
     for (int64_t i = 0; i < count; i++) {
@@ -211,9 +216,11 @@ static double kth_best(const Scratch *s, int64_t count) {
         int64_t j = 1;
         while (j < k && best[j] < score) {
             best[j - 1] = best[j];
+            ids[j - 1] = ids[j];
             j++;
         }
         best[j - 1] = score;
+        ids[j - 1] = s->cand[i];
     }
     return best[0];
 }
@@ -345,7 +352,30 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
  * theta, so only the passages that can still reach it are looked up in their postings. After
  * each term theta is worked out again over those passages (their scores only grow), and the
  * ones that can no longer reach it leave, so each weaker term is looked up for fewer. */
+/* A higher floor for the k-th best final score when terms t.. are left: the final scores of
+ * the k passages kth_best last found best, their weights of terms t.. looked up (any k
+ * passages' final scores bound the k-th best from below). The floor is shaded by a hair, as
+ * these sums add the weights in another order than the kernel will. theta if kth_best never
+ * found k passages, or -1 when out of memory (theta is then kept). */
+static double final_floor(const Query *q, const Scratch *s, int64_t t, double theta) {
+    int64_t k = s->k;
+    if (theta == -INFINITY || t >= q->n_terms) return theta;
+    double *sums = calloc((size_t)k, sizeof(double));
+    if (sums == NULL) return theta;
+    for (int64_t u = t; u < q->n_terms; u++)
+        look_up(q, s->best_ids, k, q->bounds[u], q->bounds[u + 1], q->idfs[u], sums, 0);
+    double floor = INFINITY;
+    for (int64_t i = 0; i < k; i++) {
+        double final = s->scores[s->best_ids[i]] + sums[i];
+        floor = final < floor ? final : floor;
+    }
+    free(sums);
+    floor *= 1.0 - 1e-9;
+    return floor > theta ? floor : theta;
+}
+
 static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t, double theta) {
+    if (count > FLOOR_FROM * s->k) theta = final_floor(q, s, t, theta);
     int64_t n_live = keep_reaching(s, count, s->left[t], theta);
     for (int64_t u = t; u < q->n_terms; u++) {
         probe(q, s, u, n_live);
@@ -461,8 +491,10 @@ static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blo
     int64_t found = -1;
     s->left = malloc((size_t)(q->n_terms + 1) * sizeof(double));
     /* kth_best fills k entries only when there are k candidates, so never more than size */
-    s->best = malloc((size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1)) * sizeof(double));
-    if (s->left != NULL && s->best != NULL) {
+    size_t room = (size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1));
+    s->best = malloc(room * sizeof(double));
+    s->best_ids = malloc(room * sizeof(uint32_t));
+    if (s->left != NULL && s->best != NULL && s->best_ids != NULL) {
         Py_BEGIN_ALLOW_THREADS;
         s->left[q->n_terms] = 0.0;
         for (int64_t t = q->n_terms - 1; t >= 0; t--) s->left[t] = s->left[t + 1] + upper[t];
@@ -471,6 +503,7 @@ static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blo
     }
     free(s->left);
     free(s->best);
+    free(s->best_ids);
     if (found < 0) PyErr_NoMemory();
     return found;
 }
