@@ -4,10 +4,12 @@
 layout does not have) with MaxScore pruning: terms are taken from the highest possible weight
 down, and as soon as the terms left could not lift a passage that has not been seen yet above
 the current k-th best score, the remaining terms' postings are only looked up (binary search)
-for the passages already seen that can still reach it; after each such term the k-th best is
-worked out again and the passages out of reach leave. Scores stay exactly rank-bm25's: pruning
-only skips passages that cannot reach the top k. Scratch arrays the size of the passage count
-are reused per thread, so a query allocates nothing in proportion to its postings.
+for the passages already seen that can still reach it (the bar first raised to the final
+scores of the k best so far, their remaining weights looked up); after each such term the k-th
+best is worked out again and the passages out of reach leave. Scores stay exactly rank-bm25's:
+pruning only skips passages that cannot reach the top k. Scratch arrays the size of the
+passage count are reused per thread, so a query allocates nothing in proportion to its
+postings.
 Document-at-a-time scoring in windows of passage ids was tried and was slower at the depth the
 fused ranking asks for (benchmarks/RESULTS.md, "Issue 15, second pass").
 
