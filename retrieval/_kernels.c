@@ -348,15 +348,11 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
     return size;
 }
 
-/* The top k once term t is reached: with terms left, they can lift no unseen passage above
- * theta, so only the passages that can still reach it are looked up in their postings. After
- * each term theta is worked out again over those passages (their scores only grow), and the
- * ones that can no longer reach it leave, so each weaker term is looked up for fewer. */
 /* A higher floor for the k-th best final score when terms t.. are left: the final scores of
  * the k passages kth_best last found best, their weights of terms t.. looked up (any k
  * passages' final scores bound the k-th best from below). The floor is shaded by a hair, as
- * these sums add the weights in another order than the kernel will. theta if kth_best never
- * found k passages, or -1 when out of memory (theta is then kept). */
+ * these sums add the weights in another order than the kernel will. Returns theta itself if
+ * kth_best never found k passages, or if memory runs out. */
 static double final_floor(const Query *q, const Scratch *s, int64_t t, double theta) {
     int64_t k = s->k;
     if (theta == -INFINITY || t >= q->n_terms) return theta;
@@ -374,6 +370,11 @@ static double final_floor(const Query *q, const Scratch *s, int64_t t, double th
     return floor > theta ? floor : theta;
 }
 
+/* The top k once term t is reached: with terms left, they can lift no unseen passage above
+ * theta, so only the passages that can still reach it are looked up in their postings. After
+ * each term theta is worked out again over those passages (their scores only grow) and raised
+ * to the final scores of the k best of them, and the ones that can no longer reach it leave,
+ * so each weaker term is looked up for fewer. */
 static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t, double theta) {
     if (count > FLOOR_FROM * s->k) theta = final_floor(q, s, t, theta);
     int64_t n_live = keep_reaching(s, count, s->left[t], theta);
@@ -382,6 +383,7 @@ static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t
         if (u + 1 < q->n_terms && n_live > s->k) {
             double kth = kth_best(s, n_live);
             theta = kth > theta ? kth : theta;
+            theta = final_floor(q, s, u + 1, theta);
             n_live = keep_reaching(s, n_live, s->left[u + 1], theta);
         }
     }
