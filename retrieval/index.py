@@ -308,6 +308,7 @@ class Field:
         self.block_max_tf = arrays.block_max_tf
         self.block_min_len = arrays.block_min_len
         self._avgdl: float | None = None
+        self._lengths: np.ndarray | None = None  # uint32 per passage, read once
         self._scoring: kernels.Scoring | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
@@ -423,9 +424,17 @@ class Field:
     def avgdl(self) -> float:
         """Average passage length in tokens (1.0 for an empty field, as the build uses)."""
         if self._avgdl is None:
-            total = float(self.lengths[:].sum(dtype=np.int64))
-            self._avgdl = total / len(self.lengths) if len(self.lengths) and total else 1.0
+            lengths = self._passage_lengths()
+            total = float(lengths.sum(dtype=np.int64))
+            self._avgdl = total / len(lengths) if len(lengths) and total else 1.0
         return self._avgdl
+
+    def _passage_lengths(self) -> np.ndarray:
+        """Each passage's length in tokens (uint32), read once for the average and the
+        kernels."""
+        if self._lengths is None:
+            self._lengths = np.asarray(self.lengths[:], dtype=np.uint32)
+        return self._lengths
 
     @property
     def scoring(self) -> kernels.Scoring:
@@ -437,7 +446,7 @@ class Field:
         instead of its 8-byte norm. Read and built once (4 MB and about 0.6 MB at a million
         passages, where the mapped norms took 7.8 MB once touched)."""
         if self._scoring is None:
-            lengths = np.asarray(self.lengths[:], dtype=np.uint32)
+            lengths = self._passage_lengths()
             k1, b = self.params.k1, self.params.b
             norms = k1 * (1 - b + b * np.arange(int(lengths.max(initial=0)) + 1) / self.avgdl)
             tf = np.arange(256, dtype=np.float64)[:, np.newaxis]
