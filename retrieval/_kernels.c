@@ -91,6 +91,9 @@ typedef struct {
     const uint32_t *docs;
     const uint8_t *tfs;
     const int64_t *bounds;
+    /* The postings of term t a top-k call scores: lo[t]..hi[t], its passages within the
+     * passage range asked for (`passages_within`); all of bounds[t]..bounds[t + 1] by default. */
+    const int64_t *lo, *hi;
     const double *idfs;
     const double *upper;
     const uint32_t *lengths; /* each passage's length in tokens */
@@ -129,9 +132,31 @@ static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyO
         if (q->bounds[t + 1] < q->bounds[t] || q->bounds[t + 1] > n_docs)
             return length_error("bounds must ascend within the postings");
     q->n_terms = n_bounds - 1;
+    q->lo = q->bounds;
+    q->hi = q->bounds + 1;
     q->size = n_lengths;
     q->n_lengths = n_ratios / FREQUENCIES;
     return 0;
+}
+
+/* Narrows each term's postings to the passages from..to - 1 (binary search: a term's passages
+ * ascend), into `range` (2 n_terms entries, the caller's). */
+static void passages_within(Query *q, int64_t from, int64_t to, int64_t *range) {
+    int64_t n = q->n_terms;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t edges[2] = {from, to};
+        for (int e = 0; e < 2; e++) {
+            int64_t low = q->bounds[t], high = q->bounds[t + 1];
+            while (low < high) {
+                int64_t middle = low + (high - low) / 2;
+                if ((int64_t)q->docs[middle] < edges[e]) low = middle + 1;
+                else high = middle;
+            }
+            range[e * n + t] = low;
+        }
+    }
+    q->lo = range;
+    q->hi = range + n;
 }
 
 /* A posting's weight: idf times rank-bm25's tf (k1 + 1) / (tf + norm), from the table. */
@@ -260,7 +285,7 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
  * (binary search). Many: one pass over the postings, adding to every passage still marked
  * seen, which by now are the live ones. */
 static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
-    int64_t start = q->bounds[t], end = q->bounds[t + 1], length = end - start;
+    int64_t start = q->lo[t], end = q->hi[t], length = end - start;
     double idf = q->idfs[t];
     if ((double)n_live * (log2((double)(length + 1)) + 1.0) < (double)length) {
         look_up(q, s->cand, n_live, start, end, idf, s->scores, 1);
@@ -359,7 +384,7 @@ static double final_floor(const Query *q, const Scratch *s, int64_t t, double th
     double *sums = calloc((size_t)k, sizeof(double));
     if (sums == NULL) return theta;
     for (int64_t u = t; u < q->n_terms; u++)
-        look_up(q, s->best_ids, k, q->bounds[u], q->bounds[u + 1], q->idfs[u], sums, 0);
+        look_up(q, s->best_ids, k, q->lo[u], q->hi[u], q->idfs[u], sums, 0);
     double floor = INFINITY;
     for (int64_t i = 0; i < k; i++) {
         double final = s->scores[s->best_ids[i]] + sums[i];
@@ -399,7 +424,7 @@ static int64_t run_top_k(const Query *q, Scratch *s) {
     double slack = 0.0;
     while (t < n_terms && !(s->left[t] < theta)) {
         double idf = q->idfs[t];
-        count = scan(q, s, q->bounds[t], q->bounds[t + 1], idf, count);
+        count = scan(q, s, q->lo[t], q->hi[t], idf, count);
         t++;
         double done = s->left[0] - s->left[t];
         /* The k-th best costs a pass over the candidates: only when it could stop the scan. */
@@ -438,19 +463,24 @@ static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
     double slack = 0.0; /* as in run_top_k: the k-th best partial score is at most done + slack */
     while (t < n_terms && !(s->left[t] < theta)) {
         double idf = q->idfs[t];
-        int64_t start = q->bounds[t], end = q->bounds[t + 1];
-        for (int64_t j0 = start; j0 < end; j0 += bl->block) {
-            int64_t j1 = j0 + bl->block < end ? j0 + bl->block : end;
+        /* Blocks are counted from the term's first posting; the range asked for may start
+         * and end inside one. */
+        int64_t start = q->bounds[t], end = q->hi[t];
+        for (int64_t j0 = q->lo[t]; j0 < end;) {
+            int64_t at = (j0 - start) / bl->block;
+            int64_t j1 = start + (at + 1) * bl->block < end ? start + (at + 1) * bl->block : end;
+            at += bl->first[t];
             if (bl->usable && theta > -INFINITY) {
-                int64_t at = bl->first[t] + (j0 - start) / bl->block;
                 double bound = block_bound(idf, bl->max_tf[at], bl->min_len[at], q->k1, bl->b,
                                            bl->avgdl);
                 if (bound + s->left[t + 1] < theta) { /* no new passage here reaches the top k */
                     add_to_seen(q, s, j0, j1, idf);
+                    j0 = j1;
                     continue;
                 }
             }
             count = scan(q, s, j0, j1, idf, count);
+            j0 = j1;
         }
         t++;
         if (t == n_terms) break;
@@ -488,21 +518,30 @@ static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *uppe
     return 0;
 }
 
-/* Runs a top-k kernel without the GIL, with its small scratch; the count, or -1 (error set). */
-static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blocks *blocks) {
+/* Runs a top-k kernel without the GIL over the passages from..to - 1, with its small scratch;
+ * the count, or -1 (error set). */
+static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *blocks,
+                      Py_ssize_t from, Py_ssize_t to) {
     int64_t found = -1;
+    if (from < 0 || to < from) {
+        length_error("the passages must run from a first (at least 0) to an end after it");
+        return -1;
+    }
+    int64_t *range = malloc((size_t)(2 * q->n_terms + 1) * sizeof(int64_t));
     s->left = malloc((size_t)(q->n_terms + 1) * sizeof(double));
     /* kth_best fills k entries only when there are k candidates, so never more than size */
     size_t room = (size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1));
     s->best = malloc(room * sizeof(double));
     s->best_ids = malloc(room * sizeof(uint32_t));
-    if (s->left != NULL && s->best != NULL && s->best_ids != NULL) {
+    if (range != NULL && s->left != NULL && s->best != NULL && s->best_ids != NULL) {
         Py_BEGIN_ALLOW_THREADS;
+        passages_within(q, from, to, range);
         s->left[q->n_terms] = 0.0;
         for (int64_t t = q->n_terms - 1; t >= 0; t--) s->left[t] = s->left[t + 1] + upper[t];
         found = blocks ? run_top_k_blocks(q, s, blocks) : run_top_k(q, s);
         Py_END_ALLOW_THREADS;
     }
+    free(range);
     free(s->left);
     free(s->best);
     free(s->best_ids);
@@ -512,15 +551,17 @@ static Py_ssize_t run(const Query *q, Scratch *s, const double *upper, const Blo
 
 PyDoc_STRVAR(top_k_doc,
              "top_k(docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, "
-             "out_docs, out_scores)\n--\n\n"
-             "Per-term MaxScore top k into out_docs/out_scores, best first; returns how many.");
+             "out_docs, out_scores, first, end)\n--\n\n"
+             "Per-term MaxScore top k of the passages first..end - 1 into out_docs/out_scores, "
+             "best first; returns how many.");
 
 static PyObject *top_k(PyObject *module, PyObject *args) {
     PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
     PyObject *out_d, *out_s;
-    Py_ssize_t k;
-    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOO:top_k", &docs, &tfs, &bounds, &idfs, &upper,
-                          &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s))
+    Py_ssize_t k, from, to;
+    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOOnn:top_k", &docs, &tfs, &bounds, &idfs, &upper,
+                          &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s, &from,
+                          &to))
         return NULL;
     Views views = {.n = 0};
     Query q = {0};
@@ -530,16 +571,17 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
     if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0)
-        found = run(&q, &s, upper_data, NULL);
+        found = run(&q, &s, upper_data, NULL, from, to);
     release(&views);
     return found < 0 ? NULL : PyLong_FromSsize_t(found);
 }
 
 PyDoc_STRVAR(top_k_blocks_doc,
              "top_k_blocks(docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, "
-             "cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable)\n"
-             "--\n\n"
-             "Block-max MaxScore top k into out_docs/out_scores, best first; returns how many.");
+             "cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
+             "first_passage, end)\n--\n\n"
+             "Block-max MaxScore top k of the passages first_passage..end - 1 into "
+             "out_docs/out_scores, best first; returns how many.");
 
 /* Views the block arrays and checks that each term's blocks are there. */
 static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first,
@@ -563,12 +605,12 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
     PyObject *out_d, *out_s, *first, *max_tf, *min_len;
     double k1;
-    Py_ssize_t k, block;
+    Py_ssize_t k, block, from, to;
     Blocks bl = {0};
-    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddp:top_k_blocks", &docs, &tfs, &bounds,
+    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddpnn:top_k_blocks", &docs, &tfs, &bounds,
                           &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen, &cand,
                           &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl,
-                          &bl.usable))
+                          &bl.usable, &from, &to))
         return NULL;
     bl.block = block;
     Views views = {.n = 0};
@@ -580,7 +622,7 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0)
-        found = run(&q, &s, upper_data, &bl);
+        found = run(&q, &s, upper_data, &bl, from, to);
     release(&views);
     return found < 0 ? NULL : PyLong_FromSsize_t(found);
 }

@@ -20,6 +20,8 @@ def top_k(
     cand: Array,
     out_docs: Array,
     out_scores: Array,
+    first: int,
+    end: int,
     /,
 ) -> int: ...
 def top_k_blocks(
@@ -44,6 +46,8 @@ def top_k_blocks(
     b: float,
     avgdl: float,
     usable: bool,
+    first_passage: int,
+    end: int,
     /,
 ) -> int: ...
 def scores_of(

@@ -382,8 +382,11 @@ class Field:
         read_ranges(self.docs, [start], [len(docs)], docs)
         read_ranges(self.tfs, [start], [len(docs)], tfs)
 
-    def top(self, postings: Postings, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best passage ids and their scores, best first (ties: lower id first)."""
+    def top(
+        self, postings: Postings, k: int, passages: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best passage ids and their scores, best first (ties: lower id first); of the
+        passages `passages` = (first, end) only, if given."""
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         upper, usable = postings.upper, not np.any(postings.idf < 0)
@@ -394,11 +397,13 @@ class Field:
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
-            return kernels.top_k(docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand)
+            return kernels.top_k(
+                docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand, passages
+            )
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl, usable)
         return kernels.top_k_blocks(
-            docs, tfs, bounds, idf, upper, scoring, k1, k, scores, seen, cand, blocks
+            docs, tfs, bounds, idf, upper, scoring, k1, k, scores, seen, cand, blocks, passages
         )
 
     def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

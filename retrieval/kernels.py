@@ -43,8 +43,11 @@ def top_k(
     scores: np.ndarray,
     seen: np.ndarray,
     cand: np.ndarray,
+    passages: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best k (passage ids, scores), best first, ties by lower id.
+    """Best k (passage ids, scores), best first, ties by lower id; among the passages
+    `passages` = (first, end) only, if given (the best k of all are the best k of the best k
+    of each part of them).
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scoring` is the field's
@@ -58,7 +61,7 @@ def top_k(
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k(
         docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
-        best_scores,
+        best_scores, *(passages or (0, len(lengths))),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 
@@ -76,6 +79,7 @@ def top_k_blocks(
     seen: np.ndarray,
     cand: np.ndarray,
     blocks: BlockArrays,
+    passages: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`top_k` with block-max bounds: best k (passage ids, scores), best first, ties by lower id.
 
@@ -84,13 +88,13 @@ def top_k_blocks(
     bound is worked out at query time from raw counts. While the strong terms are added up, a
     block whose bound plus every weaker term's highest weight is below the current k-th best
     can bring in no new passage: only passages seen already take its weights (in term order,
-    so scores stay bit-identical to `top_k`'s). The rest is `top_k`'s.
+    so scores stay bit-identical to `top_k`'s). The rest, and `passages`, is `top_k`'s.
     """
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k_blocks(
         docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, cand, best_docs,
-        best_scores, *blocks,
+        best_scores, *blocks, *(passages or (0, len(lengths))),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 

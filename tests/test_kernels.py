@@ -94,6 +94,8 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("bounds", np.array([1, 2, 3], dtype=np.int64), "bounds must start at 0"),
         ("upper", np.ones(3), "upper must hold one entry per term"),
         ("k", 0, "k must be at least 1"),
+        ("first", -1, "the passages must run from a first"),
+        ("end", -1, "the passages must run from a first"),
     ],
 )
 def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> None:
@@ -112,6 +114,8 @@ def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> N
         "cand": np.empty(10, dtype=np.uint32),
         "out_docs": np.empty(5, dtype=np.int64),
         "out_scores": np.empty(5),
+        "first": 0,
+        "end": 10,
     }
     good[name] = bad
     with pytest.raises(ValueError, match=says):

@@ -140,6 +140,49 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(seed: int) -> None
         assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_top_of_a_range_of_passages_is_the_top_there(seed: int) -> None:
+    """The top k of passages first..end - 1 (ranges that start and end inside blocks, empty,
+    or all) is rank-bm25's top k among them, with block-max and plain MaxScore alike; and
+    the best of two halves' tops is the whole top, ids and score bits."""
+    from retrieval import kernels
+
+    rng = random.Random(900 + seed)
+    corpus = _corpus_with_repeats(rng, n_docs=rng.randint(1500, 3000), vocab=rng.randint(30, 400))
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    n = len(corpus)
+    for _ in range(30):
+        query = rng.choices([f"w{i}" for i in range(450)], k=rng.randint(1, 8))
+        k = rng.choice([1, 10, 100])
+        postings = field.gather(query)
+        if not len(postings) or np.any(postings.idf < 0):
+            continue
+        expected = oracle.get_scores(query)
+        first = rng.randrange(n + 1)
+        end = rng.choice([first, n, rng.randrange(first, n + 1)])
+        ids, scores = field.top(postings, k, (first, end))
+        inside = [
+            i
+            for i in _oracle_top(expected, n)
+            if first <= i < end and any(t in corpus[i] for t in query)
+        ]
+        assert list(ids) == inside[:k]
+        np.testing.assert_allclose(scores, expected[inside[:k]], atol=1e-6)
+        scratch = np.zeros(n), np.zeros(n, bool), np.empty(n, np.uint32)
+        plain = kernels.top_k(
+            postings.docs, postings.tfs, postings.bounds, postings.idf, postings.upper,
+            field.scoring, k, *scratch, (first, end),
+        )  # fmt: skip
+        assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
+        whole = field.top(postings, k)
+        lower, upper = field.top(postings, k, (0, first)), field.top(postings, k, (first, n))
+        both_ids = np.concatenate([lower[0], upper[0]])
+        both_scores = np.concatenate([lower[1], upper[1]])
+        order = np.lexsort((both_ids, -both_scores))[:k]
+        assert both_ids[order].tolist() == whole[0].tolist()
+        assert both_scores[order].tobytes() == whole[1].tobytes()
+
+
 def test_block_bounds_hold_every_weight() -> None:
     """A block's bound, worked out from raw counts at query time, is at least each weight in it."""
     from retrieval.kernels import _block_bound
