@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,10 +43,10 @@ __all__ = ["MAX_QUESTION_CHARS", "IndexInfo", "Query", "Searcher", "Synonyms"]
 BIGRAM_WEIGHT = 0.5
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
 FIELDS = ("words", "bigrams")
-# Passages from which a question's second field is scored beside the first, in a helper thread:
-# at 1M 0.84x the time of scoring them one after the other, at 100k even (1.01x), on CMRC 2018
-# dev's 848 passages 1.39x (the handover, about 0.3 ms; RESULTS.md "Issue 15, fifth pass").
-BESIDE_FROM = 200_000
+# Passages from which a question is ranked on both cores, this thread and its helper each
+# taking half of the passages (`_split_tops`); below, handing work over costs more than the
+# other core saves (RESULTS.md "Issue 15, sixth pass").
+SPLIT_FROM = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,20 +221,9 @@ class Searcher:
             "words": query.words,
             "bigrams": query.bigrams,
         }
-        scored = [(name, tokens) for name, tokens in terms.items() if self._weight(name) > 0]
-
-        def best(name: str, tokens: tuple[str, ...] | np.ndarray) -> _FieldTop:
-            field = index.fields[name]
-            postings = field.gather(tokens)
-            return (name, field, postings, *field.top(postings, depth))
-
-        if len(scored) > 1 and index.fields[scored[0][0]].size >= BESIDE_FROM:
-            # The second field is read and scored by this thread's helper, on the other core
-            # (in a small index handing it over costs more than the core saves).
-            later = [_beside(best, name, tokens) for name, tokens in scored[1:]]
-            tops = [best(*scored[0]), *(future.result() for future in later)]
-        else:
-            tops = [best(name, tokens) for name, tokens in scored]
+        names = [name for name in terms if self._weight(name) > 0]
+        scored = [(index.fields[name], terms[name]) for name in names]
+        tops = [(name, *top) for name, top in zip(names, _field_tops(scored, depth), strict=True)]
         found = [top for top in tops if len(top[3]) and top[4][0] > 0]
         if not found:
             return np.zeros(0, dtype=np.int64), {}
@@ -258,28 +247,66 @@ class Searcher:
         return candidates, normalized
 
 
-_FieldTop = tuple[str, Field, Postings, np.ndarray, np.ndarray]  # name, field, postings, top
+Tokens = tuple[str, ...] | np.ndarray
+_FieldTop = tuple[Field, Postings, np.ndarray, np.ndarray]  # field, postings, top ids, scores
 
 _HELPER = threading.local()  # one helper thread for each thread that searches
 
 
-def _beside(
-    best: Callable[[str, tuple[str, ...] | np.ndarray], _FieldTop],
-    name: str,
-    tokens: tuple[str, ...] | np.ndarray,
-) -> Future[_FieldTop]:
-    """`best(name, tokens)` in this thread's helper thread (started on first use).
+def _field_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_FieldTop]:
+    """Each field's postings of its tokens and its best `depth` passages (ids, scores)."""
+    if scored and scored[0][0].size >= SPLIT_FROM:
+        return _split_tops(scored, depth)
+    tops = []
+    for field, tokens in scored:
+        postings = field.gather(tokens)
+        tops.append((field, postings, *field.top(postings, depth)))
+    return tops
 
-    The two fields of a question are independent until their tops are merged, and the
-    kernels and reads run without the GIL, so the second field takes the other core. Each
-    searching thread has a helper of its own: a field's postings are read into buffers kept
-    per thread (`Field.gather`), and the helper fills its buffers for the next question only
-    after this thread asks it, once done with this question's.
+
+def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_FieldTop]:
+    """`_field_tops` on both cores: this thread reads the first field's postings and ranks the
+    lower half of the passages in every field, its helper reads the other fields' postings and
+    ranks the upper half; each field's top is the best of its halves' tops.
+
+    Exact, and the same bits: a passage's score is summed in term order whichever half holds
+    it, and a passage among the best of all is among the best of its half. Splitting the
+    passages rather than the fields keeps both cores busy when one field holds most of a
+    question's postings (the slowest questions), and each core's scratch touches half as much
+    memory. The reads and kernels hold no GIL. Each searching thread has a helper of its own:
+    postings are read into buffers kept per thread (`Field.gather`), and the helper reads the
+    next question's only once this thread has merged this question's tops.
     """
     pool: ThreadPoolExecutor | None = getattr(_HELPER, "pool", None)
     if pool is None:
         pool = _HELPER.pool = ThreadPoolExecutor(1, thread_name_prefix="field")
-    return pool.submit(best, name, tokens)
+    fields = [field for field, _ in scored]
+    read = [pool.submit(field.gather, tokens) for field, tokens in scored[1:]]
+    first = fields[0].gather(scored[0][1])
+
+    def postings(i: int) -> Postings:
+        return first if i == 0 else read[i - 1].result()
+
+    def upper(i: int) -> tuple[np.ndarray, np.ndarray]:
+        size = fields[i].size
+        return fields[i].top(postings(i), depth, (size // 2, size))
+
+    # The helper runs its jobs in order: its reads are done before it ranks.
+    uppers = [pool.submit(upper, i) for i in range(len(fields))]
+    lowers = [f.top(postings(i), depth, (0, f.size // 2)) for i, f in enumerate(fields)]
+    return [
+        (field, postings(i), *_best_of(lowers[i], uppers[i].result(), depth))
+        for i, field in enumerate(fields)
+    ]
+
+
+def _best_of(
+    one: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of two tops (ids, scores) of different passages, best first, ties by id."""
+    ids, scores = np.concatenate([one[0], other[0]]), np.concatenate([one[1], other[1]])
+    order = np.lexsort((ids, -scores))[:k]
+    return ids[order], scores[order]
 
 
 def _shown_from(wanted: int) -> int:

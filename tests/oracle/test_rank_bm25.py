@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -286,26 +285,15 @@ def test_fields_of_a_thread_share_one_scratch() -> None:
     assert not np.shares_memory(elsewhere[0][0], mine[0])
 
 
-def test_a_questions_second_field_is_scored_beside_the_first(
+def test_a_large_index_is_ranked_on_both_cores_as_on_one(
     seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In a large index the bigrams field is read and scored in a helper thread of the
-    searching thread, one helper each: four threads searching at once, each through its own
-    helper, rank and score as the two fields scored one after the other in one thread do, bit
-    for bit. A small index (the seeds, unless the bar is lowered) starts no helper."""
+    """In a large index a question's passages are split between the searching thread and a
+    helper thread of its own: four threads searching at once, each through its own helper,
+    rank and score as one thread ranking every field whole does, bit for bit. A small index
+    (the seeds, unless the bar is lowered) starts no helper."""
     import retrieval.search
 
-    def helper_after_a_search() -> object:
-        seed_searcher.search("溧阳暑托班有多少家")
-        return getattr(retrieval.search._HELPER, "pool", None)
-
-    found: list[object] = []
-    thread = threading.Thread(target=lambda: found.append(helper_after_a_search()))
-    thread.start()
-    thread.join()
-    assert seed_searcher.index.fields["words"].size < retrieval.search.BESIDE_FROM
-    assert found == [None]
-    monkeypatch.setattr(retrieval.search, "BESIDE_FROM", 0)
     questions = ["溧阳暑托班有多少家", "古雷开发区反诈宣传", "常州 工人文化宫 1957年", "工会"]
 
     def ranked() -> list[list[tuple[str, float]]]:
@@ -314,7 +302,19 @@ def test_a_questions_second_field_is_scored_beside_the_first(
             for q in questions
         ]
 
-    beside = ranked()
+    found: list[object] = []
+    whole: list[list[list[tuple[str, float]]]] = []
+
+    def on_one_core() -> None:
+        whole.append(ranked())
+        found.append(getattr(retrieval.search._HELPER, "pool", None))
+
+    thread = threading.Thread(target=on_one_core)
+    thread.start()
+    thread.join()
+    assert seed_searcher.index.fields["words"].size < retrieval.search.SPLIT_FROM
+    assert found == [None]
+    monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
     results: dict[int, list[list[tuple[str, float]]]] = {}
     helpers: dict[int, object] = {}
 
@@ -328,12 +328,5 @@ def test_a_questions_second_field_is_scored_beside_the_first(
     for thread in threads:
         thread.join()
     assert len({id(pool) for pool in helpers.values()}) == 4
-
-    def inline(best, name, tokens):  # type: ignore[no-untyped-def]
-        done: Future[object] = Future()
-        done.set_result(best(name, tokens))
-        return done
-
-    monkeypatch.setattr(retrieval.search, "_beside", inline)
-    assert ranked() == beside
-    assert all(results[n] == beside for n in range(4))
+    assert ranked() == whole[0]
+    assert all(results[n] == whole[0] for n in range(4))
