@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_VIEWS 16
+#define MAX_VIEWS 20
 /* Postings (or candidates) ahead whose scratch entries a loop asks the CPU to fetch early: at
  * a million passages the scratch arrays outgrow the caches and each random access would wait
  * on memory in turn (RESULTS.md, "1M passages, the tail and the whole path"). */
@@ -80,6 +80,7 @@ static void *view(Views *views, PyObject *obj, const char *name, const char *cod
 #define I64 "lq"
 #define F64 "d"
 #define BOOL "?"
+#define U64 "LQ"
 
 static int length_error(const char *what) {
     PyErr_Format(PyExc_ValueError, "%s", what);
@@ -177,7 +178,58 @@ typedef struct {
     uint32_t *best_ids; /* their passages */
     int64_t *out_docs;
     double *out_scores;
+    /* A board shared with the call ranking the other half of the passages, or NULL: per half,
+     * a sequence number (odd while being written) and the k best partial scores (bits). */
+    uint64_t *board;
+    int64_t half; /* this call's slot on the board: 0 or 1 */
+    int *found_k; /* whether kth_best has found k passages: best and best_ids hold its k */
 } Scratch;
+
+/* Posts the k best partial scores (s->best, ascending, as kth_best left them) on the board:
+ * a sequence lock, as the other half may read them meanwhile. */
+static void post(const Scratch *s) {
+    uint64_t *slot = s->board + s->half * (s->k + 1);
+    uint64_t sequence = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    __atomic_store_n(slot, sequence + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    for (int64_t i = 0; i < s->k; i++) {
+        uint64_t bits;
+        memcpy(&bits, &s->best[i], sizeof bits);
+        __atomic_store_n(&slot[1 + i], bits, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(slot, sequence + 2, __ATOMIC_RELEASE);
+}
+
+/* theta raised, if the board allows, to the k-th best of this half's last posted k best
+ * partial scores (none before the first) and the other half's: partial scores only grow and
+ * the halves hold different passages, so that is at most the k-th best final score of all the
+ * passages. Passages below it can be in neither half's share of the top k of all, which is all
+ * the caller's merge keeps. Skipped while the other half is posting. */
+static double shared_theta(const Scratch *s, double theta) {
+    if (s->board == NULL) return theta;
+    const uint64_t *slot = s->board + (1 - s->half) * (s->k + 1);
+    uint64_t before = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (before == 0 || before % 2) return theta;
+    double *other = malloc((size_t)s->k * sizeof(double));
+    if (other == NULL) return theta;
+    for (int64_t i = 0; i < s->k; i++) {
+        uint64_t bits = __atomic_load_n(&slot[1 + i], __ATOMIC_RELAXED);
+        memcpy(&other[i], &bits, sizeof bits);
+    }
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    double kth = theta;
+    if (__atomic_load_n(slot, __ATOMIC_RELAXED) == before) {
+        /* Both ascending: take from the top of either until k are taken. */
+        int64_t i = *s->found_k ? s->k - 1 : -1, j = s->k - 1;
+        for (int64_t taken = 0; taken < s->k; taken++) {
+            if (j < 0 || (i >= 0 && s->best[i] >= other[j])) kth = s->best[i--];
+            else kth = other[j--];
+        }
+    }
+    free(other);
+    return kth > theta ? kth : theta;
+}
+
 
 /* Add the weights of postings start..end of one term; a passage seen for the first time joins
  * the candidates. Returns the new candidate count. (Pointers are copied into locals: a store
@@ -248,6 +300,16 @@ static double kth_best(const Scratch *s, int64_t count) {
         ids[j - 1] = s->cand[i];
     }
     return best[0];
+}
+
+/* The k-th best (kth_best), its k best posted on the board if there is one. */
+static double kth_posted(const Scratch *s, int64_t count) {
+    double kth = kth_best(s, count);
+    if (kth > -INFINITY) {
+        *s->found_k = 1;
+        if (s->board != NULL) post(s);
+    }
+    return kth;
 }
 
 #define LANES 16 /* binary searches run side by side, so that their cache misses overlap */
@@ -380,7 +442,7 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
  * kth_best never found k passages, or if memory runs out. */
 static double final_floor(const Query *q, const Scratch *s, int64_t t, double theta) {
     int64_t k = s->k;
-    if (theta == -INFINITY || t >= q->n_terms) return theta;
+    if (!*s->found_k || t >= q->n_terms) return theta;
     double *sums = calloc((size_t)k, sizeof(double));
     if (sums == NULL) return theta;
     for (int64_t u = t; u < q->n_terms; u++)
@@ -402,12 +464,13 @@ static double final_floor(const Query *q, const Scratch *s, int64_t t, double th
  * so each weaker term is looked up for fewer. */
 static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t, double theta) {
     if (count > FLOOR_FROM * s->k) theta = final_floor(q, s, t, theta);
+    theta = shared_theta(s, theta);
     int64_t n_live = keep_reaching(s, count, s->left[t], theta);
     for (int64_t u = t; u < q->n_terms; u++) {
         probe(q, s, u, n_live);
         if (u + 1 < q->n_terms && n_live > s->k) {
-            double kth = kth_best(s, n_live);
-            theta = kth > theta ? kth : theta;
+            double kth = kth_posted(s, n_live);
+            theta = shared_theta(s, kth > theta ? kth : theta);
             theta = final_floor(q, s, u + 1, theta);
             n_live = keep_reaching(s, n_live, s->left[u + 1], theta);
         }
@@ -429,9 +492,11 @@ static int64_t run_top_k(const Query *q, Scratch *s) {
         double done = s->left[0] - s->left[t];
         /* The k-th best costs a pass over the candidates: only when it could stop the scan. */
         if (t < n_terms && s->left[t] < done + slack) {
-            theta = kth_best(s, count);
-            slack = theta - done < 0.0 ? theta - done : 0.0;
+            double kth = kth_posted(s, count);
+            slack = kth - done < 0.0 ? kth - done : 0.0;
+            theta = kth > theta ? kth : theta;
         }
+        theta = shared_theta(s, theta); /* the other half's progress, if ranked beside */
     }
     return finish(q, s, count, t, theta);
 }
@@ -488,9 +553,11 @@ static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
         /* The k-th best costs a pass over the candidates: only when it could stop the scan
          * (working it out for blocks to skip as well cost more than they saved, RESULTS.md). */
         if (s->left[t] < done + slack) {
-            theta = kth_best(s, count);
-            slack = theta - done < 0.0 ? theta - done : 0.0;
+            double kth = kth_posted(s, count);
+            slack = kth - done < 0.0 ? kth - done : 0.0;
+            theta = kth > theta ? kth : theta;
         }
+        theta = shared_theta(s, theta); /* the other half's progress, if ranked beside */
     }
     return finish(q, s, count, t, theta);
 }
@@ -518,6 +585,18 @@ static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *uppe
     return 0;
 }
 
+/* Views the board shared by two calls ranking halves of the passages (None: no board) and
+ * checks it holds a sequence number and k values for each half. */
+static int view_board(Views *views, Scratch *s, PyObject *board, Py_ssize_t half) {
+    if (board == Py_None) return 0;
+    Py_ssize_t n_board;
+    if (!(s->board = view(views, board, "board", U64, 8, 1, &n_board))) return -1;
+    if (n_board != 2 * (s->k + 1)) return length_error("board must hold 2 (k + 1) entries");
+    if (half != 0 && half != 1) return length_error("half must be 0 or 1");
+    s->half = half;
+    return 0;
+}
+
 /* Runs a top-k kernel without the GIL over the passages from..to - 1, with its small scratch;
  * the count, or -1 (error set). */
 static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *blocks,
@@ -533,6 +612,8 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
     size_t room = (size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1));
     s->best = malloc(room * sizeof(double));
     s->best_ids = malloc(room * sizeof(uint32_t));
+    int found_k = 0;
+    s->found_k = &found_k;
     if (range != NULL && s->left != NULL && s->best != NULL && s->best_ids != NULL) {
         Py_BEGIN_ALLOW_THREADS;
         passages_within(q, from, to, range);
@@ -551,17 +632,18 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
 
 PyDoc_STRVAR(top_k_doc,
              "top_k(docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, "
-             "out_docs, out_scores, first, end)\n--\n\n"
+             "out_docs, out_scores, first, end, board, half)\n--\n\n"
              "Per-term MaxScore top k of the passages first..end - 1 into out_docs/out_scores, "
-             "best first; returns how many.");
+             "best first; returns how many. With a board (or None), its slot `half` is shared "
+             "with a call ranking the other passages.");
 
 static PyObject *top_k(PyObject *module, PyObject *args) {
     PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
-    PyObject *out_d, *out_s;
-    Py_ssize_t k, from, to;
-    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOOnn:top_k", &docs, &tfs, &bounds, &idfs, &upper,
+    PyObject *out_d, *out_s, *board;
+    Py_ssize_t k, from, to, half;
+    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOOnnOn:top_k", &docs, &tfs, &bounds, &idfs, &upper,
                           &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s, &from,
-                          &to))
+                          &to, &board, &half))
         return NULL;
     Views views = {.n = 0};
     Query q = {0};
@@ -570,7 +652,8 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
     Py_ssize_t found = -1;
     if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
-            0)
+            0 &&
+        view_board(&views, &s, board, half) == 0)
         found = run(&q, &s, upper_data, NULL, from, to);
     release(&views);
     return found < 0 ? NULL : PyLong_FromSsize_t(found);
@@ -579,9 +662,9 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
 PyDoc_STRVAR(top_k_blocks_doc,
              "top_k_blocks(docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, "
              "cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
-             "first_passage, end)\n--\n\n"
+             "first_passage, end, board, half)\n--\n\n"
              "Block-max MaxScore top k of the passages first_passage..end - 1 into "
-             "out_docs/out_scores, best first; returns how many.");
+             "out_docs/out_scores, best first; returns how many (the board as top_k's).");
 
 /* Views the block arrays and checks that each term's blocks are there. */
 static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first,
@@ -603,14 +686,14 @@ static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first
 
 static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
-    PyObject *out_d, *out_s, *first, *max_tf, *min_len;
+    PyObject *out_d, *out_s, *first, *max_tf, *min_len, *board;
     double k1;
-    Py_ssize_t k, block, from, to;
+    Py_ssize_t k, block, from, to, half;
     Blocks bl = {0};
-    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddpnn:top_k_blocks", &docs, &tfs, &bounds,
+    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddpnnOn:top_k_blocks", &docs, &tfs, &bounds,
                           &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen, &cand,
                           &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl,
-                          &bl.usable, &from, &to))
+                          &bl.usable, &from, &to, &board, &half))
         return NULL;
     bl.block = block;
     Views views = {.n = 0};
@@ -621,7 +704,8 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0 &&
-        view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0)
+        view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0 &&
+        view_board(&views, &s, board, half) == 0)
         found = run(&q, &s, upper_data, &bl, from, to);
     release(&views);
     return found < 0 ? NULL : PyLong_FromSsize_t(found);

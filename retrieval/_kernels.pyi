@@ -22,6 +22,8 @@ def top_k(
     out_scores: Array,
     first: int,
     end: int,
+    board: Array | None,
+    half: int,
     /,
 ) -> int: ...
 def top_k_blocks(
@@ -48,6 +50,8 @@ def top_k_blocks(
     usable: bool,
     first_passage: int,
     end: int,
+    board: Array | None,
+    half: int,
     /,
 ) -> int: ...
 def scores_of(

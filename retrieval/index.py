@@ -383,10 +383,15 @@ class Field:
         read_ranges(self.tfs, [start], [len(docs)], tfs)
 
     def top(
-        self, postings: Postings, k: int, passages: tuple[int, int] | None = None
+        self,
+        postings: Postings,
+        k: int,
+        passages: tuple[int, int] | None = None,
+        board: kernels.Board | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k best passage ids and their scores, best first (ties: lower id first); of the
-        passages `passages` = (first, end) only, if given."""
+        passages `passages` = (first, end) only, if given, with a `board` shared with the
+        call ranking the others (`kernels.top_k`)."""
         if not len(postings) or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         upper, usable = postings.upper, not np.any(postings.idf < 0)
@@ -398,13 +403,14 @@ class Field:
         saved = self.blocks(postings)
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
             return kernels.top_k(
-                docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand, passages
+                docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand, passages, board
             )
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl, usable)
         return kernels.top_k_blocks(
-            docs, tfs, bounds, idf, upper, scoring, k1, k, scores, seen, cand, blocks, passages
-        )
+            docs, tfs, bounds, idf, upper, scoring, k1, k, scores, seen, cand, blocks, passages,
+            board,
+        )  # fmt: skip
 
     def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The postings' blocks, read for them: each term's first block among those read, and

@@ -30,6 +30,7 @@ from retrieval import _kernels
 
 BlockArrays = tuple[np.ndarray, np.ndarray, np.ndarray, int, float, float, bool]
 Scoring = tuple[np.ndarray, np.ndarray]  # passage lengths (uint32) and the ratio table
+Board = tuple[np.ndarray, int]  # a board two calls share (`new_board`), and this call's half
 
 
 def top_k(
@@ -44,10 +45,17 @@ def top_k(
     seen: np.ndarray,
     cand: np.ndarray,
     passages: tuple[int, int] | None = None,
+    board: Board | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best k (passage ids, scores), best first, ties by lower id; among the passages
     `passages` = (first, end) only, if given (the best k of all are the best k of the best k
     of each part of them).
+
+    `board` = (array, half) is shared by two calls ranking two halves of the passages at once
+    (`new_board`): each posts its k best partial scores there and cuts with the k-th best of
+    both halves', so a call may then return fewer than k, or passages below the k-th best of
+    its own half, but never leaves out one of the best k of both halves together: merged,
+    the two calls' results hold the best k of all.
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scoring` is the field's
@@ -61,9 +69,14 @@ def top_k(
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k(
         docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
-        best_scores, *(passages or (0, len(lengths))),
+        best_scores, *(passages or (0, len(lengths))), *(board or (None, 0)),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
+
+
+def new_board(k: int) -> np.ndarray:
+    """A board for two `top_k` calls of k each: per half a sequence number and k scores."""
+    return np.zeros(2 * (k + 1), dtype=np.uint64)
 
 
 def top_k_blocks(
@@ -80,6 +93,7 @@ def top_k_blocks(
     cand: np.ndarray,
     blocks: BlockArrays,
     passages: tuple[int, int] | None = None,
+    board: Board | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`top_k` with block-max bounds: best k (passage ids, scores), best first, ties by lower id.
 
@@ -88,13 +102,14 @@ def top_k_blocks(
     bound is worked out at query time from raw counts. While the strong terms are added up, a
     block whose bound plus every weaker term's highest weight is below the current k-th best
     can bring in no new passage: only passages seen already take its weights (in term order,
-    so scores stay bit-identical to `top_k`'s). The rest, and `passages`, is `top_k`'s.
+    so scores stay bit-identical to `top_k`'s). The rest, `passages` and `board` are
+    `top_k`'s.
     """
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k_blocks(
         docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, cand, best_docs,
-        best_scores, *blocks, *(passages or (0, len(lengths))),
+        best_scores, *blocks, *(passages or (0, len(lengths))), *(board or (None, 0)),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 

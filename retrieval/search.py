@@ -31,6 +31,7 @@ from retrieval.dates import DATE_WEIGHT, DateAsk, date_fit, prefer_dates
 from retrieval.heap import release_free_memory
 from retrieval.index import Field, Postings
 from retrieval.index import top_k as best_first
+from retrieval.kernels import new_board
 from retrieval.models import Answer, Hit, Result
 from retrieval.query import MAX_QUESTION_CHARS, Query, Synonyms
 from retrieval.reader import CANDIDATES, Candidate, Reader
@@ -267,7 +268,9 @@ def _field_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
 def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_FieldTop]:
     """`_field_tops` on both cores: this thread reads the first field's postings and ranks the
     lower half of the passages in every field, its helper reads the other fields' postings and
-    ranks the upper half; each field's top is the best of its halves' tops.
+    ranks the upper half; each field's top is the best of its halves' tops. The two calls
+    ranking a field's halves share a board (`kernels.top_k`): each cuts with the k-th best of
+    both halves' best so far, nearer the k-th best of all than its own half's.
 
     Exact, and the same bits: a passage's score is summed in term order whichever half holds
     it, and a passage among the best of all is among the best of its half. Splitting the
@@ -287,13 +290,17 @@ def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
     def postings(i: int) -> Postings:
         return first if i == 0 else read[i - 1].result()
 
+    boards = [new_board(depth) for _ in fields]
+
     def upper(i: int) -> tuple[np.ndarray, np.ndarray]:
         size = fields[i].size
-        return fields[i].top(postings(i), depth, (size // 2, size))
+        return fields[i].top(postings(i), depth, (size // 2, size), (boards[i], 1))
 
     # The helper runs its jobs in order: its reads are done before it ranks.
     uppers = [pool.submit(upper, i) for i in range(len(fields))]
-    lowers = [f.top(postings(i), depth, (0, f.size // 2)) for i, f in enumerate(fields)]
+    lowers = [
+        f.top(postings(i), depth, (0, f.size // 2), (boards[i], 0)) for i, f in enumerate(fields)
+    ]
     return [
         (field, postings(i), *_best_of(lowers[i], uppers[i].result(), depth))
         for i, field in enumerate(fields)

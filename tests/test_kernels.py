@@ -96,6 +96,9 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("k", 0, "k must be at least 1"),
         ("first", -1, "the passages must run from a first"),
         ("end", -1, "the passages must run from a first"),
+        ("board", np.zeros(3, dtype=np.uint64), "board must hold 2 \\(k \\+ 1\\) entries"),
+        ("board", np.zeros(12, dtype=np.int64), "board must be one-dimensional"),
+        ("half", 2, "half must be 0 or 1"),
     ],
 )
 def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> None:
@@ -116,6 +119,8 @@ def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> N
         "out_scores": np.empty(5),
         "first": 0,
         "end": 10,
+        "board": np.zeros(12, dtype=np.uint64),  # 2 (k + 1)
+        "half": 0,
     }
     good[name] = bad
     with pytest.raises(ValueError, match=says):

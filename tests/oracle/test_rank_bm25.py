@@ -182,6 +182,62 @@ def test_top_of_a_range_of_passages_is_the_top_there(seed: int) -> None:
         assert both_scores[order].tobytes() == whole[1].tobytes()
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_halves_sharing_a_board_merge_to_the_whole_top(seed: int) -> None:
+    """Two calls ranking the halves of the passages on one board, at once in two threads or
+    one after the other (the second then cuts with the first's final k best), each cut by the
+    k-th best of both: merged, their tops are the whole top, ids and score bits, with
+    repeated passages tying at the cut, block-max and plain MaxScore alike."""
+    from retrieval import kernels
+
+    rng = random.Random(1300 + seed)
+    corpus = _corpus_with_repeats(rng, n_docs=rng.randint(1500, 3000), vocab=rng.randint(30, 300))
+    field = _field(corpus)
+    n, half = len(corpus), len(corpus) // 2
+
+    def merged(tops: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[list[int], bytes]:
+        ids = np.concatenate([top[0] for top in tops])
+        scores = np.concatenate([top[1] for top in tops])
+        order = np.lexsort((ids, -scores))[:k]
+        return ids[order].tolist(), scores[order].tobytes()
+
+    def plain(postings: Postings, k: int, part: tuple[int, int], board: kernels.Board):
+        scratch = np.zeros(n), np.zeros(n, bool), np.empty(n, np.uint32)
+        return kernels.top_k(
+            postings.docs, postings.tfs, postings.bounds, postings.idf, postings.upper,
+            field.scoring, k, *scratch, part, board,
+        )  # fmt: skip
+
+    for _ in range(25):
+        query = rng.choices([f"w{i}" for i in range(350)], k=rng.randint(1, 10))
+        postings = field.gather(query)
+        if not len(postings) or np.any(postings.idf < 0):
+            continue
+        for k in (1, 10, 100):
+            whole = field.top(postings, k)
+            expected = (whole[0].tolist(), whole[1].tobytes())
+            for rank in (field.top, plain):
+                board = kernels.new_board(k)
+                tops = [rank(postings, k, (0, half), (board, 0))]
+                tops.append(rank(postings, k, (half, n), (board, 1)))
+                assert merged(tops, k) == expected
+                board = kernels.new_board(k)
+                found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+                def run(i: int, part: tuple[int, int]) -> None:
+                    found[i] = rank(postings, k, part, (board, i))  # noqa: B023
+
+                threads = [
+                    threading.Thread(target=run, args=(0, (0, half))),
+                    threading.Thread(target=run, args=(1, (half, n))),
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                assert merged([found[0], found[1]], k) == expected
+
+
 def test_block_bounds_hold_every_weight() -> None:
     """A block's bound, worked out from raw counts at query time, is at least each weight in it."""
     from retrieval.kernels import _block_bound
