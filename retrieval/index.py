@@ -260,6 +260,7 @@ class FieldArrays:
 # Read by slices, not mapped (see NpyColumn): a question reads its terms' postings and blocks;
 # the lengths are read once, for the average length (mapped, their pages would stay resident).
 _READ = ("docs", "tfs", "block_max_tf", "block_min_len", "lengths")
+BlockRows = tuple[np.ndarray, np.ndarray, np.ndarray]  # first block a term, max tf, min length
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,9 @@ class Postings:
     bounds: np.ndarray  # int64, len(terms) + 1
     idf: np.ndarray  # float64 per term
     upper: np.ndarray  # float64 per term: its highest weight
+    # Each term's first block among `block_rows` and each block's highest frequency and
+    # shortest passage (`Field.blocks`), read with the postings; None: no blocks.
+    blocks: BlockRows | None = None
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -375,7 +379,7 @@ class Field:
         where, counts = starts.tolist(), np.diff(bounds).tolist()
         read_ranges(self.docs, where, counts, docs)
         read_ranges(self.tfs, where, counts, tfs)
-        return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids])
+        return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids], self.blocks(ids))
 
     def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
         """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""
@@ -400,7 +404,7 @@ class Field:
         scores, seen, cand = scratch_arrays(self.size)
         idf, scoring, k1 = postings.idf, self.scoring, self.params.k1
         docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        saved = self.blocks(postings)
+        saved = postings.blocks
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
             return kernels.top_k(
                 docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand, passages, board
@@ -412,16 +416,17 @@ class Field:
             board,
         )  # fmt: skip
 
-    def blocks(self, postings: Postings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The postings' blocks, read for them: each term's first block among those read, and
-        each block's highest frequency and shortest passage (None: a field without blocks,
-        `live.LiveField`).
+    def blocks(self, terms: np.ndarray) -> BlockRows | None:
+        """The blocks of the postings of `terms`, read for them: each term's first block among
+        those read, and each block's highest frequency and shortest passage (None: a field
+        without blocks, `live.LiveField`). `gather` reads them with the postings, once for
+        every `top` of them.
 
         Read by slices rather than mapped: a thousand questions at a million passages touched
         20 MB of the saved block arrays, and a question needs a few thousand blocks of them.
         """
-        starts = self.block_offsets[postings.terms]
-        counts = self.block_offsets[postings.terms + 1] - starts
+        starts = self.block_offsets[terms]
+        counts = self.block_offsets[terms + 1] - starts
         first = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=first[1:])
         total = int(counts.sum())

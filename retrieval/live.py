@@ -59,7 +59,7 @@ class LiveField(Field):
         self.part_idf, self.part_df = _combined_idf(parts, masks, n_live, params.epsilon)
         self.live_passages = n_live
 
-    def blocks(self, postings: Postings) -> None:
+    def blocks(self, terms: np.ndarray) -> None:
         """None: no block-max across segments. A term's live postings span segments (deleted
         ones dropped), so the saved blocks do not line up with them, and blocks cut from the
         postings read cost more per query than they skip (about 10% slower at 50 segments of

@@ -144,7 +144,7 @@ def test_blocks_and_targets_are_checked() -> None:
     field = _field()
     args = _arguments(field, ["w1", "w2"])
     postings = field.gather(["w1", "w2"])
-    first, max_tf, min_len = field.blocks(postings)
+    first, max_tf, min_len = field.blocks(postings.terms)
     unequal = (first, max_tf, min_len[:1], 128, 0.75, field.avgdl, True)
     with pytest.raises(ValueError, match="max_tf and min_len"):
         kernels.top_k_blocks(**args, blocks=unequal)  # type: ignore[arg-type]

@@ -180,7 +180,7 @@ def test_blocks_read_for_a_query_equal_the_saved_ones(archive: Path, tmp_path: P
         )
         postings = opened.gather(tokens)
         assert len(postings) >= 2
-        blocks = opened.blocks(postings)
+        blocks = opened.blocks(postings.terms)
         assert blocks is not None
         first, max_tf, min_len = blocks
         for i, term in enumerate(postings.terms.tolist()):
