@@ -9,7 +9,7 @@ passages the heap held 100 MB of which a few MB were live objects (`tracemalloc`
 "1M passages, resident memory"). C libraries without it (musl) simply keep theirs.
 
 Importing this module also keeps the process to one malloc arena: glibc gives threads arenas
-of their own (up to 8 a core) to spare them a lock, and a question's second field is scored in
+of their own (up to 8 a core) to spare them a lock, and half of a question's passages is ranked in
 a helper thread (`retrieval.search`), whose arena kept about 30 MB more resident after 1,000
 questions at a million passages, which the trim did not return; searches allocate a few large
 arrays each, too few for the lock to matter (the same speed with one arena, RESULTS.md).
