@@ -789,7 +789,6 @@ def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> S
     if not found:
         return _NO_SPANS
     asked = set(question.bare)
-    punct = _flags(normal, _PUNCT)
     in_asked = np.array([c in asked for c in normal], dtype=bool)
     asked_before = _running(in_asked)
     spans = np.fromiter(chain.from_iterable(found), np.int64, 2 * len(found)).reshape(-1, 2)
@@ -801,12 +800,16 @@ def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> S
     starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
     segments = np.fromiter(chain.from_iterable(found.values()), np.int64, 2 * len(found))
     first, last = segments[0::2][keep], segments[1::2][keep]
+    # Padded by a true each side: index i is character i − 1, a span's sides are starts, ends+1.
+    punct = np.ones(len(normal) + 2, dtype=bool)
+    punct[1:-1] = _flags(normal, _PUNCT)
+    # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
+    settled = punct.copy()
+    settled[1:-1] |= in_asked
     chars = _Chars(
         normal,
         punct,
-        # A character "settled" by the question (in it, or punctuation) bounds the unknown
-        # part; padded: settled[i] is character i − 1.
-        np.pad(in_asked | punct, 1, constant_values=True),
+        settled,
         np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
     )
     table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
@@ -820,8 +823,8 @@ class _Chars:
     """A folded sentence and its per-character arrays, made once for all its spans."""
 
     normal: str
-    punct: np.ndarray  # bool: punctuation (`_PUNCT`)
-    settled: np.ndarray  # bool, padded by one true each side: in the question, or punctuation
+    punct: np.ndarray  # bool, padded by a true each side: punctuation (`_PUNCT`)
+    settled: np.ndarray  # bool, padded the same: in the question, or punctuation
     codes: np.ndarray  # uint32: each character's code point
 
 
@@ -829,9 +832,9 @@ _SPAN_COLUMNS = names(SPAN_GROUPS)
 _COLUMN = {name: k for k, name in enumerate(_SPAN_COLUMNS)}
 
 
-def _columns(*columns: str) -> slice:
-    """The table's slice from the first to the last named column (consecutive in the groups)."""
-    return slice(_COLUMN[columns[0]], _COLUMN[columns[-1]] + 1)
+def _columns(*columns: str) -> np.ndarray:
+    """The table's indices of the named columns."""
+    return np.array([_COLUMN[name] for name in columns])
 
 
 def _write_spans(
@@ -843,13 +846,11 @@ def _write_spans(
     in_question: np.ndarray,
 ) -> None:
     """Fill in the span rows' columns that the segments do not (`_write_segments`)."""
-    normal, punct, settled = chars.normal, chars.punct, chars.settled
-    n, sizes = len(normal), ends - starts
+    normal = chars.normal
+    n, sizes, after = len(normal), ends - starts, ends + 1
     text = _span_text_parts(question, chars, starts, ends)
-    kinds = table[:, : len(_KIND_ORDER)]  # the segments' name and noun/verb columns are in
-    kinds[:, :_NUMBER_KINDS] = text[:, :_NUMBER_KINDS]
-    kinds[:, _COLUMN["is_title"]] = text[:, _TITLE]
-    fit = kinds[:, ASK_KINDS.index(question.asks)] if question.asks else np.zeros(len(starts))
+    table[:, _TEXT_COLUMNS] = text
+    fit = table[:, _COLUMN[f"is_{question.asks}"]] if question.asks else np.zeros(len(starts))
     spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
     distance = np.full(len(starts), float(n))
     if spots:
@@ -857,108 +858,101 @@ def _write_spans(
         outside = (p >= ends[:, None]) | (p + size <= starts[:, None])
         gap = np.minimum(np.abs(p - ends[:, None]), np.abs(starts[:, None] - (p + size)))
         distance = np.where(outside, gap, n).min(axis=1).astype(np.float64)
-    joined = _running(np.isin(chars.codes, _JOIN_CODES))
+    joined = _running(_flags(normal, _JOIN))
     joins = np.log1p(joined[ends] - joined[starts])
     left, left_any = text[:, _LEFT], text[:, _LEFT + 1]
     right, right_any = text[:, _LEFT + 2], text[:, _LEFT + 3]
     any_side = left_any + right_any
     near = distance <= 1
-    open_question = float(question.asks is None)
+    open_question, explains = float(question.asks is None), float(question.explains)
     log_chars = np.log1p(sizes)
+    settled_before, settled_after = chars.settled[starts], chars.settled[after]
     table[:, _COLUMN["fit"]] = fit
     table[:, _COLUMN["asks_none"]] = open_question
-    table[:, _COLUMN["has_unit"]] = text[:, _UNIT]
-    context = table[:, _columns(*SPAN_GROUPS["context"])]
-    context[:, 0] = left / 6
-    context[:, 1] = right / 6
-    context[:, 2] = (left > 0) & (right > 0)
-    context[:, 3] = near
-    context[:, 4] = np.log1p(distance)
-    context[:, 5] = left_any
-    context[:, 6] = right_any
-    crossed = table[:, _columns(*SPAN_GROUPS["crossed"])]
-    crossed[:, 0] = left_any * right_any
-    crossed[:, 1] = (fit > 0) & near
-    crossed[:, 2] = fit * any_side
-    crossed[:, 3] = kinds[:, _KIND_ORDER.index("noun")] * any_side
+    table[:, _SCALED_COLUMNS] = text[:, _SCALED_TEXT] / 6
+    table[:, _COLUMN["both"]] = (left > 0) & (right > 0)
+    table[:, _COLUMN["near"]] = near
+    table[:, _COLUMN["log_distance"]] = np.log1p(distance)
+    table[:, _COLUMN["any_both"]] = left_any * right_any
+    table[:, _COLUMN["fit_near"]] = (fit > 0) & near
+    table[:, _COLUMN["fit_context"]] = fit * any_side
+    table[:, _COLUMN["noun_context"]] = table[:, _COLUMN["is_noun"]] * any_side
     table[:, _COLUMN["in_question"]] = in_question
-    table[:, _COLUMN["question_word"]] = text[:, _LEFT + 4]
-    shape = table[:, _columns("log_chars", "end")]
-    shape[:, 0] = log_chars
-    shape[:, 1] = sizes / max(n, 1)
-    shape[:, 2] = np.append(punct, True)[ends]
-    shape[:, 3] = np.insert(punct, 0, True)[starts]
-    shape[:, 4] = starts == 0
-    shape[:, 5] = ends >= len(normal.rstrip("。！？!?；;…"))
+    table[:, _COLUMN["log_chars"]] = log_chars
+    table[:, _COLUMN["share"]] = sizes / max(n, 1)
+    table[:, _COLUMN["punct_after"]] = chars.punct[after]
+    table[:, _COLUMN["punct_before"]] = chars.punct[starts]
+    table[:, _COLUMN["start"]] = starts == 0
+    table[:, _COLUMN["end"]] = ends >= len(normal.rstrip("。！？!?；;…"))
     table[:, _COLUMN["open_length"]] = open_question * log_chars
-    settled_before, settled_after = settled[starts], settled[ends + 1]
-    run = table[:, _columns("starts_run", "whole_run")]
-    run[:, 0] = settled_before
-    run[:, 1] = settled_after
-    run[:, 2] = settled_before & settled_after
-    table[:, _columns(*SPAN_GROUPS["hole"])] = _hole_columns(question, normal, starts, ends, fit)
-    clauses = table[:, _columns(*SPAN_GROUPS["clauses"])]
-    clauses[:, 0] = joins
-    clauses[:, 1] = float(question.explains) * joins
-    clauses[:, 2] = float(question.explains) * log_chars
-    _write_head(table[:, _columns(*SPAN_GROUPS["head"])], question, normal, starts, ends)
+    table[:, _COLUMN["starts_run"]] = settled_before
+    table[:, _COLUMN["ends_run"]] = settled_after
+    table[:, _COLUMN["whole_run"]] = settled_before & settled_after
+    _write_hole(table, question, normal, starts, ends, fit)
+    table[:, _COLUMN["joins"]] = joins
+    table[:, _COLUMN["explains_joins"]] = explains * joins
+    table[:, _COLUMN["explains_length"]] = explains * log_chars
+    _write_head(table, question, normal, starts, ends)
     table[:, _COLUMN["unbalanced"]] = _unbalanced(chars.codes, starts, ends)
     length_bin = np.searchsorted(_LENGTH_BINS, sizes, side="right") - 1
-    table[:, _columns(*SPAN_GROUPS["length"])] = length_bin[:, None] == _BIN_NUMBERS
+    table[:, _LENGTH_COLUMNS] = length_bin[:, None] == _BIN_NUMBERS
 
 
-_JOIN_CODES = np.array([ord(c) for c in _JOINS], dtype=np.uint32)
+# Where `_span_text_parts`' columns go (the edges are scaled apart: `_SCALED_*`).
+_TEXT_COLUMNS = _columns(
+    *(f"is_{kind}" for kind in ASK_KINDS[:6]), "is_title", "has_unit", "left", "left_any",
+    "right", "right_any", "question_word",
+)  # fmt: skip
+_SCALED_COLUMNS = _columns("left", "right")
+_JOIN = re.compile("[" + "".join(_JOINS) + "]")
+_LENGTH_COLUMNS = _columns(*SPAN_GROUPS["length"])
 _BIN_NUMBERS = np.arange(1, len(_LENGTH_BINS))
 
 
-def _hole_columns(
-    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
-) -> np.ndarray:
+def _write_hole(
+    table: np.ndarray,
+    question: QuestionView,
+    normal: str,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    fit: np.ndarray,
+) -> None:
     """The "hole" group: how close a span sits after the question's word before its question
     word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
     nearest of all the question's words on each side that the sentence holds (`side_*`), and
     for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
     司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
     next to the span or not, and × what is asked fits or × no kind is asked."""
-    gap_left, side_left, gram_left = _gaps(
-        normal, ((question.hole_left,), question.before_wh, _grams(question.left)), starts,
-        before=True,
-    )  # fmt: skip
-    gap_right, side_right, gram_right = _gaps(
-        normal, ((question.hole_right,), question.after_wh, _grams(question.right)), ends,
-        before=False,
-    )  # fmt: skip
-    after_left, before_right = gap_left <= 1, gap_right <= 1
-    side_after, side_before = side_left <= 1, side_right <= 1
-    gram_after, gram_before = gram_left <= 1, gram_right <= 1
-    gram_next = gram_after | gram_before
-    return np.column_stack(
-        (
-            np.log1p(gap_left),
-            np.log1p(gap_right),
-            after_left,
-            before_right,
-            (gap_left < _FAR) & (gap_right < _FAR),
-            after_left & before_right,
-            fit * (after_left | before_right),
-            np.log1p(side_left),
-            np.log1p(side_right),
-            side_after,
-            side_before,
-            side_after & side_before,
-            np.log1p(gram_left),
-            np.log1p(gram_right),
-            gram_after & gram_before,
-            gram_after,
-            gram_before,
-            fit * gram_next,
-            float(question.asks is None) * gram_next,
-        )
-    )
+    gaps = np.concatenate((
+        _gaps(normal, ((question.hole_left,), question.before_wh, _grams(question.left)),
+              starts, before=True),
+        _gaps(normal, ((question.hole_right,), question.after_wh, _grams(question.right)),
+              ends, before=False),
+    ))  # fmt: skip
+    # Rows: the hole word, the side words and the bigrams, before the span, then after it.
+    close = gaps <= 1
+    either = close[:3] | close[3:]
+    table[:, _HOLE_LOGS] = np.log1p(gaps).T
+    table[:, _HOLE_CLOSE] = close.T
+    table[:, _HOLE_BOTH] = (close[:3] & close[3:]).T
+    table[:, _COLUMN["in_hole"]] = (gaps[0] < _FAR) & (gaps[3] < _FAR)
+    table[:, _COLUMN["fit_hole"]] = fit * either[0]
+    table[:, _COLUMN["fit_gram"]] = fit * either[2]
+    table[:, _COLUMN["none_gram"]] = float(question.asks is None) * either[2]
+
+
+# The hole group's columns of `_write_hole`'s rows (before: hole, side, gram; then after).
+_HOLE_LOGS = _columns(
+    "gap_left", "side_gap_left", "gram_gap_left", "gap_right", "side_gap_right", "gram_gap_right"
+)
+_HOLE_CLOSE = _columns(
+    "after_left", "side_after", "gram_after", "before_right", "side_before", "gram_before"
+)
+_HOLE_BOTH = _columns("fills_hole", "side_between", "gram_between")
 
 
 def _write_head(
-    head: np.ndarray, question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
+    table: np.ndarray, question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
 ) -> None:
     """The "head" group: how much of what follows the question word a span ends with
     (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
@@ -984,11 +978,11 @@ def _write_head(
     grams[_starts(normal, question.grams)] = True
     at = _running(grams)
     inside = at[np.maximum(ends - 1, starts)] - at[starts]
-    head[:, 0] = tail / 4
-    head[:, 1] = (tail > 0) & (sizes > tail)
-    head[:, 2] = (named > 0) & (sizes > named)
-    head[:, 3] = inside > 0
-    head[:, 4] = inside / np.maximum(sizes - 1, 1)
+    table[:, _COLUMN["head_tail"]] = tail / 4
+    table[:, _COLUMN["head_more"]] = (tail > 0) & (sizes > tail)
+    table[:, _COLUMN["head_first"]] = (named > 0) & (sizes > named)
+    table[:, _COLUMN["gram_inside"]] = inside > 0
+    table[:, _COLUMN["gram_share"]] = inside / np.maximum(sizes - 1, 1)
 
 
 _MEASURES = "一个种位座家部本条所支"
@@ -1088,11 +1082,6 @@ def _tag_flags(tag: str) -> int:
     return sum(flag << bit for bit, flag in enumerate(flags)) | class_bits
 
 
-def _segment_flags(word: str, tag: str) -> int:
-    """A segment's flags (`_tag_flags`), with those its word sets: 是 and 为 link, 的, ·."""
-    return _tag_flags(tag) | _WORD_FLAGS.get(word, 0)
-
-
 # Where each segment column reads: the segment before the span (0), its first (1), its last
 # (2) or the one after it (3), and which flag.
 _SEGMENT_FLAG_COLUMNS = {
@@ -1105,7 +1094,7 @@ _FLAG_TARGETS = np.array([_COLUMN[name] for name in _SEGMENT_FLAG_COLUMNS])
 _FLAG_WHERE = np.array([where for where, _ in _SEGMENT_FLAG_COLUMNS.values()])
 _FLAG_BITS = np.array([bit for _, bit in _SEGMENT_FLAG_COLUMNS.values()])[:, None]
 _NAME_BITS = np.array([_NR, _NS, _NT])
-_NAME_COLUMNS = _columns("is_person", "is_org")
+_NAME_COLUMNS = _columns("is_person", "is_place", "is_org")
 _TAGS_AT = _COLUMN[SPAN_GROUPS["tags"][0]]
 
 
@@ -1116,7 +1105,10 @@ def _write_segments(
     names, noun/verb ends, the segment count, the boundary and run flags, and the tag class
     before, first, last and after (one-hot)."""
     # The last entry stands for "no segment": index −1 before the first, len after the last.
-    flags = np.array([*(_segment_flags(w, t) for w, t in tagged), 0], dtype=np.int64)
+    # A segment's word sets a flag for 是, 为, 的 and ·, its tag all the others.
+    flags = np.array(
+        [*(_tag_flags(tag) | _WORD_FLAGS.get(word, 0) for word, tag in tagged), 0], dtype=np.int64
+    )
     tagged_span = first >= 0
     size = np.where(tagged_span, last - first + 1, 0)
     counts = np.zeros((len(flags), 3), dtype=np.int64)
@@ -1147,6 +1139,7 @@ _TITLE = _NUMBER_KINDS
 _UNIT = _TITLE + 1
 _LEFT = _UNIT + 1
 _NO_NUMBER = (0.0,) * _NUMBER_KINDS
+_SCALED_TEXT = np.array([_LEFT, _LEFT + 2])  # the edges' lengths, scaled by 1/6 in the table
 _OPENING_TITLE = ord("《")
 
 
@@ -1165,27 +1158,30 @@ def _span_text_parts(
     table[:, _LEFT + 4] = _holds_word(question.words, normal, starts, ends)
     skips = np.zeros(len(starts), dtype=np.int64)
     picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
+    starts_at, ends_at = starts.tolist(), ends.tolist()
     if picked:
         parts = [
-            _span_text_part(question, normal[starts[k] : ends[k]], bool(has_number[k]))
+            _span_text_part(question, normal[starts_at[k] : ends_at[k]], bool(has_number[k]))
             for k in picked
         ]
         table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
         table[picked, _LEFT + 4] = [row[_LEFT] for row, _ in parts]
         skips[picked] = [skip for _, skip in parts]
-    # Spans share edges: each edge is worked out once, then looked up.
-    bare = _PUNCT.sub("", normal)
-    kept = _running(~chars.punct).tolist()  # characters before i that are not punctuation
-    lefts = np.zeros((len(normal) + 1, 2))
-    left_at = list(set(starts.tolist()))
-    lefts[left_at] = [_left_edge(question, bare[: kept[s]]) for s in left_at]
-    rights = np.zeros((len(normal) + 1, 2))
-    right_at = list(set(ends.tolist()))
-    rights[right_at] = [_right_edge(question, bare[kept[e] :], 0) for e in right_at]
-    table[:, _LEFT : _LEFT + 2] = lefts[starts]
-    table[:, _LEFT + 2 : _LEFT + 4] = rights[ends]
+    # Spans share edges: each edge is worked out once, then looked up. The question goes on
+    # past an edge only when the character beside it is one of the question's.
+    bare, asked = _PUNCT.sub("", normal), question.bare
+    kept = _running(~chars.punct[1:-1]).tolist()  # characters before i that are not punctuation
+    sides = np.zeros((2, len(normal) + 1, 2))  # by offset: left edges, right edges
+    left_at = [s for s in set(starts_at) if kept[s] and bare[kept[s] - 1] in asked]
+    if left_at:
+        sides[0, left_at] = [_left_edge(question, bare[: kept[s]]) for s in left_at]
+    right_at = [e for e in set(ends_at) if kept[e] < len(bare) and bare[kept[e]] in asked]
+    if right_at:
+        sides[1, right_at] = [_right_edge(question, bare[kept[e] :], 0) for e in right_at]
+    table[:, _LEFT : _LEFT + 2] = sides[0, starts]
+    table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
     for k in np.flatnonzero(skips).tolist():
-        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, bare[kept[ends[k]] :], skips[k])
+        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, bare[kept[ends_at[k]] :], skips[k])
     return table
 
 
@@ -1438,7 +1434,7 @@ def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -
     likely = np.flatnonzero(probs >= _UNLIKELY)
     overlap = np.minimum(ends[:, None], ends[likely]) - np.maximum(starts[:, None], starts[likely])
     sizes = ends - starts
-    f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes[likely])
+    f1 = 2 * np.maximum(overlap, 0) / (sizes[:, None] + sizes[likely])
     return int(np.argmax(f1 @ probs[likely]))
 
 
