@@ -103,7 +103,12 @@ def _arabic(match: re.Match[str]) -> str:
 
 def _normalized(folded: str) -> str:
     """Numbers normalised in text that is folded already."""
-    return _RANGE.sub(r"\1-", _CN_RUN.sub(_arabic, folded))
+    return _RANGE.sub(_dash, _CN_RUN.sub(_arabic, folded))
+
+
+def _dash(match: re.Match[str]) -> str:
+    """A range's first number and "-" (`_RANGE`'s replacement)."""
+    return match.group(1) + "-"
 
 
 def numbers_in(text: str) -> set[str]:
@@ -670,27 +675,30 @@ def span_candidates(
     punct = _flags(joined, _PUNCT).tolist()
     bad_first = [punct[at] and joined[at] not in '《“"' for at in bounds[:-1]]
     bad_last = [punct[at - 1] and joined[at - 1] not in '》”"%)）' for at in bounds[1:]]
-    found: dict[tuple[int, int], tuple[int, int]] = {}
     count = len(words)
+    next_stop = [count] * (count + 1)  # the first stop at or after each segment
+    for k in range(count - 1, -1, -1):
+        next_stop[k] = k if stops[k] else next_stop[k + 1]
+    found: dict[tuple[int, int], tuple[int, int]] = {}
     for i in range(count):
         if bad_first[i]:
             continue
-        start = bounds[i]
-        for j in range(i, min(i + MAX_SPAN_SEGMENTS, count)):
+        start, stop = bounds[i], next_stop[i]
+        for j in range(i, min(i + MAX_SPAN_SEGMENTS, stop)):
             end = bounds[j + 1]
-            if end - start > MAX_SPAN_CHARS or stops[j]:
+            if end - start > MAX_SPAN_CHARS:
                 break
             if not bad_last[j]:
                 found[start, end] = (i, j)
-        if any(stops[i : i + MAX_SPAN_SEGMENTS]):
-            continue
-        for j in range(i + MAX_SPAN_SEGMENTS, min(i + LONG_SPAN_SEGMENTS, count - 1)):
-            # Longer spans only up to a clause's end: 意大利语、法语、西班牙语与英语。
-            end = bounds[j + 1]
-            if end - start > LONG_SPAN_CHARS or stops[j]:
-                break
-            if stops[j + 1] and not bad_last[j]:
-                found[start, end] = (i, j)
+        # Longer spans only up to a clause's end (意大利语、法语、西班牙语与英语。): the one
+        # that ends right before the first stop, if it is far enough and not too long.
+        j = stop - 1
+        if (
+            i + MAX_SPAN_SEGMENTS <= j < min(i + LONG_SPAN_SEGMENTS, count - 1)
+            and bounds[j + 1] - start <= LONG_SPAN_CHARS
+            and not bad_last[j]
+        ):
+            found[start, bounds[j + 1]] = (i, j)
     clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
     for i, (start, end) in enumerate(clauses):
         # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
