@@ -92,11 +92,12 @@ def normalize_numbers(text: str) -> str:
 
 
 def _arabic(match: re.Match[str]) -> str:
-    run, after = match.group(), match.string[match.end() : match.end() + 1]
-    # A lone 一 is mostly a word part (统一, 一起); it counts only before a measure word.
-    before = match.string[match.start() - 1 : match.start()]
-    if len(run) == 1 and not ({after, before} & _LONE_OK) and run not in "十百千万亿":
-        return run
+    run = match.group()
+    if len(run) == 1 and run not in "十百千万亿":
+        # A lone 一 is mostly a word part (统一, 一起); it counts only before a measure word.
+        text, at = match.string, match.start()
+        if text[at + 1 : at + 2] not in _LONE_OK and text[at - 1 : at] not in _LONE_OK:
+            return run
     value = cn_number(run)
     return run if value is None else str(value)
 
@@ -1146,7 +1147,7 @@ _NUMBER_KINDS = 6  # year, date, share, duration, money, count: the first ASK_KI
 _TITLE = _NUMBER_KINDS
 _UNIT = _TITLE + 1
 _LEFT = _UNIT + 1
-_NO_NUMBER = (0.0,) * _NUMBER_KINDS
+_NO_NUMBER = (False,) * _NUMBER_KINDS
 _SCALED_TEXT = np.array([_LEFT, _LEFT + 2])  # the edges' lengths, scaled by 1/6 in the table
 _OPENING_TITLE = ord("《")
 
@@ -1168,8 +1169,9 @@ def _span_text_parts(
     picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
     starts_at, ends_at = starts.tolist(), ends.tolist()
     if picked:
+        numbered = has_number.tolist()
         parts = [
-            _span_text_part(question, normal[starts_at[k] : ends_at[k]], bool(has_number[k]))
+            _span_text_part(question, normal[starts_at[k] : ends_at[k]], numbered[k])
             for k in picked
         ]
         table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
@@ -1228,23 +1230,23 @@ def _right_edge(question: QuestionView, after: str, skip: int) -> tuple[int, flo
 
 def _span_text_part(
     question: QuestionView, piece: str, number: bool
-) -> tuple[tuple[float, ...], int]:
+) -> tuple[tuple[bool, ...], int]:
     """One span's number kinds, title, unit and whether it holds a question word, read in its
     numbers normalised (`_span_text_parts`), and its unit's length.
 
     `number`: whether the piece holds a numeral.
     """
     tail = ""
-    kinds: Sequence[float] = _NO_NUMBER
+    kinds: Sequence[bool] = _NO_NUMBER
     if number:
         piece = _normalized(piece)
-        kinds = [float(bool(p.fullmatch(piece))) for p in _NUMBER_PATTERNS]
-        kinds[-1] = kinds[-1] or float(bool(_BARE_NUMBER.fullmatch(piece)))
+        kinds = [pattern.fullmatch(piece) is not None for pattern in _NUMBER_PATTERNS]
+        kinds[-1] = kinds[-1] or _BARE_NUMBER.fullmatch(piece) is not None
         tail = _unit_tail(piece)
-    title = piece.startswith("《") and bool(_TITLE_SPAN.fullmatch(piece))
+    title = piece.startswith("《") and _TITLE_SPAN.fullmatch(piece) is not None
     has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
-    inside = any(w in piece for w in question.words)
-    return (*kinds, float(title), float(has_unit), float(inside)), len(tail) if has_unit else 0
+    inside = any(map(piece.__contains__, question.words))
+    return (*kinds, title, has_unit, inside), len(tail) if has_unit else 0
 
 
 _NUMBER_PATTERNS = tuple(_HAS[kind] for kind in ASK_KINDS[:_NUMBER_KINDS])
