@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retrieval import _kernels
 from retrieval import reader as rd
 from retrieval.errors import RetrievalError
 from retrieval.models import Passage, Source
@@ -427,6 +428,26 @@ def test_unlikely_spans_do_not_change_the_span_given(seed: int) -> None:
     given_span = rd.expected_f1_best(starts, ends, logits)
     # The span given is the best over all spans, up to the mass the unlikely ones carry.
     assert expected[given_span] >= expected.max() - rd._UNLIKELY * len(starts)
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_the_span_f1_table_in_c_is_numpys_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, 40, 60)
+    ends = starts + rng.integers(1, 12, 60)
+    likely = np.flatnonzero(rng.random(60) < 0.7)
+    table = np.empty((len(starts), len(likely)))
+    _kernels.span_f1(starts, ends, likely, table.ravel())
+    overlap = np.minimum(ends[:, None], ends[likely]) - np.maximum(starts[:, None], starts[likely])
+    sizes = ends - starts
+    numpy = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes[likely])
+    assert table.tobytes() == numpy.tobytes()
+
+
+def test_the_span_f1_table_refuses_an_index_past_the_spans() -> None:
+    starts, ends = np.array([0, 2]), np.array([2, 4])
+    with pytest.raises(ValueError, match="likely must index the spans"):
+        _kernels.span_f1(starts, ends, np.array([0, 2]), np.empty(4))
 
 
 def test_no_span_when_not_confident() -> None:
