@@ -877,12 +877,57 @@ static PyObject *forest_sums(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --- The reader's span F1 (retrieval/reader.py `expected_f1_best`) --------------------- */
+
+PyDoc_STRVAR(span_f1_doc,
+             "span_f1(starts, ends, likely, out)\n--\n\n"
+             "Writes into out, row-major spans x likely spans, the F1 of each span against each "
+             "of the spans `likely` indexes: 2 overlap / (both lengths), in characters.");
+
+static PyObject *span_f1(PyObject *module, PyObject *args) {
+    PyObject *starts_obj, *ends_obj, *likely_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOO:span_f1", &starts_obj, &ends_obj, &likely_obj, &out_obj))
+        return NULL;
+    Views views = {.n = 0};
+    Py_ssize_t n, n_ends, m, n_out;
+    const int64_t *starts = NULL, *ends = NULL, *likely = NULL;
+    double *out = NULL;
+    int ok = (starts = view(&views, starts_obj, "starts", I64, 8, 0, &n)) &&
+             (ends = view(&views, ends_obj, "ends", I64, 8, 0, &n_ends)) &&
+             (likely = view(&views, likely_obj, "likely", I64, 8, 0, &m)) &&
+             (out = view(&views, out_obj, "out", F64, 8, 1, &n_out));
+    if (ok && (n_ends != n || n_out != n * m))
+        ok = length_error("ends must be as long as starts, out spans x likely") == 0;
+    for (Py_ssize_t j = 0; ok && j < m; j++)
+        if (likely[j] < 0 || likely[j] >= n) ok = length_error("likely must index the spans") == 0;
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double *row = out + i * m;
+            for (Py_ssize_t j = 0; j < m; j++) {
+                int64_t k = likely[j];
+                int64_t low = starts[i] > starts[k] ? starts[i] : starts[k];
+                int64_t high = ends[i] < ends[k] ? ends[i] : ends[k];
+                int64_t overlap = high > low ? high - low : 0;
+                /* As numpy divides two int64 arrays: both made double, then one division. */
+                row[j] = (double)(2 * overlap) /
+                         (double)((ends[i] - starts[i]) + (ends[k] - starts[k]));
+            }
+        }
+        Py_END_ALLOW_THREADS;
+    }
+    release(&views);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, top_k_doc},
     {"top_k_blocks", top_k_blocks, METH_VARARGS, top_k_blocks_doc},
     {"scores_of", scores_of, METH_VARARGS, scores_of_doc},
     {"block_bound", block_bound_py, METH_VARARGS, block_bound_doc},
     {"forest_sums", forest_sums, METH_VARARGS, forest_sums_doc},
+    {"span_f1", span_f1, METH_VARARGS, span_f1_doc},
     {NULL, NULL, 0, NULL},
 };
 

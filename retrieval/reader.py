@@ -32,14 +32,15 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
-from itertools import compress
+from itertools import accumulate, chain, compress
 from pathlib import Path
 
 import numpy as np
 
-from retrieval import kernels
+from retrieval import _kernels, kernels
 from retrieval.answer import Wanted, fit_bonus, wanted
 from retrieval.errors import RetrievalError
 from retrieval.models import Answer, Passage
@@ -91,18 +92,24 @@ def normalize_numbers(text: str) -> str:
 
 
 def _arabic(match: re.Match[str]) -> str:
-    run, after = match.group(), match.string[match.end() : match.end() + 1]
-    # A lone 一 is mostly a word part (统一, 一起); it counts only before a measure word.
-    before = match.string[match.start() - 1 : match.start()]
-    if len(run) == 1 and not ({after, before} & _LONE_OK) and run not in "十百千万亿":
-        return run
+    run = match.group()
+    if len(run) == 1 and run not in "十百千万亿":
+        # A lone 一 is mostly a word part (统一, 一起); it counts only before a measure word.
+        text, at = match.string, match.start()
+        if text[at + 1 : at + 2] not in _LONE_OK and text[at - 1 : at] not in _LONE_OK:
+            return run
     value = cn_number(run)
     return run if value is None else str(value)
 
 
 def _normalized(folded: str) -> str:
     """Numbers normalised in text that is folded already."""
-    return _RANGE.sub(r"\1-", _CN_RUN.sub(_arabic, folded))
+    return _RANGE.sub(_dash, _CN_RUN.sub(_arabic, folded))
+
+
+def _dash(match: re.Match[str]) -> str:
+    """A range's first number and "-" (`_RANGE`'s replacement)."""
+    return match.group(1) + "-"
 
 
 def numbers_in(text: str) -> set[str]:
@@ -637,16 +644,6 @@ _BARE_NUMBER = re.compile(r"[\d.,]+")
 _KIND_ORDER = (*ASK_KINDS, "noun", "verb")
 
 
-@dataclass(frozen=True, slots=True)
-class SpanCandidate:
-    """A span of a sentence that could answer: where it is, and its first and last segment."""
-
-    start: int
-    end: int
-    first: int = -1  # -1: a span matched by a pattern, not a run of segments
-    last: int = -1
-
-
 def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Segments with transliterated names joined: 布兰科 · 茨尔文科夫斯基 is one name."""
     joined: list[tuple[str, str]] = []
@@ -660,54 +657,74 @@ def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def span_candidates(
     normal: str, tagged: Sequence[tuple[str, str]], *, clause_runs: bool = False
-) -> list[SpanCandidate]:
+) -> dict[tuple[int, int], tuple[int, int]]:
     """Spans of a (folded) sentence that could be an answer: runs of segments, clauses, typed
-    matches. `tagged` is the sentence's segments with their POS tags (`_segments`)."""
-    bounds, pos = [0], 0
-    for word, _ in tagged:
-        pos += len(word)
-        bounds.append(pos)
+    matches. `tagged` is the sentence's segments with their POS tags (`_segments`).
+
+    Each span, as (start, end), maps to its first and last segment, (−1, −1) for a span that a
+    pattern matched rather than a run of segments.
+    """
     words = [word for word, _ in tagged]
+    bounds = [0, *accumulate(map(len, words))]
     stops = [bool(_HARD_STOP.search(word)) for word in words]
     for k in range(1, len(words) - 1):
         # 33,700: a comma between digits is part of the number, not a clause break.
         if words[k] == "," and words[k - 1][-1].isdigit() and words[k + 1][0].isdigit():
             stops[k] = False
     # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
-    bad_first = [bool(_PUNCT.fullmatch(w[0])) and w[0] not in '《“"' for w in words]
-    bad_last = [bool(_PUNCT.fullmatch(w[-1])) and w[-1] not in '》”"%)）' for w in words]
-    found: dict[tuple[int, int], SpanCandidate] = {}
-    for i in range(len(words)):
+    joined = "".join(words)
+    punct = _flags(joined, _PUNCT).tolist()
+    bad_first = [punct[at] and joined[at] not in '《“"' for at in bounds[:-1]]
+    bad_last = [punct[at - 1] and joined[at - 1] not in '》”"%)）' for at in bounds[1:]]
+    count = len(words)
+    next_stop = [count] * (count + 1)  # the first stop at or after each segment
+    for k in range(count - 1, -1, -1):
+        next_stop[k] = k if stops[k] else next_stop[k + 1]
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for i in range(count):
         if bad_first[i]:
             continue
-        for j in range(i, min(i + MAX_SPAN_SEGMENTS, len(words))):
-            start, end = bounds[i], bounds[j + 1]
-            if end - start > MAX_SPAN_CHARS or stops[j]:
+        start, stop = bounds[i], next_stop[i]
+        for j in range(i, min(i + MAX_SPAN_SEGMENTS, stop)):
+            end = bounds[j + 1]
+            if end - start > MAX_SPAN_CHARS:
                 break
             if not bad_last[j]:
-                found[(start, end)] = SpanCandidate(start, end, i, j)
-        if any(stops[i : i + MAX_SPAN_SEGMENTS]):
-            continue
-        for j in range(i + MAX_SPAN_SEGMENTS, min(i + LONG_SPAN_SEGMENTS, len(words) - 1)):
-            # Longer spans only up to a clause's end: 意大利语、法语、西班牙语与英语。
-            start, end = bounds[i], bounds[j + 1]
-            if end - start > LONG_SPAN_CHARS or stops[j]:
-                break
-            if stops[j + 1] and not bad_last[j]:
-                found[(start, end)] = SpanCandidate(start, end, i, j)
+                found[start, end] = (i, j)
+        # Longer spans only up to a clause's end (意大利语、法语、西班牙语与英语。): the one
+        # that ends right before the first stop, if it is far enough and not too long.
+        j = stop - 1
+        if (
+            i + MAX_SPAN_SEGMENTS <= j < min(i + LONG_SPAN_SEGMENTS, count - 1)
+            and bounds[j + 1] - start <= LONG_SPAN_CHARS
+            and not bad_last[j]
+        ):
+            found[start, bounds[j + 1]] = (i, j)
     clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
     for i, (start, end) in enumerate(clauses):
         # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
         for later, later_end in clauses[i + 1 : i + 3]:
             if later != end + 1 or normal[end] not in _JOINS:
                 break
-            found.setdefault((start, later_end), SpanCandidate(start, later_end))
+            found.setdefault((start, later_end), _MATCHED)
             end = later_end
-    for pattern in (_CLAUSE, *_HAS.values(), _QUOTED, _BRACKETED):
+    for pattern in _SPAN_PATTERNS:
         for m in pattern.finditer(normal):
-            if m.end() > m.start() and m.span() not in found:
-                found[m.span()] = SpanCandidate(m.start(), m.end())
-    return list(found.values())
+            span = m.span()
+            if span[1] > span[0] and span not in found:
+                found[span] = _MATCHED
+    return found
+
+
+_MATCHED = (-1, -1)  # the segments of a span a pattern matched: none
+
+
+def _flags(text: str, pattern: re.Pattern[str]) -> np.ndarray:
+    """Whether each character of a text is in a match of a pattern (one regex pass)."""
+    flags = np.zeros(len(text), dtype=bool)
+    for m in pattern.finditer(text):
+        flags[m.start() : m.end()] = True
+    return flags
 
 
 def _running(flags: np.ndarray) -> np.ndarray:
@@ -728,12 +745,16 @@ _JOINS = ("，", ",", "；", ";")
 _QUOTED = re.compile(r"“[^”]{1,20}”")
 # What a bracket or quote holds, as a whole: 「摩天高雄」, (uzbek), 『华美的象牙』.
 _BRACKETED = re.compile(r"(?<=[「『“\"(（])[^」』”\"()（）]{1,30}(?=[」』”\")）])")
+_SPAN_PATTERNS = (_CLAUSE, *_HAS.values(), _QUOTED, _BRACKETED)
 _NAME_PARTS = ("nr", "ns", "nt", "nz")
+
+
+_UNIT_TAIL = re.compile(r"\d[^\d]*$")
 
 
 def _unit_tail(piece: str) -> str:
     """What follows a span's last number (公里 in 364.6公里), "" when it holds no number."""
-    match = re.search(r"\d[^\d]*$", piece)
+    match = _UNIT_TAIL.search(piece)
     # 多, 余 and the magnitudes (40多家, 127余场次, 20万余人) are not the unit.
     return match.group()[1:].lstrip(" 多余万亿千百") if match else ""
 
@@ -767,56 +788,78 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
 def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> SpanTable:
     """Feature rows of the candidate spans of a sentence.
 
-    Only what needs a span's own text (its kind of number, its unit, the question around it)
-    is worked out span by span (`_span_text_part`); the rest comes from per-character and
-    per-segment arrays of the sentence, for all spans at once.
+    Only what needs a span's own text (its kind of number, its unit) is worked out span by
+    span (`_span_text_part`); the rest comes from per-character and per-segment arrays of the
+    sentence, for all spans at once, written into the table a column group at a time.
     """
     normal = fold(sentence)
     tagged = _segments(normal, tokenizer)
-    cands = span_candidates(normal, tagged, clause_runs=question.explains)
-    if not cands:
+    found = span_candidates(normal, tagged, clause_runs=question.explains)
+    if not found:
         return _NO_SPANS
     asked = set(question.bare)
-    punct = np.array([bool(_PUNCT.fullmatch(c)) for c in normal], dtype=bool)
     in_asked = np.array([c in asked for c in normal], dtype=bool)
     asked_before = _running(in_asked)
-    starts = np.array([c.start for c in cands])
-    ends = np.array([c.end for c in cands])
+    spans = np.fromiter(chain.from_iterable(found), np.int64, 2 * len(found)).reshape(-1, 2)
+    starts, ends = spans[:, 0], spans[:, 1]
     in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
     keep = in_question < 1.0  # the question's own words never answer it
     if not keep.any():
         return _NO_SPANS
-    cands = [c for c, k in zip(cands, keep.tolist(), strict=True) if k]
     starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
-    kept = _running(~punct).tolist()  # characters before i that are not punctuation
-    edges = _Edges(question, _PUNCT.sub("", normal), kept)
-    text = _span_text_parts(question, normal, starts, ends, edges)
-    first = np.array([c.first for c in cands])
-    last = np.array([c.last for c in cands])
-    segs = _SegmentTable.of(tagged, first, last)
+    segments = np.fromiter(chain.from_iterable(found.values()), np.int64, 2 * len(found))
+    first, last = segments[0::2][keep], segments[1::2][keep]
+    # Padded by a true each side: index i is character i − 1, a span's sides are starts, ends+1.
+    punct = np.ones(len(normal) + 2, dtype=bool)
+    punct[1:-1] = _flags(normal, _PUNCT)
     # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
-    settled = np.pad(
-        in_asked | punct, 1, constant_values=True
-    )  # padded: settled[i] is character i − 1
-    table = _span_table(question, normal, starts, ends, in_question, text, segs, settled, punct)
+    settled = punct.copy()
+    settled[1:-1] |= in_asked
+    chars = _Chars(
+        normal,
+        punct,
+        settled,
+        np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
+    )
+    table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
+    _write_segments(table, tagged, first, last)
+    _write_spans(table, question, chars, starts, ends, in_question)
     return SpanTable(starts, ends, table)
 
 
-def _span_table(
+@dataclass(frozen=True, slots=True)
+class _Chars:
+    """A folded sentence and its per-character arrays, made once for all its spans."""
+
+    normal: str
+    punct: np.ndarray  # bool, padded by a true each side: punctuation (`_PUNCT`)
+    settled: np.ndarray  # bool, padded the same: in the question, or punctuation
+    codes: np.ndarray  # uint32: each character's code point
+
+
+_SPAN_COLUMNS = names(SPAN_GROUPS)
+_COLUMN = {name: k for k, name in enumerate(_SPAN_COLUMNS)}
+
+
+def _columns(*columns: str) -> np.ndarray:
+    """The table's indices of the named columns."""
+    return np.array([_COLUMN[name] for name in columns])
+
+
+def _write_spans(
+    table: np.ndarray,
     question: QuestionView,
-    normal: str,
+    chars: _Chars,
     starts: np.ndarray,
     ends: np.ndarray,
     in_question: np.ndarray,
-    text: np.ndarray,
-    segs: _SegmentTable,
-    settled: np.ndarray,
-    punct: np.ndarray,
-) -> np.ndarray:
-    """The span rows (columns in SPAN_GROUPS' order) from the per-span parts."""
-    n, sizes = len(normal), ends - starts
-    kinds = np.column_stack([text[:, :_NUMBER_KINDS], segs.names, text[:, _TITLE], segs.ends])
-    fit = kinds[:, ASK_KINDS.index(question.asks)] if question.asks else np.zeros(len(starts))
+) -> None:
+    """Fill in the span rows' columns that the segments do not (`_write_segments`)."""
+    normal = chars.normal
+    n, sizes, after = len(normal), ends - starts, ends + 1
+    text = _span_text_parts(question, chars, starts, ends)
+    table[:, _TEXT_COLUMNS] = text
+    fit = table[:, _COLUMN[f"is_{question.asks}"]] if question.asks else np.zeros(len(starts))
     spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
     distance = np.full(len(starts), float(n))
     if spots:
@@ -824,134 +867,131 @@ def _span_table(
         outside = (p >= ends[:, None]) | (p + size <= starts[:, None])
         gap = np.minimum(np.abs(p - ends[:, None]), np.abs(starts[:, None] - (p + size)))
         distance = np.where(outside, gap, n).min(axis=1).astype(np.float64)
-    joined = _running(np.array([c in _JOINS for c in normal], dtype=bool))
+    joined = _running(_flags(normal, _JOIN))
     joins = np.log1p(joined[ends] - joined[starts])
     left, left_any = text[:, _LEFT], text[:, _LEFT + 1]
     right, right_any = text[:, _LEFT + 2], text[:, _LEFT + 3]
+    any_side = left_any + right_any
     near = distance <= 1
-    open_question = float(question.asks is None)
-    settled_before, settled_after = settled[starts], settled[ends + 1]
+    open_question, explains = float(question.asks is None), float(question.explains)
+    log_chars = np.log1p(sizes)
+    settled_before, settled_after = chars.settled[starts], chars.settled[after]
+    table[:, _COLUMN["fit"]] = fit
+    table[:, _COLUMN["asks_none"]] = open_question
+    table[:, _SCALED_COLUMNS] = text[:, _SCALED_TEXT] / 6
+    table[:, _COLUMN["both"]] = (left > 0) & (right > 0)
+    table[:, _COLUMN["near"]] = near
+    table[:, _COLUMN["log_distance"]] = np.log1p(distance)
+    table[:, _COLUMN["any_both"]] = left_any * right_any
+    table[:, _COLUMN["fit_near"]] = (fit > 0) & near
+    table[:, _COLUMN["fit_context"]] = fit * any_side
+    table[:, _COLUMN["noun_context"]] = table[:, _COLUMN["is_noun"]] * any_side
+    table[:, _COLUMN["in_question"]] = in_question
+    table[:, _COLUMN["log_chars"]] = log_chars
+    table[:, _COLUMN["share"]] = sizes / max(n, 1)
+    table[:, _COLUMN["punct_after"]] = chars.punct[after]
+    table[:, _COLUMN["punct_before"]] = chars.punct[starts]
+    table[:, _COLUMN["start"]] = starts == 0
+    table[:, _COLUMN["end"]] = ends >= len(normal.rstrip("。！？!?；;…"))
+    table[:, _COLUMN["open_length"]] = open_question * log_chars
+    table[:, _COLUMN["starts_run"]] = settled_before
+    table[:, _COLUMN["ends_run"]] = settled_after
+    table[:, _COLUMN["whole_run"]] = settled_before & settled_after
+    _write_hole(table, question, normal, starts, ends, fit)
+    table[:, _COLUMN["joins"]] = joins
+    table[:, _COLUMN["explains_joins"]] = explains * joins
+    table[:, _COLUMN["explains_length"]] = explains * log_chars
+    _write_head(table, question, normal, starts, ends)
+    table[:, _COLUMN["unbalanced"]] = _unbalanced(chars.codes, starts, ends)
     length_bin = np.searchsorted(_LENGTH_BINS, sizes, side="right") - 1
-    length_bins = length_bin[:, None] == np.arange(1, len(_LENGTH_BINS))
-    columns = (
-        kinds,
-        fit,
-        np.full(len(starts), open_question),
-        text[:, _UNIT],
-        left / 6,
-        right / 6,
-        (left > 0) & (right > 0),
-        near,
-        np.log1p(distance),
-        left_any,
-        right_any,
-        left_any * right_any,
-        (fit > 0) & near,
-        fit * (left_any + right_any),
-        kinds[:, _KIND_ORDER.index("noun")] * (left_any + right_any),
-        in_question,
-        text[:, _LEFT + 4],  # a question word inside
-        segs.count,
-        np.log1p(sizes),
-        sizes / max(n, 1),
-        np.append(punct, True)[ends],
-        np.insert(punct, 0, True)[starts],
-        starts == 0,
-        ends >= len(normal.rstrip("。！？!?；;…")),
-        segs.boundary,
-        open_question * np.log1p(sizes),
-        segs.function_edges,
-        settled_before,
-        settled_after,
-        settled_before & settled_after,
-        *_hole_columns(question, normal, starts, ends, fit),
-        joins,
-        float(question.explains) * joins,
-        float(question.explains) * np.log1p(sizes),
-        *_head_columns(question, normal, starts, ends),
-        _unbalanced(normal, starts, ends),
-        length_bins,
-        segs.tags,
-    )
-    table = np.empty((len(starts), len(names(SPAN_GROUPS))))
-    at = 0
-    for column in columns:
-        width = column.shape[1] if column.ndim == 2 else 1
-        table[:, at : at + width] = column.reshape(len(starts), width)
-        at += width
-    if at != table.shape[1]:
-        raise RetrievalError(f"Span rows have {at} columns, not {table.shape[1]}: a bug.")
-    return table
+    table[:, _LENGTH_COLUMNS] = length_bin[:, None] == _BIN_NUMBERS
 
 
-def _hole_columns(
-    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, fit: np.ndarray
-) -> tuple[np.ndarray, ...]:
+# Where `_span_text_parts`' columns go (the edges are scaled apart: `_SCALED_*`).
+_TEXT_COLUMNS = _columns(
+    *(f"is_{kind}" for kind in ASK_KINDS[:6]), "is_title", "has_unit", "left", "left_any",
+    "right", "right_any", "question_word",
+)  # fmt: skip
+_SCALED_COLUMNS = _columns("left", "right")
+_JOIN = re.compile("[" + "".join(_JOINS) + "]")
+_LENGTH_COLUMNS = _columns(*SPAN_GROUPS["length"])
+_BIN_NUMBERS = np.arange(1, len(_LENGTH_BINS))
+
+
+def _write_hole(
+    table: np.ndarray,
+    question: QuestionView,
+    normal: str,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    fit: np.ndarray,
+) -> None:
     """The "hole" group: how close a span sits after the question's word before its question
     word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
     nearest of all the question's words on each side that the sentence holds (`side_*`), and
     for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
     司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
     next to the span or not, and × what is asked fits or × no kind is asked."""
-    gap_left = _gaps(normal, (question.hole_left,), starts, before=True)
-    gap_right = _gaps(normal, (question.hole_right,), ends, before=False)
-    after_left, before_right = gap_left <= 1, gap_right <= 1
-    side_left = _gaps(normal, question.before_wh, starts, before=True)
-    side_right = _gaps(normal, question.after_wh, ends, before=False)
-    gram_left = _gaps(normal, _grams(question.left), starts, before=True)
-    gram_right = _gaps(normal, _grams(question.right), ends, before=False)
-    return (
-        np.log1p(gap_left),
-        np.log1p(gap_right),
-        after_left,
-        before_right,
-        (gap_left < _FAR) & (gap_right < _FAR),
-        after_left & before_right,
-        fit * (after_left | before_right),
-        np.log1p(side_left),
-        np.log1p(side_right),
-        side_left <= 1,
-        side_right <= 1,
-        (side_left <= 1) & (side_right <= 1),
-        np.log1p(gram_left),
-        np.log1p(gram_right),
-        (gram_left <= 1) & (gram_right <= 1),
-        gram_left <= 1,
-        gram_right <= 1,
-        fit * ((gram_left <= 1) | (gram_right <= 1)),
-        float(question.asks is None) * ((gram_left <= 1) | (gram_right <= 1)),
-    )
+    gaps = np.concatenate((
+        _gaps(normal, ((question.hole_left,), question.before_wh, _grams(question.left)),
+              starts, before=True),
+        _gaps(normal, ((question.hole_right,), question.after_wh, _grams(question.right)),
+              ends, before=False),
+    ))  # fmt: skip
+    # Rows: the hole word, the side words and the bigrams, before the span, then after it.
+    close = gaps <= 1
+    either = close[:3] | close[3:]
+    table[:, _HOLE_LOGS] = np.log1p(gaps).T
+    table[:, _HOLE_CLOSE] = close.T
+    table[:, _HOLE_BOTH] = (close[:3] & close[3:]).T
+    table[:, _COLUMN["in_hole"]] = (gaps[0] < _FAR) & (gaps[3] < _FAR)
+    table[:, _COLUMN["fit_hole"]] = fit * either[0]
+    table[:, _COLUMN["fit_gram"]] = fit * either[2]
+    table[:, _COLUMN["none_gram"]] = float(question.asks is None) * either[2]
 
 
-def _head_columns(
-    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, ...]:
+# The hole group's columns of `_write_hole`'s rows (before: hole, side, gram; then after).
+_HOLE_LOGS = _columns(
+    "gap_left", "side_gap_left", "gram_gap_left", "gap_right", "side_gap_right", "gram_gap_right"
+)
+_HOLE_CLOSE = _columns(
+    "after_left", "side_after", "gram_after", "before_right", "side_before", "gram_before"
+)
+_HOLE_BOTH = _columns("fills_hole", "side_between", "gram_between")
+
+
+def _write_head(
+    table: np.ndarray, question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
+) -> None:
     """The "head" group: how much of what follows the question word a span ends with
     (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
     start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
     of the span the question's bigrams cover."""
+    sizes = ends - starts
     # Only spans ending on one of the question's characters can end with a piece of it.
-    ending = {e for e in set(ends.tolist()) if normal[e - 1] in question.right}
-    tails = {e: _common_suffix(normal[max(e - 4, 0) : e], question.right) for e in ending}
-    tail = np.minimum([tails.get(e, 0) for e in ends.tolist()], ends - starts)
+    ending = [e for e in set(ends.tolist()) if normal[e - 1] in question.right]
     # What is asked for is named right after the question word, past a measure word: 郡 in
     # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
     noun = question.right.lstrip(_MEASURES)[:3]
-    nouns = {e: _ends_with_start(normal[max(e - 3, 0) : e], noun) for e in ending}
-    named = np.minimum([nouns.get(e, 0) for e in ends.tolist()], ends - starts)
+    tails = np.zeros((len(normal) + 1, 2), dtype=np.int64)  # by a span's end: tail, named
+    if ending:
+        tails[ending] = [
+            (_common_suffix(normal[max(e - 4, 0) : e], question.right),
+             _ends_with_start(normal[max(e - 3, 0) : e], noun))
+            for e in ending
+        ]  # fmt: skip
+    tail, named = np.minimum(tails[ends], sizes[:, None]).T
     # The question's bigrams inside the span: an answer rarely repeats the question, and its
     # single characters (的, 是) say less of that than its bigrams.
     grams = np.zeros(len(normal), dtype=bool)
     grams[_starts(normal, question.grams)] = True
     at = _running(grams)
     inside = at[np.maximum(ends - 1, starts)] - at[starts]
-    return (
-        tail / 4,
-        (tail > 0) & (ends - starts > tail),
-        (named > 0) & (ends - starts > named),
-        inside > 0,
-        inside / np.maximum(ends - starts - 1, 1),
-    )
+    table[:, _COLUMN["head_tail"]] = tail / 4
+    table[:, _COLUMN["head_more"]] = (tail > 0) & (sizes > tail)
+    table[:, _COLUMN["head_first"]] = (named > 0) & (sizes > named)
+    table[:, _COLUMN["gram_inside"]] = inside > 0
+    table[:, _COLUMN["gram_share"]] = inside / np.maximum(sizes - 1, 1)
 
 
 _MEASURES = "一个种位座家部本条所支"
@@ -967,22 +1007,25 @@ def _grams(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
 
 
-_PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
+_PAIRS = tuple(
+    (ord(pair[0]), ord(pair[1]))
+    for pair in ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
+)
 
 
-def _unbalanced(normal: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _unbalanced(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Whether a span opens a bracket or quote it does not close, or closes one it did not
-    open (著《图雅的婚事, 族称为「远吠之神): a cut answer."""
+    open (著《图雅的婚事, 族称为「远吠之神): a cut answer. `codes`: the sentence's code points."""
     odd = np.zeros(len(starts), dtype=bool)
-    for pair in _PAIRS:
-        opening, closing = pair[0], pair[1]
-        if opening not in normal and closing not in normal:
+    present = set(codes.tolist())
+    for opening, closing in _PAIRS:
+        if opening not in present and closing not in present:
             continue
-        opens = _running(np.array([c == opening for c in normal], dtype=bool))
+        opens = _running(codes == opening)
         if opening == closing:
             odd |= (opens[ends] - opens[starts]) % 2 == 1
             continue
-        closes = _running(np.array([c == closing for c in normal], dtype=bool))
+        closes = _running(codes == closing)
         odd |= opens[ends] - opens[starts] != closes[ends] - closes[starts]
     return odd
 
@@ -1001,77 +1044,95 @@ def _starts(text: str, words: Iterable[str]) -> list[int]:
     return found
 
 
-def _gaps(text: str, words: Sequence[str], edges: np.ndarray, *, before: bool) -> np.ndarray:
-    """Characters from each edge back to the end of the nearest occurrence of any of `words`
-    before it (`before`), or on to the start of the nearest after it; at most `_FAR`."""
-    marks = {at + len(word) if before else at for word in words for at in _starts(text, (word,))}
-    if not marks:
-        return np.full(len(edges), float(_FAR))
-    found = np.array(sorted(marks))
+def _gaps(
+    text: str, word_sets: Sequence[Sequence[str]], edges: np.ndarray, *, before: bool
+) -> np.ndarray:
+    """Per set of words, characters from each edge back to the end of the nearest occurrence
+    of any of them before it (`before`), or on to the start of the nearest after it; at most
+    `_FAR` (sets × edges)."""
+    n = len(text)
+    # Per position 0 … n: the nearest mark at or before it (after it), or one too far away.
+    marks = np.full((len(word_sets), n + 1), -2 * _FAR - n if before else 2 * _FAR + n)
+    for row, words in zip(marks, word_sets, strict=True):
+        at = [a + len(w) if before else a for w in words for a in _starts(text, (w,))]
+        row[at] = at
     if before:
-        place = np.searchsorted(found, edges, side="right") - 1
-        gap = np.where(place >= 0, edges - found[np.maximum(place, 0)], _FAR)
+        nearest = np.maximum.accumulate(marks, axis=1)
+        gaps = edges - nearest[:, edges]
     else:
-        place = np.searchsorted(found, edges, side="left")
-        gap = np.where(place < len(found), found[np.minimum(place, len(found) - 1)] - edges, _FAR)
-    return np.minimum(gap, _FAR).astype(np.float64)
+        nearest = np.minimum.accumulate(marks[:, ::-1], axis=1)[:, ::-1]
+        gaps = nearest[:, edges] - edges
+    return np.minimum(gaps, _FAR).astype(np.float64)
 
 
-@dataclass(frozen=True, slots=True)
-class _SegmentTable:
-    """What spans' segments and their neighbours say, one row per span (0 for matched spans)."""
+# A segment's flags: bits of one int, with its tag class + 1 above them (0: none).
+_NR, _NS, _NT, _NOUN, _VERB, _FUNCTION, _LINK, _VERB_PREP, _DE, _NAME_PART = range(10)
+_CLASS_SHIFT = 10
+_WORD_FLAGS = {"是": 1 << _VERB_PREP, "为": 1 << _VERB_PREP, "的": 1 << _DE, "·": 1 << _NAME_PART}
 
-    names: np.ndarray  # spans × (person, place, org): every segment tagged nr / ns / nt
-    ends: np.ndarray  # spans × (noun, verb): last segment a noun, first a verb
-    count: np.ndarray  # segments in the span
-    boundary: np.ndarray  # spans × the "boundary" group, in its order
-    function_edges: np.ndarray  # spans × (function_first, function_last)
-    tags: np.ndarray  # spans × the "tags" group: the tag class before, first, last and after
 
-    @classmethod
-    def of(
-        cls, tagged: Sequence[tuple[str, str]], first: np.ndarray, last: np.ndarray
-    ) -> _SegmentTable:
-        """Per-segment flags, read at each span's first and last segment and their neighbours."""
-        rows = [
-            (
-                tag.startswith("nr"),
-                tag.startswith("ns"),
-                tag.startswith("nt"),
-                tag.startswith("n"),
-                tag.startswith("v"),
-                tag[:1] in ("p", "d", "c", "v", "u"),
-                tag[:1] in ("p", "u", "c"),
-                tag.startswith(("p", "v")) or word in ("是", "为"),
-                word == "的" or tag == "uj",
-                # A span that stops inside a name (保罗|·|塞里诺) is rarely the answer.
-                tag.startswith(_NAME_PARTS) or word == "·",
-            )
-            for word, tag in tagged
-        ]
-        # The last row stands for "no segment": index −1 before the first, len after the last.
-        flags = np.array([*rows, (False,) * 10], dtype=bool).reshape(-1, 10)
-        counts = np.r_[np.zeros((1, 3), dtype=np.int64), np.cumsum(flags[:-1, :3], axis=0)]
-        tagged_span = first >= 0
-        size = np.where(tagged_span, last - first + 1, 0)
-        first_at, last_at = np.where(tagged_span, first, -1), np.where(tagged_span, last, -1)
-        names = (counts[last_at + 1] - counts[first_at] == size[:, None]) & tagged_span[:, None]
-        before = np.where(tagged_span, first - 1, -1)
-        after = np.where(tagged_span, last + 1, -1)
-        boundary = np.column_stack(
-            (
-                flags[before, 7], flags[after, 8], flags[after, 4],
-                flags[before, 9], flags[after, 9], ~tagged_span,
-            )
-        )  # fmt: skip
-        return cls(
-            names,
-            np.column_stack((flags[last_at, 3], flags[first_at, 4])),
-            size,
-            boundary,
-            np.column_stack((flags[first_at, 5], flags[last_at, 6])),
-            _tag_columns(tagged, before, first_at, last_at, after),
-        )
+@cache
+def _tag_flags(tag: str) -> int:
+    """A jieba tag's segment flags and tag class as one int (jieba's tags are few: made once)."""
+    flags = (
+        tag.startswith("nr"),
+        tag.startswith("ns"),
+        tag.startswith("nt"),
+        tag.startswith("n"),
+        tag.startswith("v"),
+        tag[:1] in ("p", "d", "c", "v", "u"),
+        tag[:1] in ("p", "u", "c"),
+        tag.startswith(("p", "v")),
+        tag == "uj",
+        # A span that stops inside a name (保罗|·|塞里诺) is rarely the answer.
+        tag.startswith(_NAME_PARTS),
+    )
+    class_bits = (_tag_class(tag) + 1) << _CLASS_SHIFT
+    return sum(flag << bit for bit, flag in enumerate(flags)) | class_bits
+
+
+# Where each segment column reads: the segment before the span (0), its first (1), its last
+# (2) or the one after it (3), and which flag.
+_SEGMENT_FLAG_COLUMNS = {
+    "is_noun": (2, _NOUN), "is_verb": (1, _VERB),
+    "after_verb_prep": (0, _VERB_PREP), "before_de": (3, _DE), "before_verb": (3, _VERB),
+    "name_before": (0, _NAME_PART), "name_after": (3, _NAME_PART),
+    "function_first": (1, _FUNCTION), "function_last": (2, _LINK),
+}  # fmt: skip
+_FLAG_TARGETS = np.array([_COLUMN[name] for name in _SEGMENT_FLAG_COLUMNS])
+_FLAG_WHERE = np.array([where for where, _ in _SEGMENT_FLAG_COLUMNS.values()])
+_FLAG_BITS = np.array([bit for _, bit in _SEGMENT_FLAG_COLUMNS.values()])[:, None]
+_NAME_BITS = np.array([_NR, _NS, _NT])
+_NAME_COLUMNS = _columns("is_person", "is_place", "is_org")
+_TAGS_AT = _COLUMN[SPAN_GROUPS["tags"][0]]
+
+
+def _write_segments(
+    table: np.ndarray, tagged: Sequence[tuple[str, str]], first: np.ndarray, last: np.ndarray
+) -> None:
+    """Fill in what spans' segments and their neighbours say (0 for matched spans, first −1):
+    names, noun/verb ends, the segment count, the boundary and run flags, and the tag class
+    before, first, last and after (one-hot)."""
+    # The last entry stands for "no segment": index −1 before the first, len after the last.
+    # A segment's word sets a flag for 是, 为, 的 and ·, its tag all the others.
+    flags = np.array(
+        [*(_tag_flags(tag) | _WORD_FLAGS.get(word, 0) for word, tag in tagged), 0], dtype=np.int64
+    )
+    tagged_span = first >= 0
+    size = np.where(tagged_span, last - first + 1, 0)
+    counts = np.zeros((len(flags), 3), dtype=np.int64)
+    np.cumsum((flags[:-1, None] >> _NAME_BITS) & 1, axis=0, out=counts[1:])
+    table[:, _NAME_COLUMNS] = (counts[last + 1] - counts[first] == size[:, None]) & tagged_span[
+        :, None
+    ]
+    around = flags[np.stack((np.where(tagged_span, first - 1, -1), first, last,
+                             np.where(tagged_span, last + 1, -1)))]  # fmt: skip
+    table[:, _FLAG_TARGETS] = ((around[_FLAG_WHERE] >> _FLAG_BITS) & 1).T
+    table[:, _COLUMN["segments"]] = size
+    table[:, _COLUMN["untagged"]] = ~tagged_span
+    classes = around >> _CLASS_SHIFT  # 4 × spans, tag class + 1
+    rows, place = np.nonzero(classes.T)
+    table[rows, _TAGS_AT + place * len(_TAG_CLASSES) + classes.T[rows, place] - 1] = 1.0
 
 
 def _tag_class(tag: str) -> int:
@@ -1082,103 +1143,110 @@ def _tag_class(tag: str) -> int:
     return -1
 
 
-def _tag_columns(tagged: Sequence[tuple[str, str]], *at: np.ndarray) -> np.ndarray:
-    """One-hot tag classes of the segments at each index array (−1 or past the end: none)."""
-    classes = len(_TAG_CLASSES)
-    # One row a segment, then the all-zero row that index −1 and len(tagged) both reach.
-    hot = np.zeros((len(tagged) + 1, classes))
-    for k, (_, tag) in enumerate(tagged):
-        column = _tag_class(tag)
-        if column >= 0:
-            hot[k, column] = 1.0
-    return np.hstack([hot[np.where(index < len(tagged), index, -1)] for index in at])
-
-
-@dataclass(slots=True)
-class _Edges:
-    """How far the question goes on at a span's edges; each edge worked out once per sentence."""
-
-    question: QuestionView
-    bare: str
-    kept: list[int]
-    lefts: dict[int, tuple[int, float]] = field(default_factory=dict)
-    rights: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
-
-    def left(self, start: int) -> tuple[int, float]:
-        """The question's words just before the span: next to its question word, and any."""
-        if start not in self.lefts:
-            before = self.bare[: self.kept[start]]
-            self.lefts[start] = (
-                min(_common_suffix(before, self.question.left), 6),
-                _in_question_suffix(before, self.question.bare) / 8,
-            )
-        return self.lefts[start]
-
-    def right(self, end: int, skip: int) -> tuple[int, float]:
-        """The same after the span, past `skip` characters of the question's measure word."""
-        if (end, skip) not in self.rights:
-            after = self.bare[self.kept[end] :]
-            # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
-            self.rights[(end, skip)] = (
-                min(_common_prefix(after, self.question.right[skip:]), 6),
-                _in_question_prefix(after, self.question.bare) / 8,
-            )
-        return self.rights[(end, skip)]
-
-
 _NUMBER_KINDS = 6  # year, date, share, duration, money, count: the first ASK_KINDS
 _TITLE = _NUMBER_KINDS
 _UNIT = _TITLE + 1
 _LEFT = _UNIT + 1
-_NO_NUMBER = (0.0,) * _NUMBER_KINDS
+_NO_NUMBER = (False,) * _NUMBER_KINDS
+_SCALED_TEXT = np.array([_LEFT, _LEFT + 2])  # the edges' lengths, scaled by 1/6 in the table
+_OPENING_TITLE = ord("《")
 
 
 def _span_text_parts(
-    question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray, edges: _Edges
+    question: QuestionView, chars: _Chars, starts: np.ndarray, ends: np.ndarray
 ) -> np.ndarray:
     """Spans × (number kinds, title, unit, the question at their edges, a question word in).
 
     Most spans hold no number and no 《: for them all of it comes from offsets; only the others
     are read one by one.
     """
+    normal = chars.normal
     table = np.zeros((len(starts), _LEFT + 5))
-    numeral = _running(np.array([bool(_NUMERAL.match(c)) for c in normal], dtype=bool))
+    numeral = _running(_flags(normal, _NUMERAL))
     has_number = numeral[ends] > numeral[starts]
-    inside = np.zeros(len(starts), dtype=bool)
-    for word in question.words:
-        at = normal.find(word)
-        while at >= 0:
-            inside |= (starts <= at) & (at + len(word) <= ends)
-            at = normal.find(word, at + 1)
-    table[:, _LEFT + 4] = inside
+    table[:, _LEFT + 4] = _holds_word(question.words, normal, starts, ends)
     skips = np.zeros(len(starts), dtype=np.int64)
-    opening = np.array([c == "《" for c in normal], dtype=bool)[starts]
-    for k in np.flatnonzero(has_number | opening).tolist():
-        table[k, : _LEFT + 5], skips[k] = _span_text_part(question, normal[starts[k] : ends[k]])
-    # Spans share edges: each edge is worked out once, then looked up.
-    lefts = {s: edges.left(s) for s in set(starts.tolist())}
-    right_edges = list(zip(ends.tolist(), skips.tolist(), strict=True))
-    rights = {edge: edges.right(*edge) for edge in set(right_edges)}
-    table[:, _LEFT : _LEFT + 2] = [lefts[s] for s in starts.tolist()]
-    table[:, _LEFT + 2 : _LEFT + 4] = [rights[edge] for edge in right_edges]
+    picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
+    starts_at, ends_at = starts.tolist(), ends.tolist()
+    if picked:
+        numbered = has_number.tolist()
+        parts = [
+            _span_text_part(question, normal[starts_at[k] : ends_at[k]], numbered[k])
+            for k in picked
+        ]
+        table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
+        table[picked, _LEFT + 4] = [row[_LEFT] for row, _ in parts]
+        skips[picked] = [skip for _, skip in parts]
+    # Spans share edges: each edge is worked out once, then looked up. The question goes on
+    # past an edge only when the character beside it is one of the question's.
+    bare, asked = _PUNCT.sub("", normal), question.bare
+    kept = _running(~chars.punct[1:-1]).tolist()  # characters before i that are not punctuation
+    sides = np.zeros((2, len(normal) + 1, 2))  # by offset: left edges, right edges
+    left_at = [s for s in set(starts_at) if kept[s] and bare[kept[s] - 1] in asked]
+    if left_at:
+        sides[0, left_at] = [_left_edge(question, bare[: kept[s]]) for s in left_at]
+    right_at = [e for e in set(ends_at) if kept[e] < len(bare) and bare[kept[e]] in asked]
+    if right_at:
+        sides[1, right_at] = [_right_edge(question, bare[kept[e] :], 0) for e in right_at]
+    table[:, _LEFT : _LEFT + 2] = sides[0, starts]
+    table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
+    for k in np.flatnonzero(skips).tolist():
+        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, bare[kept[ends_at[k]] :], skips[k])
     return table
 
 
-def _span_text_part(question: QuestionView, piece: str) -> tuple[tuple[float, ...], int]:
-    """One span's row of `_span_text_parts` (edges left at 0), and its unit's length."""
+def _holds_word(
+    words: Sequence[str], text: str, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """Whether each span of a text holds one of the words whole."""
+    spots = []
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            spots.append((at, at + len(word)))
+            at = text.find(word, at + 1)
+    if not spots:
+        return np.zeros(len(starts), dtype=bool)
+    at, to = np.array(spots).T
+    return ((starts[:, None] <= at) & (to <= ends[:, None])).any(axis=1)
+
+
+def _left_edge(question: QuestionView, before: str) -> tuple[int, float]:
+    """The question's words just before a span: next to its question word, and any."""
+    return (
+        min(_common_suffix(before, question.left), 6),
+        _in_question_suffix(before, question.bare) / 8,
+    )
+
+
+def _right_edge(question: QuestionView, after: str, skip: int) -> tuple[int, float]:
+    """The same after a span, past `skip` characters of the question's measure word."""
+    # After 多少公里 the question goes on past the unit, as the sentence after 364.6公里.
+    return (
+        min(_common_prefix(after, question.right[skip:]), 6),
+        _in_question_prefix(after, question.bare) / 8,
+    )
+
+
+def _span_text_part(
+    question: QuestionView, piece: str, number: bool
+) -> tuple[tuple[bool, ...], int]:
+    """One span's number kinds, title, unit and whether it holds a question word, read in its
+    numbers normalised (`_span_text_parts`), and its unit's length.
+
+    `number`: whether the piece holds a numeral.
+    """
     tail = ""
-    kinds: Sequence[float] = _NO_NUMBER
-    if _NUMERAL.search(piece):
+    kinds: Sequence[bool] = _NO_NUMBER
+    if number:
         piece = _normalized(piece)
-        number = [bool(p.fullmatch(piece)) for p in _NUMBER_PATTERNS]
-        number[-1] = number[-1] or bool(_BARE_NUMBER.fullmatch(piece))
-        kinds = [float(v) for v in number]
+        kinds = [pattern.fullmatch(piece) is not None for pattern in _NUMBER_PATTERNS]
+        kinds[-1] = kinds[-1] or _BARE_NUMBER.fullmatch(piece) is not None
         tail = _unit_tail(piece)
-    title = piece.startswith("《") and bool(_TITLE_SPAN.fullmatch(piece))
+    title = piece.startswith("《") and _TITLE_SPAN.fullmatch(piece) is not None
     has_unit = bool(tail) and bool(question.unit) and question.unit.startswith(tail)
-    inside = any(w in piece for w in question.words)
-    row = (*kinds, float(title), float(has_unit), 0.0, 0.0, 0.0, 0.0, float(inside))
-    return row, len(tail) if has_unit else 0
+    inside = any(map(piece.__contains__, question.words))
+    return (*kinds, title, has_unit, inside), len(tail) if has_unit else 0
 
 
 _NUMBER_PATTERNS = tuple(_HAS[kind] for kind in ASK_KINDS[:_NUMBER_KINDS])
@@ -1374,9 +1442,11 @@ def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -
     # Spans a thousand times less likely than the best add next to nothing to any span's
     # expected F1: the spans × likely spans table is about a tenth of spans × spans.
     likely = np.flatnonzero(probs >= _UNLIKELY)
-    overlap = np.minimum(ends[:, None], ends[likely]) - np.maximum(starts[:, None], starts[likely])
-    sizes = ends - starts
-    f1 = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes[likely])
+    f1 = np.empty((len(starts), len(likely)))
+    # The spans × likely spans F1 table in C: numpy spent most of the time on its temporaries.
+    _kernels.span_f1(
+        starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False), likely, f1.ravel()
+    )
     return int(np.argmax(f1 @ probs[likely]))
 
 

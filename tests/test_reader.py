@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -12,14 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from retrieval import _kernels
 from retrieval import reader as rd
 from retrieval.errors import RetrievalError
 from retrieval.models import Passage, Source
+from retrieval.passages import sentence_spans
 from retrieval.search import Searcher
 from retrieval.segments import build_index
 from retrieval.store import open_index
 from retrieval.tokenize import Tokenizer, fold
-from tests.conftest import SHARED
+from tests.conftest import SEEDS, SHARED
 
 TOKENIZER = Tokenizer()
 WEIGHTS = rd.Weights.load()
@@ -301,6 +304,77 @@ def test_span_tags_read_the_segments_at_and_around_its_edges() -> None:
     assert rd._tag_class("zg") == -1
 
 
+# jieba's part-of-speech tags (its dictionary's and its HMM's).
+JIEBA_TAGS = (
+    "a", "ad", "ag", "an", "b", "c", "d", "df", "dg", "e", "eng", "f", "g", "h", "i", "j", "k",
+    "l", "m", "mg", "mq", "n", "ng", "nr", "nrfg", "nrt", "ns", "nt", "nz", "o", "p", "q", "r",
+    "rg", "rr", "rz", "s", "t", "tg", "u", "ud", "ug", "uj", "ul", "uv", "uz", "v", "vd", "vg",
+    "vi", "vn", "vq", "x", "y", "z", "zg",
+)  # fmt: skip
+
+
+def segment_flags_one_by_one(word: str, tag: str) -> tuple[bool, ...]:
+    """A segment's flags as span tables read them before they were made once per tag."""
+    return (
+        tag.startswith("nr"),
+        tag.startswith("ns"),
+        tag.startswith("nt"),
+        tag.startswith("n"),
+        tag.startswith("v"),
+        tag[:1] in ("p", "d", "c", "v", "u"),
+        tag[:1] in ("p", "u", "c"),
+        tag.startswith(("p", "v")) or word in ("是", "为"),
+        word == "的" or tag == "uj",
+        tag.startswith(("nr", "ns", "nt", "nz")) or word == "·",
+    )
+
+
+def test_segment_flags_made_once_per_tag_equal_those_made_per_segment() -> None:
+    texts = [path.read_text(encoding="utf-8") for path in sorted(SEEDS.glob("*.txt"))]
+    seen = {tag for text in texts for _, tag in TOKENIZER.tag(text)}
+    assert seen <= set(JIEBA_TAGS)  # what the list stands for
+    for tag in JIEBA_TAGS:
+        for word in ("是", "为", "的", "·", "铁路"):
+            flags = rd._tag_flags(tag) | rd._WORD_FLAGS.get(word, 0)
+            bits = tuple(bool(flags >> bit & 1) for bit in range(rd._CLASS_SHIFT))
+            assert bits == segment_flags_one_by_one(word, tag), (word, tag)
+            assert (flags >> rd._CLASS_SHIFT) - 1 == rd._tag_class(tag)
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [("统一", "统一"), ("一起", "一起"), ("一", "一"), ("一个", "1个"), ("第一次", "第1次"),
+     ("到一", "到1"), ("百年", "100年"), ("三十五人", "35人")],
+)  # fmt: skip
+def test_a_lone_one_is_a_number_only_beside_a_measure_word(text: str, normal: str) -> None:
+    assert rd.normalize_numbers(text) == normal
+
+
+def span_tables_digest() -> str:
+    """One sha256 over the span tables (offsets and features) of each seed question against
+    the first 30 sentences of its source, every word weighted alike."""
+    digest = hashlib.sha256()
+    for line in (SHARED / "eval" / "seed_qa.jsonl").open(encoding="utf-8"):
+        seed = json.loads(line)
+        text = (SEEDS / seed["source"]).read_text(encoding="utf-8")
+        asked = view(seed["question"])
+        for start, end in list(sentence_spans(text, clauses=False))[:30]:
+            table = rd.span_table(asked, text[start:end].strip(), TOKENIZER)
+            for part in (table.starts, table.ends, table.features):
+                digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
+
+
+# The span tables' digest as 614b0c5 computed them, before they were made faster: a faster
+# table must give every feature bit for bit (CMRC dev, the seeds and 500 questions of the 1M
+# benchmark were checked likewise, 83,294 sentences). New or changed features change it.
+SPAN_TABLES_DIGEST = "b8c95a0dabc2eb316304ffa3f9d4192b1dc16bc640a7519e0abca51de54a6e3e"
+
+
+def test_span_tables_are_bit_identical_to_those_before_they_were_made_faster() -> None:
+    assert span_tables_digest() == SPAN_TABLES_DIGEST
+
+
 def test_span_table_matches_its_rows() -> None:
     sentence = "广茂铁路是在2004年2月29日起由广梅汕铁路公司管理,全长364.6公里。"
     question = view("广茂铁路全长多少公里？")
@@ -354,6 +428,26 @@ def test_unlikely_spans_do_not_change_the_span_given(seed: int) -> None:
     given_span = rd.expected_f1_best(starts, ends, logits)
     # The span given is the best over all spans, up to the mass the unlikely ones carry.
     assert expected[given_span] >= expected.max() - rd._UNLIKELY * len(starts)
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_the_span_f1_table_in_c_is_numpys_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, 40, 60)
+    ends = starts + rng.integers(1, 12, 60)
+    likely = np.flatnonzero(rng.random(60) < 0.7)
+    table = np.empty((len(starts), len(likely)))
+    _kernels.span_f1(starts, ends, likely, table.ravel())
+    overlap = np.minimum(ends[:, None], ends[likely]) - np.maximum(starts[:, None], starts[likely])
+    sizes = ends - starts
+    numpy = 2 * np.clip(overlap, 0, None) / (sizes[:, None] + sizes[likely])
+    assert table.tobytes() == numpy.tobytes()
+
+
+def test_the_span_f1_table_refuses_an_index_past_the_spans() -> None:
+    starts, ends = np.array([0, 2]), np.array([2, 4])
+    with pytest.raises(ValueError, match="likely must index the spans"):
+        _kernels.span_f1(starts, ends, np.array([0, 2]), np.empty(4))
 
 
 def test_no_span_when_not_confident() -> None:
