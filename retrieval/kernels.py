@@ -154,6 +154,20 @@ def forest_sums(
     return out
 
 
+def span_f1(starts: np.ndarray, ends: np.ndarray, likely: np.ndarray) -> np.ndarray:
+    """Spans × likely spans: the F1 of each span (`starts`, `ends`: character offsets in one
+    sentence) against each of the spans `likely` indexes, 2 overlap / (both lengths), with
+    numpy's bits (int64 operands made double, one division)."""
+    out = np.empty((len(starts), len(likely)))
+    _kernels.span_f1(
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(ends, dtype=np.int64),
+        np.asarray(likely, dtype=np.int64),
+        out.reshape(-1),
+    )
+    return out
+
+
 def _block_bound(
     idf: float, max_tf: int, min_len: int, k1: float, b: float, avgdl: float
 ) -> float:

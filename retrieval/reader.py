@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import _kernels, kernels
+from retrieval import kernels
 from retrieval.answer import Wanted, fit_bonus, wanted
 from retrieval.errors import RetrievalError
 from retrieval.models import Answer, Passage
@@ -1442,11 +1442,8 @@ def expected_f1_best(starts: np.ndarray, ends: np.ndarray, logits: np.ndarray) -
     # Spans a thousand times less likely than the best add next to nothing to any span's
     # expected F1: the spans × likely spans table is about a tenth of spans × spans.
     likely = np.flatnonzero(probs >= _UNLIKELY)
-    f1 = np.empty((len(starts), len(likely)))
     # The spans × likely spans F1 table in C: numpy spent most of the time on its temporaries.
-    _kernels.span_f1(
-        starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False), likely, f1.ravel()
-    )
+    f1 = kernels.span_f1(starts, ends, likely)
     return int(np.argmax(f1 @ probs[likely]))
 
 
