@@ -386,3 +386,29 @@ def test_a_large_index_is_ranked_on_both_cores_as_on_one(
     assert len({id(pool) for pool in helpers.values()}) == 4
     assert ranked() == whole[0]
     assert all(results[n] == whole[0] for n in range(4))
+
+
+@pytest.mark.parametrize("failing", ["words", "bigrams"])
+def test_a_read_failing_in_either_thread_fails_that_question_only(
+    seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A field's postings that cannot be read (a damaged file: OSError) in the searching thread
+    or in its helper fail that question with the error, and the next question is ranked as
+    before: no thread is left waiting or working on the failed question's buffers."""
+    import retrieval.search
+
+    monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
+    question = "溧阳暑托班有多少家"
+    before = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
+    field = seed_searcher.index.fields[failing]
+
+    def damaged(tokens: object) -> Postings:
+        raise OSError("index file ended early: read 0 of 4 bytes")
+
+    monkeypatch.setattr(field, "gather", damaged)
+    with pytest.raises(OSError, match="ended early"):
+        seed_searcher.search(question)
+    monkeypatch.undo()
+    monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
+    after = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
+    assert after == before and before
