@@ -278,8 +278,8 @@ class Postings:
     bounds: np.ndarray  # int64, len(terms) + 1
     idf: np.ndarray  # float64 per term
     upper: np.ndarray  # float64 per term: its highest weight
-    # Each term's first block among `block_rows` and each block's highest frequency and
-    # shortest passage (`Field.blocks`), read with the postings; None: no blocks.
+    # The terms' blocks, read with the postings (`Field.blocks`): each term's first block
+    # among them, and each block's highest frequency and shortest passage; None: no blocks.
     blocks: BlockRows | None = None
 
     def __len__(self) -> int:
