@@ -868,8 +868,15 @@ static PyObject *forest_sums(PyObject *module, PyObject *args) {
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
         for (Py_ssize_t r = 0; r < n_rows; r++) sums[r] = 0.0;
-        for (Py_ssize_t t = 0; t < f.n_trees; t++)
-            add_tree(&f, f.roots[t], x, n_rows, n_features, sums);
+        /* WALKS rows at a time through every tree, not every row through a tree at a time:
+         * the block's values stay in the nearest cache (a span row is 1.3 KB) while each
+         * tree's few splits are read again (0.89x the time on 1M questions' span rows; 16 or
+         * more rows a block were slower again). */
+        for (Py_ssize_t r = 0; r < n_rows; r += WALKS) {
+            Py_ssize_t block = n_rows - r < WALKS ? n_rows - r : WALKS;
+            for (Py_ssize_t t = 0; t < f.n_trees; t++)
+                add_tree(&f, f.roots[t], x + r * n_features, block, n_features, sums + r);
+        }
         Py_END_ALLOW_THREADS;
     }
     release(&views);
