@@ -10,6 +10,7 @@ from rank_bm25 import BM25Okapi
 
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field
+from retrieval.kernels import new_board
 from retrieval.live import LiveField
 
 WORDS = [f"w{i}" for i in range(30)]
@@ -85,7 +86,8 @@ def test_pruned_kernels_keep_the_exact_top_k(
 ) -> None:
     """Long postings, a Zipf-like vocabulary and repeated passages (exact ties), one segment
     (block-max) or several with deletions (per-term bounds): the kernels' pruned top k is the
-    dense ranking's, ids (ties by lower id) and score bits, and rank-bm25's scores."""
+    dense ranking's, ids (ties by lower id) and score bits, and rank-bm25's scores; and so is
+    the best of the tops of two parts of the passages, split anywhere, sharing a board."""
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, len(WORDS) + 1)
     parts = []
@@ -105,10 +107,21 @@ def test_pruned_kernels_keep_the_exact_top_k(
     live = [doc for part in parts for doc, gone in part if not gone]
     alive = np.flatnonzero(~np.concatenate(masks))
     query = list(rng.choice(WORDS, size=rng.integers(1, 9)))
-    ids, scores = field.top(field.gather(query), k)
+    postings = field.gather(query)
+    ids, scores = field.top(postings, k)
     dense = field.get_scores(query)[alive]
     touched = [i for i in range(len(live)) if any(t in live[i] for t in query)]
     best = sorted(touched, key=lambda i: (-dense[i], i))[:k]
     assert ids.tolist() == alive[best].tolist()
     assert scores.tolist() == dense[best].tolist()
     np.testing.assert_allclose(scores, BM25Okapi(live).get_scores(query)[best], atol=1e-6)
+    split, board = int(rng.integers(0, field.size + 1)), new_board(k)
+    lower = field.top(postings, k, (0, split), (board, 0))
+    upper = field.top(postings, k, (split, field.size), (board, 1))
+    both_ids, both_scores = (
+        np.concatenate([lower[0], upper[0]]),
+        np.concatenate([lower[1], upper[1]]),
+    )
+    order = np.lexsort((both_ids, -both_scores))[:k]
+    assert both_ids[order].tolist() == ids.tolist()
+    assert both_scores[order].tobytes() == scores.tobytes()
