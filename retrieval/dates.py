@@ -123,6 +123,8 @@ def page_date(path: str, text: str) -> date | None:
 def asked_dates(question: str) -> DateAsk | None:
     """The year, month and day a question names explicitly (the first such mention), or None."""
     for match in _ASK.finditer(question.translate(_FULL_WIDTH)):
+        if match.end() == match.start():  # every part is optional: most places match empty
+            continue
         year, month, day = (_number(part) if part else None for part in match.groups())
         ask = DateAsk(year, month, day)
         if ask != DateAsk() and _plausible(ask):
