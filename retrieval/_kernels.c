@@ -76,6 +76,7 @@ static void *view(Views *views, PyObject *obj, const char *name, const char *cod
 }
 
 #define U32 "IL"
+#define U16 "H"
 #define U8 "B"
 #define I64 "lq"
 #define F64 "d"
@@ -97,11 +98,15 @@ typedef struct {
     const int64_t *lo, *hi;
     const double *idfs;
     const double *upper;
-    const uint32_t *lengths; /* each passage's length in tokens */
+    /* Each passage's length in tokens: 2-byte (lengths16, when every length is below 65,536:
+     * the usual case, half the memory a posting's random read of it touches) or 4-byte
+     * (lengths32); the other is NULL. */
+    const uint16_t *lengths16;
+    const uint32_t *lengths32;
     /* A weight before its idf, tf (k1 + 1) / (tf + norm), by frequency and passage length:
      * ratios[tf * n_lengths + length]. Looked up instead of worked out per posting: no
-     * division, and a passage's 4-byte length is read instead of its 8-byte norm (the table
-     * holds the same bits, RESULTS.md "Issue 15, fifth pass"). */
+     * division, and a passage's length is read instead of its 8-byte norm (the table holds
+     * the same bits, RESULTS.md "Issue 15, fifth pass"). */
     const double *ratios;
     int64_t n_lengths;
     double k1; /* for the block bounds */
@@ -110,6 +115,20 @@ typedef struct {
 } Query;
 
 #define FREQUENCIES 256 /* rows of the ratio table: every uint8 frequency */
+
+/* Views the passage lengths, uint16 or uint32 (by the array's item size) into q. */
+static int view_lengths(Views *views, Query *q, PyObject *lengths, Py_ssize_t *n) {
+    Py_buffer probe;
+    int narrow = 0;
+    if (PyObject_GetBuffer(lengths, &probe, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) == 0) {
+        narrow = probe.itemsize == 2;
+        PyBuffer_Release(&probe);
+    } else {
+        PyErr_Clear(); /* view() says what is wrong with it */
+    }
+    if (narrow) return (q->lengths16 = view(views, lengths, "lengths", U16, 2, 0, n)) ? 0 : -1;
+    return (q->lengths32 = view(views, lengths, "lengths", U32, 4, 0, n)) ? 0 : -1;
+}
 
 /* Views the postings (docs, tfs, bounds, idfs), lengths and ratios, checking that they fit
  * together: bounds ascend from 0 within the postings, one idf per term, a row of ratios for
@@ -121,7 +140,7 @@ static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyO
     if (!(q->tfs = view(views, tfs, "tfs", U8, 1, 0, &n_tfs))) return -1;
     if (!(q->bounds = view(views, bounds, "bounds", I64, 8, 0, &n_bounds))) return -1;
     if (!(q->idfs = view(views, idfs, "idfs", F64, 8, 0, &n_idfs))) return -1;
-    if (!(q->lengths = view(views, lengths, "lengths", U32, 4, 0, &n_lengths))) return -1;
+    if (view_lengths(views, q, lengths, &n_lengths) < 0) return -1;
     if (!(q->ratios = view(views, ratios, "ratios", F64, 8, 0, &n_ratios))) return -1;
     if (n_ratios < FREQUENCIES || n_ratios % FREQUENCIES)
         return length_error("ratios must hold a row of lengths for each of 256 frequencies");
@@ -236,7 +255,8 @@ static double shared_theta(const Scratch *s, double theta) {
  * through `seen`, a char type, could otherwise alias them and force a reload per posting.) */
 static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, double idf,
                     int64_t count) {
-    const uint32_t *docs = q->docs, *lengths = q->lengths;
+    const uint32_t *docs = q->docs, *wide = q->lengths32;
+    const uint16_t *narrow = q->lengths16; /* one loop for each, the compiler's unswitching */
     const uint8_t *tfs = q->tfs;
     const double *ratios = q->ratios;
     const int64_t n_lengths = q->n_lengths, size = q->size;
@@ -247,7 +267,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
         uint32_t d = docs[j];
         uint32_t ahead = docs[j + AHEAD < end ? j + AHEAD : j];
         __builtin_prefetch(&scores[ahead], 1);
-        __builtin_prefetch(&lengths[ahead], 0);
+        __builtin_prefetch(narrow ? (const void *)&narrow[ahead] : &wide[ahead], 0);
         double score = scores[d];
         /* A passage with a score was seen. Without a branch on it: in the long questions'
          * later strong terms, new passages and ones seen already come at random. The id is
@@ -257,7 +277,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
         seen[d] |= (uint8_t)fresh;
         if (count < size) cand[count] = d;
         count += fresh;
-        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], lengths[d]);
+        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], narrow ? narrow[d] : wide[d]);
     }
     return count;
 }
@@ -265,7 +285,8 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
 /* Add the weights of postings start..end of one term to the passages already seen only. */
 static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t end,
                         double idf) {
-    const uint32_t *docs = q->docs, *lengths = q->lengths;
+    const uint32_t *docs = q->docs, *wide = q->lengths32;
+    const uint16_t *narrow = q->lengths16;
     const uint8_t *tfs = q->tfs;
     const double *ratios = q->ratios;
     const int64_t n_lengths = q->n_lengths;
@@ -274,7 +295,8 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         __builtin_prefetch(&seen[docs[j + AHEAD < end ? j + AHEAD : j]], 0);
-        if (seen[d]) scores[d] += weight(idf, ratios, n_lengths, tfs[j], lengths[d]);
+        if (seen[d])
+            scores[d] += weight(idf, ratios, n_lengths, tfs[j], narrow ? narrow[d] : wide[d]);
     }
 }
 
@@ -338,7 +360,8 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
             int64_t d = ids[i0 + g], j = base[g] + ((int64_t)docs[base[g]] < d);
             if (j < end && (int64_t)docs[j] == d)
                 scores[by_id ? d : i0 + g] +=
-                    weight(idf, q->ratios, q->n_lengths, q->tfs[j], q->lengths[d]);
+                    weight(idf, q->ratios, q->n_lengths, q->tfs[j],
+                           q->lengths16 ? q->lengths16[d] : q->lengths32[d]);
         }
     }
 }

@@ -312,7 +312,7 @@ class Field:
         self.block_max_tf = arrays.block_max_tf
         self.block_min_len = arrays.block_min_len
         self._avgdl: float | None = None
-        self._lengths: np.ndarray | None = None  # uint32 per passage, read once
+        self._lengths: np.ndarray | None = None  # per passage, read once
         self._scoring: kernels.Scoring | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
@@ -446,21 +446,26 @@ class Field:
         return self._avgdl
 
     def _passage_lengths(self) -> np.ndarray:
-        """Each passage's length in tokens (uint32), read once for the average and the
-        kernels."""
+        """Each passage's length in tokens, read once for the average and the kernels: uint16
+        when the longest is below 65,536 (passages are cut at `passages.DEFAULT_MAX_CHARS`
+        characters), else uint32. A posting's random read of its passage's length then touches
+        half the memory: the kernels take 0.95 of the time at a million passages (RESULTS.md
+        "Issue 15, seventh pass")."""
         if self._lengths is None:
-            self._lengths = np.asarray(self.lengths[:], dtype=np.uint32)
+            lengths = np.asarray(self.lengths[:])
+            narrow = int(lengths.max(initial=0)) <= np.iinfo(np.uint16).max
+            self._lengths = lengths.astype(np.uint16 if narrow else np.uint32, copy=False)
         return self._lengths
 
     @property
     def scoring(self) -> kernels.Scoring:
-        """What the kernels weigh a posting by: each passage's length (uint32), and a table of
-        rank-bm25's tf (k1 + 1) / (tf + norm) for every frequency 0–255 (rows) and length from
-        0 to the longest (columns), norm = k1 (1 - b + b length / avgdl) worked out as the build
-        works out `norm`, so each entry has the bits of the per-posting formula: a posting
-        weighs idf times its entry, with no division, and a passage's 4-byte length is read
-        instead of its 8-byte norm. Read and built once (4 MB and about 0.6 MB at a million
-        passages, where the mapped norms took 7.8 MB once touched)."""
+        """What the kernels weigh a posting by: each passage's length (`_passage_lengths`),
+        and a table of rank-bm25's tf (k1 + 1) / (tf + norm) for every frequency 0–255 (rows)
+        and length from 0 to the longest (columns), norm = k1 (1 - b + b length / avgdl) worked
+        out as the build works out `norm`, so each entry has the bits of the per-posting
+        formula: a posting weighs idf times its entry, with no division, and a passage's length
+        is read instead of its 8-byte norm. Read and built once (2 MB and about 0.6 MB at a
+        million passages, where the mapped norms took 7.8 MB once touched)."""
         if self._scoring is None:
             lengths = self._passage_lengths()
             k1, b = self.params.k1, self.params.b

@@ -29,7 +29,7 @@ import numpy as np
 from retrieval import _kernels
 
 BlockArrays = tuple[np.ndarray, np.ndarray, np.ndarray, int, float, float, bool]
-Scoring = tuple[np.ndarray, np.ndarray]  # passage lengths (uint32) and the ratio table
+Scoring = tuple[np.ndarray, np.ndarray]  # passage lengths (uint16 or uint32) and the ratio table
 Board = tuple[np.ndarray, int]  # a board two calls share (`new_board`), and this call's half
 
 
@@ -59,11 +59,11 @@ def top_k(
 
     `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
     terms ordered by `upper` (their highest weight) descending. `scoring` is the field's
-    passage lengths (uint32) and its table of tf (k1 + 1) / (tf + norm) by frequency and length
-    (`Field.scoring`, 256 rows): a posting weighs idf times its entry. `scores` and `seen` are
-    zeroed scratch arrays of the passage count, left zeroed on return; `cand` is scratch of the
-    same length (the passages seen, uint32 ids), so that a question allocates nothing in
-    proportion to its postings.
+    passage lengths (uint16, or uint32 when one is 65,536 or more) and its table of
+    tf (k1 + 1) / (tf + norm) by frequency and length (`Field.scoring`, 256 rows): a posting
+    weighs idf times its entry. `scores` and `seen` are zeroed scratch arrays of the passage
+    count, left zeroed on return; `cand` is scratch of the same length (the passages seen,
+    uint32 ids), so that a question allocates nothing in proportion to its postings.
     """
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))

@@ -55,7 +55,7 @@ def test_ratio_table_holds_the_per_posting_weights(params: BM25Params) -> None:
     corpus = [[f"w{rng.randint(0, 50)}" for _ in range(rng.randint(0, 90))] for _ in range(700)]
     field = Field(build_field(corpus, params), params)
     lengths, ratios = field.scoring
-    assert lengths.dtype == np.uint32 and lengths.tolist() == [len(p) for p in corpus]
+    assert lengths.dtype == np.uint16 and lengths.tolist() == [len(p) for p in corpus]
     table = ratios.reshape(256, -1)
     assert table.shape[1] == max(len(passage) for passage in corpus) + 1
     expected = _ratios(field.norm, params.k1).reshape(256, -1)
@@ -83,6 +83,7 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("docs", np.zeros(3, dtype=np.int32), "docs must be one-dimensional"),
         ("tfs", np.zeros(3, dtype=np.uint16), "tfs must be one-dimensional"),
         ("lengths", np.zeros(10, dtype=np.int64), "lengths must be one-dimensional"),
+        ("lengths", np.zeros(10, dtype=np.int16), "lengths must be one-dimensional"),
         ("ratios", np.ones(256, dtype=np.float32), "ratios must be one-dimensional"),
         ("ratios", np.ones(300), "ratios must hold a row of lengths for each of 256"),
         ("seen", np.zeros(10, dtype=np.uint8), "seen must be one-dimensional"),

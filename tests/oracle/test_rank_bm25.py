@@ -41,6 +41,29 @@ def _oracle_top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), -scores))[:k]
 
 
+def test_a_passage_of_65536_tokens_or_more_is_scored_exactly() -> None:
+    """Passage lengths go to the kernels in 2 bytes when every one fits, else in 4: a field
+    with a passage of 70,000 tokens ranks and scores as rank-bm25 does, in both kernels and
+    `scores_for`, and so do its other passages once it is gone."""
+    rng = random.Random(9)
+    corpus = _random_corpus(rng, n_docs=200, vocab=60)
+    corpus[57] = [f"f{i % 1000}" for i in range(70_000)] + ["w1", "w2", "long", "w1"]
+    wide = _field(corpus)
+    narrow = _field(corpus[:57] + corpus[58:])
+    assert wide.scoring[0].dtype == np.uint32 and narrow.scoring[0].dtype == np.uint16
+    for field, texts in ((wide, corpus), (narrow, corpus[:57] + corpus[58:])):
+        oracle = BM25Okapi(texts)
+        for query in (["w1", "long"], ["w2", "w3", "f7"], ["long"]):
+            expected = oracle.get_scores(query)
+            postings = field.gather(query)
+            ids, scores = field.top(postings, 10)
+            top = [i for i in _oracle_top(expected, 10) if any(t in texts[i] for t in query)]
+            assert list(ids) == top
+            np.testing.assert_allclose(scores, expected[top], atol=1e-6)
+            everyone = np.arange(len(texts))
+            np.testing.assert_allclose(field.scores_for(postings, everyone), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_pruned_top_k_equals_rank_bm25(seed: int) -> None:
     """MaxScore pruning never changes the top k: ids (ties by lower id) and scores."""
