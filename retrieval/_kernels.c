@@ -784,98 +784,94 @@ static PyObject *block_bound_py(PyObject *module, PyObject *args) {
         block_bound(idf, (uint8_t)max_tf, (uint32_t)min_len, k1, b, avgdl));
 }
 
-/* A tree ensemble (the reader's span model), all trees' splits in one set of arrays and all
- * their leaves in another: split i sends a row whose feature[i] is at most threshold[i] to
- * left[i], else to right[i]; a child (or a root) c >= 0 is split c, c < 0 is leaf ~c, worth
- * value[~c]. roots[t] is tree t's first node. */
+/* --- The reader's span trees (retrieval/kernels.py `Forest`) -------------------------- */
+
+/* A tree ensemble laid out for QuickScorer (Lucchese et al., SIGIR 2015): every split of
+ * every tree, sorted by feature and then by threshold, with the leaves of its tree that a row
+ * can still reach when it goes right there (each tree's leaves numbered left to right, so the
+ * left subtree a split clears is a run of bits). A row clears, feature by feature, the masks
+ * of the splits whose threshold it exceeds, in threshold order, stopping at the first it does
+ * not; in each tree it exits at the leftmost leaf left. The work is a run of independent
+ * ANDs instead of one chain of dependent loads a tree: 0.37 of the time the walk down each
+ * tree took on the span rows of 297 1M questions (RESULTS.md "Issue 15, seventh pass"). */
 typedef struct {
-    const int64_t *feature, *left, *right, *roots;
-    const double *threshold, *value;
-    Py_ssize_t n_trees;
+    const int64_t *starts;  /* per feature + 1: its splits are starts[g]..starts[g + 1] - 1 */
+    const double *thresholds;
+    const int64_t *trees;   /* per split: its tree */
+    const uint64_t *masks;  /* per split: its tree's leaves a row going right can still reach */
+    const double *values;   /* per leaf, each tree's left to right, trees in order */
+    const int64_t *first;   /* per tree + 1: its leaves are first[t]..first[t + 1] - 1 */
+    Py_ssize_t n_trees, n_features;
 } Forest;
 
-/* Whether a child of split i is a later split or a leaf, either within the arrays. */
-static inline int child_ok(int64_t c, Py_ssize_t i, Py_ssize_t n_splits, Py_ssize_t n_leaves) {
-    return c >= 0 ? c > i && c < n_splits : ~c < n_leaves;
-}
-
-/* Views the forest's arrays and checks that every walk ends: a split's children come after it
- * or are leaves, within the arrays, and its feature is within the row. 0, or -1 with
- * ValueError. */
-static int view_forest(Views *views, Forest *f, PyObject *feature, PyObject *threshold,
-                       PyObject *left, PyObject *right, PyObject *value, PyObject *roots,
+/* Views the forest's arrays and checks that every index stays within them: splits by
+ * feature from 0 to their count, each split's tree one of the trees, each tree 1 to 64
+ * leaves. 0, or -1 with ValueError. (That thresholds ascend within a feature and that masks
+ * fit their trees is the layout's, `kernels.Forest.of`: a wrong one gives wrong sums, never
+ * a read outside the arrays.) */
+static int view_forest(Views *views, Forest *f, PyObject *starts, PyObject *thresholds,
+                       PyObject *trees, PyObject *masks, PyObject *values, PyObject *first,
                        Py_ssize_t n_features) {
-    Py_ssize_t n, n_thresholds, n_left, n_right, n_leaves;
-    if (!(f->feature = view(views, feature, "feature", I64, 8, 0, &n))) return -1;
-    if (!(f->threshold = view(views, threshold, "threshold", F64, 8, 0, &n_thresholds)))
+    Py_ssize_t n_starts, n_splits, n_trees_of, n_masks, n_values, n_first;
+    if (!(f->starts = view(views, starts, "starts", I64, 8, 0, &n_starts))) return -1;
+    if (!(f->thresholds = view(views, thresholds, "thresholds", F64, 8, 0, &n_splits)))
         return -1;
-    if (!(f->left = view(views, left, "left", I64, 8, 0, &n_left))) return -1;
-    if (!(f->right = view(views, right, "right", I64, 8, 0, &n_right))) return -1;
-    if (!(f->value = view(views, value, "value", F64, 8, 0, &n_leaves))) return -1;
-    if (!(f->roots = view(views, roots, "roots", I64, 8, 0, &f->n_trees))) return -1;
-    if (n_thresholds != n || n_left != n || n_right != n)
-        return length_error("feature, threshold, left and right must have one length");
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (f->feature[i] < 0 || f->feature[i] >= n_features)
-            return length_error("a split's feature must be a column of the rows");
-        if (!child_ok(f->left[i], i, n, n_leaves) || !child_ok(f->right[i], i, n, n_leaves))
-            return length_error("a split's children must be later splits or leaves");
-    }
-    for (Py_ssize_t t = 0; t < f->n_trees; t++)
-        if (!child_ok(f->roots[t], -1, n, n_leaves))
-            return length_error("roots must be splits or leaves");
+    if (!(f->trees = view(views, trees, "trees", I64, 8, 0, &n_trees_of))) return -1;
+    if (!(f->masks = view(views, masks, "masks", U64, 8, 0, &n_masks))) return -1;
+    if (!(f->values = view(views, values, "values", F64, 8, 0, &n_values))) return -1;
+    if (!(f->first = view(views, first, "first", I64, 8, 0, &n_first))) return -1;
+    if (n_starts != n_features + 1)
+        return length_error("starts must hold n_features + 1 entries");
+    if (n_trees_of != n_splits || n_masks != n_splits)
+        return length_error("thresholds, trees and masks must have one length");
+    if (n_first < 1 || f->first[0] != 0 || f->first[n_first - 1] != n_values)
+        return length_error("first must run from 0 to the number of values");
+    for (Py_ssize_t t = 0; t + 1 < n_first; t++)
+        if (f->first[t + 1] - f->first[t] < 1 || f->first[t + 1] - f->first[t] > 64)
+            return length_error("a tree must have 1 to 64 leaves");
+    if (f->starts[0] != 0 || f->starts[n_features] != n_splits)
+        return length_error("starts must run from 0 to the number of splits");
+    for (Py_ssize_t g = 0; g < n_features; g++)
+        if (f->starts[g + 1] < f->starts[g]) return length_error("starts must ascend");
+    for (Py_ssize_t i = 0; i < n_splits; i++)
+        if (f->trees[i] < 0 || f->trees[i] >= n_first - 1)
+            return length_error("a split's tree must be one of the trees");
+    f->n_trees = n_first - 1;
+    f->n_features = n_features;
     return 0;
 }
 
-/* One step down split `node` for a row. Arithmetic, not a branch: which way a row goes is as
- * good as random to the branch predictor. */
-static inline int64_t step(const Forest *f, int64_t node, const double *row) {
-    int64_t right = row[f->feature[node]] > f->threshold[node];
-    return f->left[node] + right * (f->right[node] - f->left[node]);
-}
-
-#define WALKS 8 /* rows that go down a tree side by side */
-
-/* Adds one tree's leaf value to every row's sum. Rows go down the tree WALKS at a time: each
- * step waits on the loads of the one before it, and independent walks overlap (8 at a time
- * took 0.91 of the time 4 did on CMRC dev's span rows). */
-static void add_tree(const Forest *f, int64_t root, const double *x, Py_ssize_t n_rows,
-                     Py_ssize_t n_features, double *sums) {
-    Py_ssize_t r = 0;
-    for (; r + WALKS <= n_rows; r += WALKS) {
-        const double *rows[WALKS];
-        int64_t nodes[WALKS];
-        for (int g = 0; g < WALKS; g++) {
-            rows[g] = x + (r + g) * n_features;
-            nodes[g] = root;
-        }
-        for (int64_t all = root; all >= 0;) { /* until every walk is at a leaf (negative) */
-            all = -1;
-            for (int g = 0; g < WALKS; g++) {
-                if (nodes[g] >= 0) nodes[g] = step(f, nodes[g], rows[g]);
-                all &= nodes[g];
-            }
-        }
-        for (int g = 0; g < WALKS; g++) sums[r + g] += f->value[~nodes[g]];
+/* One row's sum of its exit leaves' values, added in tree order (the bits of a walk down
+ * each tree in turn); `reach` is scratch, a mask per tree. */
+static double forest_sum(const Forest *f, const double *row, uint64_t *reach) {
+    for (Py_ssize_t t = 0; t < f->n_trees; t++) reach[t] = ~(uint64_t)0;
+    for (Py_ssize_t g = 0; g < f->n_features; g++) {
+        double x = row[g];
+        for (int64_t j = f->starts[g], end = f->starts[g + 1]; j < end && x > f->thresholds[j];
+             j++)
+            reach[f->trees[j]] &= f->masks[j];
     }
-    for (; r < n_rows; r++) {
-        int64_t node = root;
-        while (node >= 0) node = step(f, node, x + r * n_features);
-        sums[r] += f->value[~node];
+    double sum = 0.0;
+    for (Py_ssize_t t = 0; t < f->n_trees; t++) {
+        int64_t n = f->first[t + 1] - f->first[t];
+        /* the last leaf's bit set too, so that even a mask inconsistent with its tree ends
+         * within the tree's leaves */
+        sum += f->values[f->first[t] + __builtin_ctzll(reach[t] | ((uint64_t)1 << (n - 1)))];
     }
+    return sum;
 }
 
 PyDoc_STRVAR(forest_sums_doc,
-             "forest_sums(rows, n_features, feature, threshold, left, right, value, roots, "
+             "forest_sums(rows, n_features, starts, thresholds, trees, masks, values, first, "
              "out)\n--\n\n"
              "Writes into out each row's sum of its leaf values over the trees, in tree order; "
-             "rows is the row-major matrix flattened.");
+             "rows is the row-major matrix flattened, the forest laid out by kernels.Forest.");
 
 static PyObject *forest_sums(PyObject *module, PyObject *args) {
-    PyObject *rows, *feature, *threshold, *left, *right, *value, *roots, *out;
+    PyObject *rows, *starts, *thresholds, *trees, *masks, *values, *first, *out;
     Py_ssize_t n_features;
-    if (!PyArg_ParseTuple(args, "OnOOOOOOO:forest_sums", &rows, &n_features, &feature,
-                          &threshold, &left, &right, &value, &roots, &out))
+    if (!PyArg_ParseTuple(args, "OnOOOOOOO:forest_sums", &rows, &n_features, &starts,
+                          &thresholds, &trees, &masks, &values, &first, &out))
         return NULL;
     Views views = {.n = 0};
     Forest f;
@@ -885,23 +881,22 @@ static PyObject *forest_sums(PyObject *module, PyObject *args) {
     int ok = n_features > 0 || length_error("n_features must be positive") == 0;
     ok = ok && (x = view(&views, rows, "rows", F64, 8, 0, &n_cells)) &&
          (sums = view(&views, out, "out", F64, 8, 1, &n_rows)) &&
-         view_forest(&views, &f, feature, threshold, left, right, value, roots, n_features) == 0;
+         view_forest(&views, &f, starts, thresholds, trees, masks, values, first, n_features) == 0;
     if (ok && n_cells != n_rows * n_features)
         ok = length_error("rows must hold n_features values for each entry of out") == 0;
+    /* one more than the trees: malloc(0) may return NULL */
+    uint64_t *reach = ok ? malloc(((size_t)f.n_trees + 1) * sizeof(uint64_t)) : NULL;
+    if (ok && reach == NULL) {
+        PyErr_NoMemory();
+        ok = 0;
+    }
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
-        for (Py_ssize_t r = 0; r < n_rows; r++) sums[r] = 0.0;
-        /* WALKS rows at a time through every tree, not every row through a tree at a time:
-         * the block's values stay in the nearest cache (a span row is 1.3 KB) while each
-         * tree's few splits are read again (0.89x the time on 1M questions' span rows; 16 or
-         * more rows a block were slower again). */
-        for (Py_ssize_t r = 0; r < n_rows; r += WALKS) {
-            Py_ssize_t block = n_rows - r < WALKS ? n_rows - r : WALKS;
-            for (Py_ssize_t t = 0; t < f.n_trees; t++)
-                add_tree(&f, f.roots[t], x + r * n_features, block, n_features, sums + r);
-        }
+        for (Py_ssize_t r = 0; r < n_rows; r++)
+            sums[r] = forest_sum(&f, x + r * n_features, reach);
         Py_END_ALLOW_THREADS;
     }
+    free(reach);
     release(&views);
     if (!ok) return NULL;
     Py_RETURN_NONE;

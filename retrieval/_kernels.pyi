@@ -71,12 +71,12 @@ def block_bound(
 def forest_sums(
     rows: Array,
     n_features: int,
-    feature: Array,
-    threshold: Array,
-    left: Array,
-    right: Array,
-    value: Array,
-    roots: Array,
+    starts: Array,
+    thresholds: Array,
+    trees: Array,
+    masks: Array,
+    values: Array,
+    first: Array,
     out: Array,
     /,
 ) -> None: ...

@@ -18,11 +18,14 @@ package is installed); this module gives them numpy arrays and makes room for th
 C in place of numba keeps LLVM out of the process (about 120 MB resident, and 0.6 s on a fresh
 process's first query) and keeps every score's bits: the sums run in the same order.
 
-`forest_sums` is the one loop of the next step, "ranked passages → answer": it walks the span
-candidates of the answer sentence through the reader's boosted trees (`retrieval.reader.Trees`).
+`forest_sums` is the one loop of the next step, "ranked passages → answer": it takes the span
+candidates of the answer sentence through the reader's boosted trees (`retrieval.reader.Trees`),
+laid out by `Forest`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -129,28 +132,127 @@ def scores_of(
     return out
 
 
-def forest_sums(
-    rows: np.ndarray,
+@dataclass(frozen=True, slots=True)
+class Forest:
+    """A tree ensemble laid out for `forest_sums` (QuickScorer, Lucchese et al., SIGIR 2015).
+
+    Every split of every tree, sorted by feature and then by threshold (`starts[g]` to
+    `starts[g + 1]` are feature g's), with its tree and the mask of that tree's leaves a row
+    can still reach when it goes right there: each tree's leaves are numbered left to right,
+    so the left subtree a split rules out is a run of bits. Leaf values are kept in that
+    order, tree after tree (`first[t]` to `first[t + 1]`). A tree has at most 64 leaves.
+    """
+
+    n_features: int
+    starts: np.ndarray  # int64, n_features + 1
+    thresholds: np.ndarray  # float64 per split
+    trees: np.ndarray  # int64 per split
+    masks: np.ndarray  # uint64 per split
+    values: np.ndarray  # float64 per leaf
+    first: np.ndarray  # int64, trees + 1
+
+    @classmethod
+    def of(
+        cls,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        value: np.ndarray,
+        roots: np.ndarray,
+        n_features: int,
+    ) -> Forest:
+        """The layout of trees in flat arrays, LightGBM's: per split (of every tree)
+        `feature`, `threshold`, `left` and `right`, per leaf `value`, per tree `roots`. Split
+        i sends a row to `left[i]` when its `feature[i]` is at most `threshold[i]`, else to
+        `right[i]`; a child or root c ≥ 0 is split c, c < 0 is leaf ~c. Trees whose walks
+        would not end (a child before its parent), or that share a node, are a ValueError."""
+        feature, left, right, roots = (
+            np.asarray(a, dtype=np.int64) for a in (feature, left, right, roots)
+        )
+        threshold, value = np.asarray(threshold, np.float64), np.asarray(value, np.float64)
+        _check_trees(feature, threshold, left, right, roots, len(value), n_features)
+        n_splits, n_leaves = len(feature), len(value)
+        lefts, rights = left.tolist(), right.tolist()
+        # Leaves under each split, children first (a child comes after its parent).
+        under = [0] * n_splits
+        for c in range(n_splits - 1, -1, -1):
+            a, b = lefts[c], rights[c]
+            under[c] = (under[a] if a >= 0 else 1) + (under[b] if b >= 0 else 1)
+        # Each node's tree and the position of its first leaf in the tree, parents first.
+        at = [0] * (n_splits + n_leaves)  # splits, then leaves (leaf ~c at n_splits + ~c)
+        tree = [0] * (n_splits + n_leaves)
+        for t, root in enumerate(roots.tolist()):
+            tree[root if root >= 0 else n_splits + ~root] = t
+        masks = []
+        for c in range(n_splits):
+            a, b = lefts[c], rights[c]
+            a = a if a >= 0 else n_splits + ~a
+            b = b if b >= 0 else n_splits + ~b
+            ruled_out = under[a] if a < n_splits else 1  # the left subtree's leaves
+            at[a], at[b] = at[c], at[c] + ruled_out
+            tree[a] = tree[b] = tree[c]
+            masks.append(_ALL_LEAVES & ~(((1 << ruled_out) - 1) << at[c]))
+        leaf_at = np.asarray(at[n_splits:], dtype=np.int64)
+        leaf_tree = np.asarray(tree[n_splits:], dtype=np.int64)
+        counts = np.bincount(leaf_tree, minlength=len(roots))
+        if len(counts) and counts.max() > 64:
+            raise ValueError("a tree may have at most 64 leaves")
+        first = np.zeros(len(roots) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+        values = np.empty(n_leaves)
+        values[first[leaf_tree] + leaf_at] = value
+        order = np.lexsort((threshold, feature))
+        starts = np.searchsorted(feature[order], np.arange(n_features + 1)).astype(np.int64)
+        trees = np.asarray(tree[:n_splits], dtype=np.int64)[order]
+        return cls(n_features, starts, threshold[order], trees,
+                   np.array(masks, dtype=np.uint64)[order], values, first)  # fmt: skip
+
+
+_ALL_LEAVES = (1 << 64) - 1
+
+
+def _check_trees(
     feature: np.ndarray,
     threshold: np.ndarray,
     left: np.ndarray,
     right: np.ndarray,
-    value: np.ndarray,
     roots: np.ndarray,
-) -> np.ndarray:
-    """Each row's sum over a tree ensemble of the leaf it reaches in every tree, in tree order.
+    n_leaves: int,
+    n_features: int,
+) -> None:
+    """Refuse flat trees a walk could loop in or leave: each split's children come after it
+    (or are leaves), within the arrays, and every split and leaf is in one tree once."""
+    n = len(feature)
+    if n_features < 1:
+        raise ValueError("n_features must be positive")
+    if not len(threshold) == len(left) == len(right) == n:
+        raise ValueError("feature, threshold, left and right must have one length")
+    if np.any((feature < 0) | (feature >= n_features)):
+        raise ValueError("a split's feature must be a column of the rows")
+    at = np.arange(n)
+    for child in (left, right):
+        if not np.all(np.where(child >= 0, (child > at) & (child < n), ~child < n_leaves)):
+            raise ValueError("a split's children must be later splits or leaves")
+    if not np.all(np.where(roots >= 0, roots < n, ~roots < n_leaves)):
+        raise ValueError("roots must be splits or leaves")
+    nodes = np.concatenate([left, right, roots])
+    splits = np.bincount(nodes[nodes >= 0], minlength=n)
+    leaves = np.bincount(~nodes[nodes < 0], minlength=n_leaves)
+    if np.any(splits != 1) or np.any(leaves != 1):
+        raise ValueError("every split and leaf must be in one tree, once")
 
-    The trees are flat arrays, LightGBM's layout: per split (of every tree) `feature`,
-    `threshold`, `left` and `right`, per leaf `value`, per tree `roots`. Split i sends a row
-    to `left[i]` when its `feature[i]` is at most `threshold[i]`, else to `right[i]`; a child
-    or root c ≥ 0 is split c, c < 0 is leaf ~c. One call walks every row (rows × features)
-    through every tree in C: numpy over all rows at once would cost calls per tree level.
-    """
+
+def forest_sums(rows: np.ndarray, forest: Forest) -> np.ndarray:
+    """Each row's sum over a tree ensemble of the leaf it reaches in every tree, added in tree
+    order. One call takes every row (rows × features) through every tree in C: numpy over
+    all rows at once would cost calls per tree level."""
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     out = np.empty(len(rows))
     _kernels.forest_sums(
-        rows.reshape(-1), rows.shape[1], feature, threshold, left, right, value, roots, out
-    )
+        rows.reshape(-1), forest.n_features, forest.starts, forest.thresholds, forest.trees,
+        forest.masks, forest.values, forest.first, out,
+    )  # fmt: skip
     return out
 
 

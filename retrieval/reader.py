@@ -32,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from itertools import accumulate, chain, compress
@@ -1299,7 +1299,7 @@ class Trees:
     The span model: a linear model cannot make a feature count only for some questions (a year
     span helps when the question asks for a year, and hurts otherwise), which a tree's splits
     do. All trees' splits and leaves are flat arrays in LightGBM's layout (a child c ≥ 0 is
-    split c, c < 0 is leaf ~c), walked in C by `retrieval.kernels.forest_sums`; the JSON keeps
+    split c, c < 0 is leaf ~c), summed in C by `retrieval.kernels.forest_sums`; the JSON keeps
     one object of arrays a tree, with split and leaf numbers counted within the tree.
     """
 
@@ -1310,13 +1310,18 @@ class Trees:
     right: np.ndarray
     value: np.ndarray  # per leaf: its log-odds
     roots: np.ndarray  # int64 per tree: its first split (or its only leaf, ~c)
+    # The same trees laid out for the C loop, by feature (`kernels.Forest`), made once.
+    layout: kernels.Forest = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        layout = kernels.Forest.of(self.feature, self.threshold, self.left, self.right,
+                                   self.value, self.roots, len(self.features))  # fmt: skip
+        object.__setattr__(self, "layout", layout)
 
     def logits(self, rows: np.ndarray) -> np.ndarray:
         """Log-odds of each row (rows × features)."""
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(self.features))
-        return kernels.forest_sums(
-            rows, self.feature, self.threshold, self.left, self.right, self.value, self.roots
-        )
+        return kernels.forest_sums(rows, self.layout)
 
     @classmethod
     def from_json(cls, data: dict[str, object], expected: tuple[str, ...]) -> Trees:

@@ -225,11 +225,103 @@ def _forest() -> dict[str, np.ndarray]:
 def test_forest_sums_walks_every_tree() -> None:
     """A hand-checked forest: ties go left, a root may be a leaf, any rows' strides do."""
     rows = np.array([[1.0, 0.0], [1.0, 0.5], [1.5, -4.0], [0.0, -1.0]])
-    assert kernels.forest_sums(rows, **_forest()).tolist() == [11.0, 12.0, 13.0, 11.0]
-    assert kernels.forest_sums(rows[::2], **_forest()).tolist() == [11.0, 13.0]
-    many = np.tile(rows, (5, 1))  # more rows than walk side by side, and a few left over
-    assert kernels.forest_sums(many, **_forest()).tolist() == [11.0, 12.0, 13.0, 11.0] * 5
-    assert kernels.forest_sums(np.zeros((0, 2)), **_forest()).tolist() == []
+    forest = kernels.Forest.of(**_forest(), n_features=2)
+    assert kernels.forest_sums(rows, forest).tolist() == [11.0, 12.0, 13.0, 11.0]
+    assert kernels.forest_sums(rows[::2], forest).tolist() == [11.0, 13.0]
+    many = np.tile(rows, (5, 1))
+    assert kernels.forest_sums(many, forest).tolist() == [11.0, 12.0, 13.0, 11.0] * 5
+    assert kernels.forest_sums(np.zeros((0, 2)), forest).tolist() == []
+
+
+def _random_tree(rng: random.Random, n_features: int, leaves: int) -> dict[str, list]:
+    """A tree of `leaves` leaves grown by splitting random leaves, in LightGBM's preorder
+    layout (children after parents, split and leaf numbers within the tree); thresholds
+    from a few values, so that rows often equal them."""
+    # Grow: each node is ("leaf",) or ("split", feature, threshold, left, right).
+    root: list = ["leaf"]
+    open_leaves = [root]
+    for _ in range(leaves - 1):
+        node = open_leaves.pop(rng.randrange(len(open_leaves)))
+        left, right = ["leaf"], ["leaf"]
+        node[:] = [
+            "split",
+            rng.randrange(n_features),
+            rng.choice([-1.0, 0.0, 0.5, 2.0]),
+            left,
+            right,
+        ]
+        open_leaves += [left, right]
+    tree: dict[str, list] = {"feature": [], "threshold": [], "left": [], "right": [], "value": []}
+
+    def number(node: list) -> int:
+        if node[0] == "leaf":
+            tree["value"].append(rng.choice([rng.uniform(-3, 3), 0.1, -0.1]))
+            return ~(len(tree["value"]) - 1)
+        at = len(tree["feature"])
+        for key, value in (
+            ("feature", node[1]),
+            ("threshold", node[2]),
+            ("left", 0),
+            ("right", 0),
+        ):
+            tree[key].append(value)
+        tree["left"][at] = number(node[3])
+        tree["right"][at] = number(node[4])
+        return at
+
+    number(root)
+    return tree
+
+
+def _walk(trees: list[dict[str, list]], row: list[float]) -> float:
+    """A row's sum of leaf values, walking down each tree in turn (x ≤ threshold: left)."""
+    total = 0.0
+    for tree in trees:
+        node = 0 if tree["feature"] else ~0
+        while node >= 0:
+            right = row[tree["feature"][node]] > tree["threshold"][node]
+            node = tree["right"][node] if right else tree["left"][node]
+        total += tree["value"][~node]
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_forest_sums_equal_a_walk_down_each_tree(seed: int) -> None:
+    """Random forests (one leaf to 64, lopsided or bushy, thresholds rows often equal, NaN
+    going left): the laid-out sums equal a plain walk's, bit for bit."""
+    rng = random.Random(seed)
+    n_features = rng.randint(1, 6)
+    trees = [_random_tree(rng, n_features, rng.choice([1, 2, 3, 15, 40, 64]))
+             for _ in range(rng.randint(1, 30))]  # fmt: skip
+    flat = _flat(trees)
+    values = [-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0, float("nan")]
+    rows = np.array([[rng.choice(values) for _ in range(n_features)] for _ in range(50)])
+    found = kernels.forest_sums(rows, kernels.Forest.of(**flat, n_features=n_features))
+    assert found.tobytes() == np.array([_walk(trees, row) for row in rows.tolist()]).tobytes()
+
+
+def _flat(trees: list[dict[str, list]]) -> dict[str, np.ndarray]:
+    """Trees in one set of arrays, as `retrieval.reader.Trees` holds them."""
+    flat: dict[str, list] = {
+        "feature": [],
+        "threshold": [],
+        "left": [],
+        "right": [],
+        "value": [],
+        "roots": [],
+    }
+    for tree in trees:
+        splits, leaves = len(flat["feature"]), len(flat["value"])
+        flat["roots"].append(splits if tree["feature"] else ~leaves)
+        flat["feature"] += tree["feature"]
+        flat["threshold"] += tree["threshold"]
+        for side in ("left", "right"):
+            flat[side] += [c + splits if c >= 0 else ~(~c + leaves) for c in tree[side]]
+        flat["value"] += tree["value"]
+    return {
+        key: np.array(values, dtype=np.float64 if key in ("threshold", "value") else np.int64)
+        for key, values in flat.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -241,19 +333,62 @@ def test_forest_sums_walks_every_tree() -> None:
         ("feature", np.array([-1, 1], dtype=np.int64), "feature must be a column"),
         ("roots", np.array([2], dtype=np.int64), "roots must be splits or leaves"),
         ("threshold", np.ones(3), "must have one length"),
-        ("value", np.ones(4, dtype=np.float32), "value must be one-dimensional"),
+        ("right", np.array([~2, ~2], dtype=np.int64), "every split and leaf must be in one tree"),
+        ("roots", np.array([0, 1], dtype=np.int64), "every split and leaf must be in one tree"),
     ],
 )
-def test_forest_sums_refuses_walks_that_would_not_end(name: str, bad: object, says: str) -> None:
-    """A child before its parent (a loop), or an index out of the arrays, is a ValueError."""
+def test_forest_layout_refuses_trees_a_walk_could_loop_in(
+    name: str, bad: object, says: str
+) -> None:
+    """A child before its parent (a loop), an index out of the arrays, or a node in two
+    places is a ValueError."""
     forest = _forest() | {name: bad}
     with pytest.raises(ValueError, match=says):
-        kernels.forest_sums(np.zeros((3, 2)), **forest)  # type: ignore[arg-type]
+        kernels.Forest.of(**forest, n_features=2)  # type: ignore[arg-type]
+
+
+def test_forest_layout_refuses_more_than_64_leaves_a_tree() -> None:
+    rng = random.Random(5)
+    flat = _flat([_random_tree(rng, 3, 64)])
+    assert kernels.Forest.of(**flat, n_features=3).first.tolist() == [0, 64]
+    flat = _flat([_random_tree(rng, 3, 65)])
+    with pytest.raises(ValueError, match="at most 64 leaves"):
+        kernels.Forest.of(**flat, n_features=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "says"),
+    [
+        ("starts", np.array([0, 1], dtype=np.int64), "starts must hold n_features \\+ 1"),
+        ("starts", np.array([0, 3, 1], dtype=np.int64), "starts must run from 0 to the number"),
+        ("trees", np.array([0, 2], dtype=np.int64), "a split's tree must be one of the trees"),
+        ("trees", np.array([0, -1], dtype=np.int64), "a split's tree must be one of the trees"),
+        ("first", np.array([0, 4, 4], dtype=np.int64), "a tree must have 1 to 64 leaves"),
+        ("first", np.array([0, 3, 5], dtype=np.int64), "first must run from 0 to the number"),
+        ("masks", np.zeros(2, dtype=np.int64), "masks must be one-dimensional"),
+    ],
+)
+def test_forest_sums_refuses_layouts_that_would_read_outside(
+    name: str, bad: np.ndarray, says: str
+) -> None:
+    """The C loop checks every index it follows; a wrong one is a ValueError, not a crash."""
+    layout = kernels.Forest.of(**_forest(), n_features=2)
+    arrays = {
+        key: getattr(layout, key)
+        for key in ("starts", "thresholds", "trees", "masks", "values", "first")
+    }
+    arrays[name] = bad
+    with pytest.raises(ValueError, match=says):
+        _kernels.forest_sums(np.zeros(4), 2, *arrays.values(), np.zeros(2))
 
 
 def test_forest_sums_checks_the_rows() -> None:
-    forest = _forest()
+    layout = kernels.Forest.of(**_forest(), n_features=2)
+    arrays = [
+        getattr(layout, key)
+        for key in ("starts", "thresholds", "trees", "masks", "values", "first")
+    ]
     with pytest.raises(ValueError, match="n_features values for each entry of out"):
-        _kernels.forest_sums(np.zeros(5), 2, *forest.values(), np.zeros(3))
+        _kernels.forest_sums(np.zeros(5), 2, *arrays, np.zeros(3))
     with pytest.raises(ValueError, match="n_features must be positive"):
-        _kernels.forest_sums(np.zeros(0), 0, *forest.values(), np.zeros(0))
+        _kernels.forest_sums(np.zeros(0), 0, *arrays, np.zeros(0))
