@@ -251,10 +251,14 @@ static double shared_theta(const Scratch *s, double theta) {
 
 
 /* Add the weights of postings start..end of one term; a passage seen for the first time joins
- * the candidates. Returns the new candidate count. (Pointers are copied into locals: a store
- * through `seen`, a char type, could otherwise alias them and force a reload per posting.) */
-static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, double idf,
-                    int64_t count) {
+ * the candidates. Returns the new candidate count. The scratch entries of the posting AHEAD on
+ * are fetched early up to `limit`, the end of the postings the caller goes through (past the
+ * block being scanned: else the first AHEAD postings of each block would wait on memory; each
+ * field's top 100 at 1M 0.91x, RESULTS.md "Issue 15, seventh pass"). (Pointers are copied
+ * into locals: a store through `seen`, a char type, could otherwise alias them and force a
+ * reload per posting.) */
+static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, int64_t limit,
+                    double idf, int64_t count) {
     const uint32_t *docs = q->docs, *wide = q->lengths32;
     const uint16_t *narrow = q->lengths16; /* one loop for each, the compiler's unswitching */
     const uint8_t *tfs = q->tfs;
@@ -265,7 +269,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     uint32_t *cand = s->cand;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
-        uint32_t ahead = docs[j + AHEAD < end ? j + AHEAD : j];
+        uint32_t ahead = docs[j + AHEAD < limit ? j + AHEAD : j];
         __builtin_prefetch(&scores[ahead], 1);
         __builtin_prefetch(narrow ? (const void *)&narrow[ahead] : &wide[ahead], 0);
         double score = scores[d];
@@ -282,9 +286,10 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     return count;
 }
 
-/* Add the weights of postings start..end of one term to the passages already seen only. */
+/* Add the weights of postings start..end of one term to the passages already seen only
+ * (looking ahead up to `limit`, as `scan`). */
 static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t end,
-                        double idf) {
+                        int64_t limit, double idf) {
     const uint32_t *docs = q->docs, *wide = q->lengths32;
     const uint16_t *narrow = q->lengths16;
     const uint8_t *tfs = q->tfs;
@@ -294,7 +299,7 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
     const uint8_t *seen = s->seen;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
-        __builtin_prefetch(&seen[docs[j + AHEAD < end ? j + AHEAD : j]], 0);
+        __builtin_prefetch(&seen[docs[j + AHEAD < limit ? j + AHEAD : j]], 0);
         if (seen[d])
             scores[d] += weight(idf, ratios, n_lengths, tfs[j], narrow ? narrow[d] : wide[d]);
     }
@@ -375,7 +380,7 @@ static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
     if ((double)n_live * (log2((double)(length + 1)) + 1.0) < (double)length) {
         look_up(q, s->cand, n_live, start, end, idf, s->scores, 1);
     } else {
-        add_to_seen(q, s, start, end, idf);
+        add_to_seen(q, s, start, end, end, idf);
     }
 }
 /* Move the candidates that can still reach theta (their score plus `rest`, the most the terms
@@ -510,7 +515,7 @@ static int64_t run_top_k(const Query *q, Scratch *s) {
     double slack = 0.0;
     while (t < n_terms && !(s->left[t] < theta)) {
         double idf = q->idfs[t];
-        count = scan(q, s, q->lo[t], q->hi[t], idf, count);
+        count = scan(q, s, q->lo[t], q->hi[t], q->hi[t], idf, count);
         t++;
         double done = s->left[0] - s->left[t];
         /* The k-th best costs a pass over the candidates: only when it could stop the scan. */
@@ -562,12 +567,12 @@ static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
                 double bound = block_bound(idf, bl->max_tf[at], bl->min_len[at], q->k1, bl->b,
                                            bl->avgdl);
                 if (bound + s->left[t + 1] < theta) { /* no new passage here reaches the top k */
-                    add_to_seen(q, s, j0, j1, idf);
+                    add_to_seen(q, s, j0, j1, end, idf);
                     j0 = j1;
                     continue;
                 }
             }
-            count = scan(q, s, j0, j1, idf, count);
+            count = scan(q, s, j0, j1, end, idf, count);
             j0 = j1;
         }
         t++;
