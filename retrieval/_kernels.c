@@ -179,6 +179,11 @@ static void passages_within(Query *q, int64_t from, int64_t to, int64_t *range) 
     q->hi = range + n;
 }
 
+/* A passage's length from whichever of the two widths the lengths came in (`Query`). */
+static inline uint32_t length_of(const uint16_t *narrow, const uint32_t *wide, uint32_t d) {
+    return narrow ? narrow[d] : wide[d];
+}
+
 /* A posting's weight: idf times rank-bm25's tf (k1 + 1) / (tf + norm), from the table. */
 static inline double weight(double idf, const double *ratios, int64_t n_lengths, uint8_t tf,
                             uint32_t length) {
@@ -253,8 +258,8 @@ static double shared_theta(const Scratch *s, double theta) {
 /* Add the weights of postings start..end of one term; a passage seen for the first time joins
  * the candidates. Returns the new candidate count. The scratch entries of the posting AHEAD on
  * are fetched early up to `limit`, the end of the postings the caller goes through (past the
- * block being scanned: else the first AHEAD postings of each block would wait on memory; each
- * field's top 100 at 1M 0.91x, RESULTS.md "Issue 15, seventh pass"). (Pointers are copied
+ * block being scanned: else the first AHEAD postings of each block would wait on memory; both
+ * fields' tops at 1M p50 0.95x, RESULTS.md "Issue 15, seventh pass"). (Pointers are copied
  * into locals: a store through `seen`, a char type, could otherwise alias them and force a
  * reload per posting.) */
 static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, int64_t limit,
@@ -281,7 +286,7 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
         seen[d] |= (uint8_t)fresh;
         if (count < size) cand[count] = d;
         count += fresh;
-        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], narrow ? narrow[d] : wide[d]);
+        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
     }
     return count;
 }
@@ -301,7 +306,7 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
         uint32_t d = docs[j];
         __builtin_prefetch(&seen[docs[j + AHEAD < limit ? j + AHEAD : j]], 0);
         if (seen[d])
-            scores[d] += weight(idf, ratios, n_lengths, tfs[j], narrow ? narrow[d] : wide[d]);
+            scores[d] += weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
     }
 }
 
@@ -366,7 +371,7 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
             if (j < end && (int64_t)docs[j] == d)
                 scores[by_id ? d : i0 + g] +=
                     weight(idf, q->ratios, q->n_lengths, q->tfs[j],
-                           q->lengths16 ? q->lengths16[d] : q->lengths32[d]);
+                           length_of(q->lengths16, q->lengths32, (uint32_t)d));
         }
     }
 }
