@@ -92,9 +92,11 @@ static int length_error(const char *what) {
 typedef struct {
     const uint32_t *docs;
     const uint8_t *tfs;
-    const int64_t *bounds;
+    /* Term t's postings are starts[t]..ends[t] - 1 of docs and tfs: the field's own arrays,
+     * read in place, or a buffer the terms' postings were copied into. */
+    const int64_t *starts, *ends;
     /* The postings of term t a top-k call scores: lo[t]..hi[t], its passages within the
-     * passage range asked for (`passages_within`); all of bounds[t]..bounds[t + 1] by default. */
+     * passage range asked for (`passages_within`); all of starts[t]..ends[t] by default. */
     const int64_t *lo, *hi;
     const double *idfs;
     const double *upper;
@@ -130,30 +132,30 @@ static int view_lengths(Views *views, Query *q, PyObject *lengths, Py_ssize_t *n
     return (q->lengths32 = view(views, lengths, "lengths", U32, 4, 0, n)) ? 0 : -1;
 }
 
-/* Views the postings (docs, tfs, bounds, idfs), lengths and ratios, checking that they fit
- * together: bounds ascend from 0 within the postings, one idf per term, a row of ratios for
+/* Views the postings (docs, tfs, starts, ends, idfs), lengths and ratios, checking that they
+ * fit together: each term's postings lie within docs, one idf per term, a row of ratios for
  * every frequency. 0, or -1 with ValueError. */
-static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyObject *bounds,
-                      PyObject *idfs, PyObject *lengths, PyObject *ratios) {
-    Py_ssize_t n_docs, n_tfs, n_bounds, n_idfs, n_lengths, n_ratios;
+static int view_query(Views *views, Query *q, PyObject *docs, PyObject *tfs, PyObject *starts,
+                      PyObject *ends, PyObject *idfs, PyObject *lengths, PyObject *ratios) {
+    Py_ssize_t n_docs, n_tfs, n_starts, n_ends, n_idfs, n_lengths, n_ratios;
     if (!(q->docs = view(views, docs, "docs", U32, 4, 0, &n_docs))) return -1;
     if (!(q->tfs = view(views, tfs, "tfs", U8, 1, 0, &n_tfs))) return -1;
-    if (!(q->bounds = view(views, bounds, "bounds", I64, 8, 0, &n_bounds))) return -1;
+    if (!(q->starts = view(views, starts, "starts", I64, 8, 0, &n_starts))) return -1;
+    if (!(q->ends = view(views, ends, "ends", I64, 8, 0, &n_ends))) return -1;
     if (!(q->idfs = view(views, idfs, "idfs", F64, 8, 0, &n_idfs))) return -1;
     if (view_lengths(views, q, lengths, &n_lengths) < 0) return -1;
     if (!(q->ratios = view(views, ratios, "ratios", F64, 8, 0, &n_ratios))) return -1;
     if (n_ratios < FREQUENCIES || n_ratios % FREQUENCIES)
         return length_error("ratios must hold a row of lengths for each of 256 frequencies");
     if (n_tfs != n_docs) return length_error("docs and tfs must have the same length");
-    if (n_bounds < 1 || n_idfs != n_bounds - 1)
-        return length_error("bounds must hold one more entry than idfs");
-    if (q->bounds[0] != 0) return length_error("bounds must start at 0");
-    for (Py_ssize_t t = 0; t + 1 < n_bounds; t++)
-        if (q->bounds[t + 1] < q->bounds[t] || q->bounds[t + 1] > n_docs)
-            return length_error("bounds must ascend within the postings");
-    q->n_terms = n_bounds - 1;
-    q->lo = q->bounds;
-    q->hi = q->bounds + 1;
+    if (n_starts != n_idfs || n_ends != n_idfs)
+        return length_error("starts, ends and idfs must hold one entry per term");
+    for (Py_ssize_t t = 0; t < n_idfs; t++)
+        if (q->starts[t] < 0 || q->ends[t] < q->starts[t] || q->ends[t] > n_docs)
+            return length_error("each term's postings (starts to ends) must lie within docs");
+    q->n_terms = n_idfs;
+    q->lo = q->starts;
+    q->hi = q->ends;
     q->size = n_lengths;
     q->n_lengths = n_ratios / FREQUENCIES;
     return 0;
@@ -166,7 +168,7 @@ static void passages_within(Query *q, int64_t from, int64_t to, int64_t *range) 
     for (int64_t t = 0; t < n; t++) {
         int64_t edges[2] = {from, to};
         for (int e = 0; e < 2; e++) {
-            int64_t low = q->bounds[t], high = q->bounds[t + 1];
+            int64_t low = q->starts[t], high = q->ends[t];
             while (low < high) {
                 int64_t middle = low + (high - low) / 2;
                 if ((int64_t)q->docs[middle] < edges[e]) low = middle + 1;
@@ -563,7 +565,7 @@ static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
         double idf = q->idfs[t];
         /* Blocks are counted from the term's first posting; the range asked for may start
          * and end inside one. */
-        int64_t start = q->bounds[t], end = q->hi[t];
+        int64_t start = q->starts[t], end = q->hi[t];
         for (int64_t j0 = q->lo[t]; j0 < end;) {
             int64_t at = (j0 - start) / bl->block;
             int64_t j1 = start + (at + 1) * bl->block < end ? start + (at + 1) * bl->block : end;
@@ -664,26 +666,27 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
 }
 
 PyDoc_STRVAR(top_k_doc,
-             "top_k(docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, "
-             "out_docs, out_scores, first, end, board, half)\n--\n\n"
+             "top_k(docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, seen, "
+             "cand, out_docs, out_scores, first, end, board, half)\n--\n\n"
              "Per-term MaxScore top k of the passages first..end - 1 into out_docs/out_scores, "
              "best first; returns how many. With a board (or None), its slot `half` is shared "
              "with a call ranking the other passages.");
 
 static PyObject *top_k(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
+    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *seen;
+    PyObject *cand;
     PyObject *out_d, *out_s, *board;
     Py_ssize_t k, from, to, half;
-    if (!PyArg_ParseTuple(args, "OOOOOOOnOOOOOnnOn:top_k", &docs, &tfs, &bounds, &idfs, &upper,
-                          &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s, &from,
-                          &to, &board, &half))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnOOOOOnnOn:top_k", &docs, &tfs, &starts, &ends, &idfs,
+                          &upper, &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s,
+                          &from, &to, &board, &half))
         return NULL;
     Views views = {.n = 0};
     Query q = {0};
     Scratch s = {0};
     const double *upper_data;
     Py_ssize_t found = -1;
-    if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
+    if (view_query(&views, &q, docs, tfs, starts, ends, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_board(&views, &s, board, half) == 0)
@@ -693,8 +696,8 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
 }
 
 PyDoc_STRVAR(top_k_blocks_doc,
-             "top_k_blocks(docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, "
-             "cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
+             "top_k_blocks(docs, tfs, starts, ends, idfs, upper, lengths, ratios, k1, k, scores, "
+             "seen, cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
              "first_passage, end, board, half)\n--\n\n"
              "Block-max MaxScore top k of the passages first_passage..end - 1 into "
              "out_docs/out_scores, best first; returns how many (the board as top_k's).");
@@ -710,7 +713,7 @@ static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first
     if (n_max_tf != n_min_len) return length_error("max_tf and min_len must have one length");
     if (bl->block < 1) return length_error("block must be at least 1");
     for (int64_t t = 0; t < q->n_terms; t++) {
-        int64_t n_blocks = (q->bounds[t + 1] - q->bounds[t] + bl->block - 1) / bl->block;
+        int64_t n_blocks = (q->ends[t] - q->starts[t] + bl->block - 1) / bl->block;
         if (bl->first[t] < 0 || bl->first[t] + n_blocks > n_max_tf)
             return length_error("each term's blocks must lie within max_tf and min_len");
     }
@@ -718,15 +721,16 @@ static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first
 }
 
 static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *upper, *lengths, *ratios, *scores, *seen, *cand;
+    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *seen;
+    PyObject *cand;
     PyObject *out_d, *out_s, *first, *max_tf, *min_len, *board;
     double k1;
     Py_ssize_t k, block, from, to, half;
     Blocks bl = {0};
-    if (!PyArg_ParseTuple(args, "OOOOOOOdnOOOOOOOOnddpnnOn:top_k_blocks", &docs, &tfs, &bounds,
-                          &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen, &cand,
-                          &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b, &bl.avgdl,
-                          &bl.usable, &from, &to, &board, &half))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdnOOOOOOOOnddpnnOn:top_k_blocks", &docs, &tfs, &starts,
+                          &ends, &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen,
+                          &cand, &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b,
+                          &bl.avgdl, &bl.usable, &from, &to, &board, &half))
         return NULL;
     bl.block = block;
     Views views = {.n = 0};
@@ -734,7 +738,7 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     Scratch s = {0};
     const double *upper_data;
     Py_ssize_t found = -1;
-    if (view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
+    if (view_query(&views, &q, docs, tfs, starts, ends, idfs, lengths, ratios) == 0 &&
         view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0 &&
@@ -745,21 +749,21 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
 }
 
 PyDoc_STRVAR(scores_of_doc,
-             "scores_of(docs, tfs, bounds, idfs, lengths, ratios, targets, out)\n--\n\n"
+             "scores_of(docs, tfs, starts, ends, idfs, lengths, ratios, targets, out)\n--\n\n"
              "Adds each target passage's exact score to out (zeroed), by binary search in each "
              "term's postings.");
 
 static PyObject *scores_of(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *bounds, *idfs, *lengths, *ratios, *targets, *out;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO:scores_of", &docs, &tfs, &bounds, &idfs, &lengths,
-                          &ratios, &targets, &out))
+    PyObject *docs, *tfs, *starts, *ends, *idfs, *lengths, *ratios, *targets, *out;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO:scores_of", &docs, &tfs, &starts, &ends, &idfs,
+                          &lengths, &ratios, &targets, &out))
         return NULL;
     Views views = {.n = 0};
     Query q = {0};
     Py_ssize_t n_targets, n_out;
     const uint32_t *target = NULL;
     double *sums = NULL;
-    int ok = view_query(&views, &q, docs, tfs, bounds, idfs, lengths, ratios) == 0 &&
+    int ok = view_query(&views, &q, docs, tfs, starts, ends, idfs, lengths, ratios) == 0 &&
              (target = view(&views, targets, "targets", U32, 4, 0, &n_targets)) &&
              (sums = view(&views, out, "out", F64, 8, 1, &n_out));
     if (ok && n_out != n_targets) ok = length_error("out must have the length of targets") == 0;
@@ -769,7 +773,7 @@ static PyObject *scores_of(PyObject *module, PyObject *args) {
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
         for (int64_t t = 0; t < q.n_terms; t++)
-            look_up(&q, target, n_targets, q.bounds[t], q.bounds[t + 1], q.idfs[t], sums, 0);
+            look_up(&q, target, n_targets, q.starts[t], q.ends[t], q.idfs[t], sums, 0);
         Py_END_ALLOW_THREADS;
     }
     release(&views);

@@ -9,7 +9,8 @@ from numpy import ndarray as Array
 def top_k(
     docs: Array,
     tfs: Array,
-    bounds: Array,
+    starts: Array,
+    ends: Array,
     idfs: Array,
     upper: Array,
     lengths: Array,
@@ -29,7 +30,8 @@ def top_k(
 def top_k_blocks(
     docs: Array,
     tfs: Array,
-    bounds: Array,
+    starts: Array,
+    ends: Array,
     idfs: Array,
     upper: Array,
     lengths: Array,
@@ -57,7 +59,8 @@ def top_k_blocks(
 def scores_of(
     docs: Array,
     tfs: Array,
-    bounds: Array,
+    starts: Array,
+    ends: Array,
     idfs: Array,
     lengths: Array,
     ratios: Array,

@@ -6,9 +6,9 @@ Scores are computed per query from those postings and are exactly `rank_bm25.BM2
 (same idf, same epsilon rule for negative idf, same length normalisation), but touch only the
 passages a query's terms occur in instead of looping over every passage.
 
-A question reaches a field as the ids of its terms; `Field.gather` reads their postings from
-disk once into a `Postings`, and both `Field.top` (the field's best passages) and
-`Field.scores_for` (exact scores of the fused candidates) work on that one read.
+A question reaches a field as the ids of its terms; `Field.gather` finds where their postings
+lie (a `Postings`), and both `Field.top` (the field's best passages) and `Field.scores_for`
+(exact scores of the fused candidates) read them there, in place.
 
 Each term's postings are cut into blocks of 128 that keep their highest frequency and shortest
 passage (raw counts): `Field.top` works out each block's highest possible weight at query time
@@ -20,9 +20,11 @@ blocks cut from them at query time cost more than they skip (benchmarks/RESULTS.
 On disk a field is thirteen `.npy` arrays (`FieldArrays`, saved and opened in one place; the
 index's `meta.json` is `manifest.IndexManifest`). Per-term and per-passage arrays that every
 question looks into are opened with `mmap_mode="r"`, so opening is instant and memory is paged
-in on demand; postings, their blocks and the passage lengths are read with `pread` (a question
-needs a few of their pages, which a mapping would keep resident). Terms are found by a 64-bit
-hash in a sorted array, so no vocabulary dict is loaded.
+in on demand. Postings and their blocks are mapped too, but their touched pages are dropped from
+the process every `DROP_AFTER` bytes of questions' postings (`NpyColumn.drop`): the kernels read
+only the pages pruning leaves them, and resident memory stays bounded. The passage lengths are
+read once with `pread`. Terms are found by a 64-bit hash in a sorted array, so no vocabulary
+dict is loaded.
 Building a field (spilling and sorting postings) is `retrieval.fieldbuild`.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import mmap
 import os
 import threading
 import weakref
@@ -96,11 +99,13 @@ SMALL_READ = 1 << 14  # bytes: a range up to this size is read as bytes and copi
 
 
 class NpyColumn:
-    """An `.npy` array read by slices of its first axis with `os.pread`.
+    """An `.npy` array read by slices of its first axis with `os.pread`, or mapped whole.
 
-    Postings, their block bounds, passage lengths, texts and the passage table are read, not
-    memory-mapped: a mapping's touched pages count towards the process's resident memory and
-    stay there, while read pages live in the OS cache, shared and evictable.
+    Passage lengths, texts and the passage table are read, not memory-mapped: a mapping's
+    touched pages count towards the process's resident memory and stay there, while read pages
+    live in the OS cache, shared and evictable. Postings and their blocks are mapped (`mapped`)
+    and their pages dropped from time to time (`drop`): a question reads a few pages here and
+    there of several MB of them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -119,6 +124,9 @@ class NpyColumn:
             raise ValueError(f"{path.name} is truncated")
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
+        self._map: mmap.mmap | None = None
+        self._mapped: np.ndarray | None = None
+        self._mapping = threading.Lock()  # one mapping, whichever thread asks first
 
     @classmethod
     def of_bytes(cls, path: Path) -> NpyColumn:
@@ -129,6 +137,7 @@ class NpyColumn:
         column.path = path
         column._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(column, os.close, column._fd)
+        column._map, column._mapped, column._mapping = None, None, threading.Lock()
         return column
 
     def __len__(self) -> int:
@@ -168,6 +177,30 @@ class NpyColumn:
             if done != end - at:  # a short read: read the range again, whole
                 self.read_into(start, out[at // size : end // size])
             at = end
+
+    def mapped(self) -> np.ndarray:
+        """The whole column as a read-only array over a mapping of the file, made once: the
+        kernels read a question's postings in place, touching only the pages they need.
+        Touched pages count towards resident memory until `drop`."""
+        if self._mapped is not None:
+            return self._mapped
+        with self._mapping:
+            if self._mapped is None and self.length == 0:
+                self._mapped = np.empty((0, *self.row_shape), dtype=self.dtype)
+            elif self._mapped is None:
+                self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+                items = self.length * self.row_bytes // self.dtype.itemsize
+                self._mapped = np.frombuffer(
+                    self._map, dtype=self.dtype, count=items, offset=self.offset
+                ).reshape(self.length, *self.row_shape)
+            return self._mapped
+
+    def drop(self) -> None:
+        """Unmap the mapping's pages from this process (they stay in the OS cache): its
+        resident memory falls back, and the next reads map what they touch again. Safe while
+        other threads read the mapping."""
+        if self._map is not None:
+            self._map.madvise(mmap.MADV_DONTNEED)
 
     def read_into(self, start: int, out: np.ndarray) -> None:
         """Read `len(out)` rows from `start` straight into `out` (no intermediate copy)."""
@@ -220,8 +253,8 @@ class FieldArrays:
 
     @classmethod
     def open(cls, folder: Path, prefix: str) -> FieldArrays:
-        """Open saved arrays (postings and blocks read by `pread`, the rest mapped) and check
-        they agree."""
+        """Open saved arrays (postings, blocks and lengths as `NpyColumn`s, the rest mapped)
+        and check they agree."""
         mapped = load_arrays(folder, prefix, [f.name for f in fields(cls) if f.name not in _READ])
         try:
             docs, tfs, max_tf, min_len, lengths = (
@@ -257,37 +290,51 @@ class FieldArrays:
         )
 
 
-# Read by slices, not mapped (see NpyColumn): a question reads its terms' postings and blocks;
-# the lengths are read once, for the average length (mapped, their pages would stay resident).
+# Opened as `NpyColumn`s: postings and blocks mapped by the column, their pages dropped from
+# time to time (`Field.gather`); the lengths read once, for the average length and the kernels.
 _READ = ("docs", "tfs", "block_max_tf", "block_min_len", "lengths")
 BlockRows = tuple[np.ndarray, np.ndarray, np.ndarray]  # first block a term, max tf, min length
 
 
 @dataclass(frozen=True, slots=True)
 class Postings:
-    """A query's postings in one field, read once: what `Field.top` and `Field.scores_for` use.
+    """A query's postings in one field: what `Field.top` and `Field.scores_for` use.
 
     Terms come strongest first (highest `upper`, as MaxScore wants); term i's passages are
-    `docs[bounds[i]:bounds[i + 1]]` with frequencies in `tfs`. A term asked twice is kept
-    twice, as rank-bm25 counts it twice.
+    `docs[starts[i]:ends[i]]` with frequencies in `tfs`: the field's whole arrays, read in
+    place (`Field.gather`), or a buffer the terms' postings were copied into
+    (`live.LiveField.gather`). A term asked twice is kept twice, as rank-bm25 counts it twice.
     """
 
     terms: np.ndarray  # int64 term ids
     docs: np.ndarray  # uint32
     tfs: np.ndarray  # uint8
-    bounds: np.ndarray  # int64, len(terms) + 1
+    starts: np.ndarray  # int64 per term: where its postings start in docs and tfs
+    ends: np.ndarray  # int64 per term: where they end
     idf: np.ndarray  # float64 per term
     upper: np.ndarray  # float64 per term: its highest weight
-    # The terms' blocks, read with the postings (`Field.blocks`): each term's first block
-    # among them, and each block's highest frequency and shortest passage; None: no blocks.
+    # The terms' blocks (`Field.blocks`): each term's first block in the block arrays, and
+    # each block's highest frequency and shortest passage; None: no blocks.
     blocks: BlockRows | None = None
 
     def __len__(self) -> int:
         return len(self.terms)
 
+    def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Term i's passages and frequencies."""
+        start, end = int(self.starts[i]), int(self.ends[i])
+        return self.docs[start:end], self.tfs[start:end]
+
 
 WORD_IDS_KEPT = 200_000  # words whose term ids a field remembers (a few MB)
-KEPT_POSTINGS = 1 << 22  # a thread keeps postings buffers up to this size (20 MB a field)
+# Bytes of postings a field's questions may touch in its mapped arrays before their pages are
+# dropped from this process (`Field.gather`): what resident memory can grow by, per field.
+DROP_AFTER = 16 << 20
+
+
+def _in_place(column: np.ndarray | NpyColumn) -> np.ndarray:
+    """A column as an array the kernels read in place: a saved one mapped, else itself."""
+    return column.mapped() if isinstance(column, NpyColumn) else column
 
 
 class Field:
@@ -316,7 +363,8 @@ class Field:
         self._scoring: kernels.Scoring | None = None
         has_words = len(arrays.term_offsets) > 1
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
-        self._scratch = threading.local()
+        self._drop_lock = threading.Lock()
+        self._since_drop = 0  # bytes of postings asked for since the mapped pages were dropped
         self._word_ids: dict[str, int] = {}  # word → term id (-1: not in the vocabulary)
 
     @property
@@ -364,22 +412,34 @@ class Field:
         return docs, self.idf[term] * (tf * (k1 + 1) / (tf + self.norm[docs]))
 
     def gather(self, tokens: Sequence[str] | np.ndarray) -> Postings:
-        """The postings of a query's tokens (words, or bigram keys), read once.
+        """The postings of a query's tokens (words, or bigram keys), in place.
 
-        They are read into buffers the field keeps for the calling thread: the `Postings` hold
-        until that thread's next `gather` on this field.
+        Nothing is read ahead: the kernels read the field's mapped arrays where each term's
+        postings lie, and pruning leaves most of a question's postings untouched (at a million
+        passages they read about a quarter of them; copying them all in took longer than
+        ranking, RESULTS.md "Issue 15, eighth pass"). The pages touched are handed back to the
+        OS cache once the postings asked for since the last time pass `DROP_AFTER` bytes.
         """
         terms = self.term_ids(tokens)
         terms.sort(key=lambda t: -self.upper[t])  # MaxScore wants the strongest terms first
         ids = np.asarray(terms, dtype=np.int64)
-        starts = self.offsets[ids]
-        bounds = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(self.offsets[ids + 1] - starts, out=bounds[1:])
-        docs, tfs = self._postings_room(int(bounds[-1]))
-        where, counts = starts.tolist(), np.diff(bounds).tolist()
-        read_ranges(self.docs, where, counts, docs)
-        read_ranges(self.tfs, where, counts, tfs)
-        return Postings(ids, docs, tfs, bounds, self.idf[ids], self.upper[ids], self.blocks(ids))
+        starts, ends = self.offsets[ids], self.offsets[ids + 1]
+        docs, tfs = _in_place(self.docs), _in_place(self.tfs)
+        blocks = self.blocks(ids)
+        self._exposed(int((ends - starts).sum()) * (docs.itemsize + tfs.itemsize))
+        return Postings(ids, docs, tfs, starts, ends, self.idf[ids], self.upper[ids], blocks)
+
+    def _exposed(self, size: int) -> None:
+        """Count `size` bytes of postings a question may touch; past `DROP_AFTER`, drop the
+        mapped pages (`NpyColumn.drop`) so that resident memory stays bounded."""
+        with self._drop_lock:
+            self._since_drop += size
+            if self._since_drop <= DROP_AFTER:
+                return
+            self._since_drop = size
+        for column in (self.docs, self.tfs, self.block_max_tf, self.block_min_len):
+            if isinstance(column, NpyColumn):
+                column.drop()
 
     def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
         """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""
@@ -403,38 +463,27 @@ class Field:
             upper = np.full(len(postings), np.inf)
         scores, seen, cand = scratch_arrays(self.size)
         idf, scoring, k1 = postings.idf, self.scoring, self.params.k1
-        docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
+        docs, tfs, starts, ends = postings.docs, postings.tfs, postings.starts, postings.ends
         saved = postings.blocks
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
             return kernels.top_k(
-                docs, tfs, bounds, idf, upper, scoring, k, scores, seen, cand, passages, board
-            )
+                docs, tfs, starts, ends, idf, upper, scoring, k, scores, seen, cand, passages,
+                board,
+            )  # fmt: skip
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl, usable)
         return kernels.top_k_blocks(
-            docs, tfs, bounds, idf, upper, scoring, k1, k, scores, seen, cand, blocks, passages,
-            board,
+            docs, tfs, starts, ends, idf, upper, scoring, k1, k, scores, seen, cand, blocks,
+            passages, board,
         )  # fmt: skip
 
     def blocks(self, terms: np.ndarray) -> BlockRows | None:
-        """The blocks of the postings of `terms`, read for them: each term's first block among
-        those read, and each block's highest frequency and shortest passage (None: a field
-        without blocks, `live.LiveField`). `gather` reads them with the postings, once for
-        every `top` of them.
-
-        Read by slices rather than mapped: a thousand questions at a million passages touched
-        20 MB of the saved block arrays, and a question needs a few thousand blocks of them.
-        """
-        starts = self.block_offsets[terms]
-        counts = self.block_offsets[terms + 1] - starts
-        first = np.zeros(len(counts), dtype=np.int64)
-        np.cumsum(counts[:-1], out=first[1:])
-        total = int(counts.sum())
-        max_tf, min_len = np.empty(total, np.uint8), np.empty(total, np.uint32)
-        where, sizes = starts.tolist(), counts.tolist()
-        read_ranges(self.block_max_tf, where, sizes, max_tf)
-        read_ranges(self.block_min_len, where, sizes, min_len)
-        return first, max_tf, min_len
+        """The blocks of the postings of `terms`, in place as the postings (`gather`): each
+        term's first block in the field's block arrays, and those arrays of every block's
+        highest frequency and shortest passage (None: a field without blocks,
+        `live.LiveField`)."""
+        max_tf, min_len = _in_place(self.block_max_tf), _in_place(self.block_min_len)
+        return self.block_offsets[terms], max_tf, min_len
 
     @property
     def avgdl(self) -> float:
@@ -485,33 +534,16 @@ class Field:
         if not len(postings) or not len(passages):
             return np.zeros(len(passages))
         targets = np.asarray(passages, dtype=np.uint32)
-        docs, tfs, bounds = postings.docs, postings.tfs, postings.bounds
-        return kernels.scores_of(docs, tfs, bounds, postings.idf, self.scoring, targets)
-
-    def _postings_room(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Room for n postings (passage ids and frequencies) in this thread's reused buffers.
-
-        A query's postings are a few MB at a million passages; fresh arrays each time would
-        leave the heap at the high-water mark of every size asked for, not of the largest.
-        """
-        docs, tfs = getattr(
-            self._scratch, "postings", (np.empty(0, np.uint32), np.empty(0, np.uint8))
-        )
-        if len(docs) < n:
-            size = 1 << max(n - 1, 1).bit_length()  # powers of two: few reallocations
-            if size > KEPT_POSTINGS:  # a rare huge query: its own arrays, freed after it
-                return np.empty(n, np.uint32), np.empty(n, np.uint8)
-            docs, tfs = np.empty(size, np.uint32), np.empty(size, np.uint8)
-            self._scratch.postings = docs, tfs
-        return docs[:n], tfs[:n]
+        docs, tfs, starts, ends = postings.docs, postings.tfs, postings.starts, postings.ends
+        return kernels.scores_of(docs, tfs, starts, ends, postings.idf, self.scoring, targets)
 
     def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """Dense scores of every passage (like rank-bm25's `get_scores`; for tests and tools)."""
         scores = np.zeros(self.size, dtype=np.float64)
         postings, k1 = self.gather(tokens), self.params.k1
         for i in range(len(postings)):
-            docs = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
-            tf = postings.tfs[postings.bounds[i] : postings.bounds[i + 1]].astype(np.float64)
+            docs, tfs = postings.of(i)
+            tf = tfs.astype(np.float64)
             scores[docs] += postings.idf[i] * (tf * (k1 + 1) / (tf + self.norm[docs]))
         return scores
 

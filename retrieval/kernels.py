@@ -39,7 +39,8 @@ Board = tuple[np.ndarray, int]  # a board two calls share (`new_board`), and thi
 def top_k(
     docs: np.ndarray,
     tfs: np.ndarray,
-    bounds: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     idfs: np.ndarray,
     upper: np.ndarray,
     scoring: Scoring,
@@ -60,9 +61,10 @@ def top_k(
     its own half, but never leaves out one of the best k of both halves together: merged,
     the two calls' results hold the best k of all.
 
-    `docs`/`tfs` hold the query terms' postings one after the other (`bounds[t]:bounds[t+1]`),
-    terms ordered by `upper` (their highest weight) descending. `scoring` is the field's
-    passage lengths (uint16, or uint32 when one is 65,536 or more) and its table of
+    Term t's postings are `docs[starts[t]:ends[t]]` with their frequencies in `tfs`: the
+    field's whole arrays, read in place (`Field.gather`), or a buffer the terms' postings were
+    copied into; terms ordered by `upper` (their highest weight) descending. `scoring` is the
+    field's passage lengths (uint16, or uint32 when one is 65,536 or more) and its table of
     tf (k1 + 1) / (tf + norm) by frequency and length (`Field.scoring`, 256 rows): a posting
     weighs idf times its entry. `scores` and `seen` are zeroed scratch arrays of the passage
     count, left zeroed on return; `cand` is scratch of the same length (the passages seen,
@@ -71,7 +73,7 @@ def top_k(
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k(
-        docs, tfs, bounds, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
+        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
         best_scores, *(passages or (0, len(lengths))), *(board or (None, 0)),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
@@ -85,7 +87,8 @@ def new_board(k: int) -> np.ndarray:
 def top_k_blocks(
     docs: np.ndarray,
     tfs: np.ndarray,
-    bounds: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     idfs: np.ndarray,
     upper: np.ndarray,
     scoring: Scoring,
@@ -111,8 +114,9 @@ def top_k_blocks(
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k_blocks(
-        docs, tfs, bounds, idfs, upper, lengths, ratios, k1, k, scores, seen, cand, best_docs,
-        best_scores, *blocks, *(passages or (0, len(lengths))), *(board or (None, 0)),
+        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k1, k, scores, seen, cand,
+        best_docs, best_scores, *blocks, *(passages or (0, len(lengths))),
+        *(board or (None, 0)),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
 
@@ -120,7 +124,8 @@ def top_k_blocks(
 def scores_of(
     docs: np.ndarray,
     tfs: np.ndarray,
-    bounds: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     idfs: np.ndarray,
     scoring: Scoring,
     targets: np.ndarray,
@@ -128,7 +133,7 @@ def scores_of(
     """Exact scores of the given passages (`targets`, uint32 ids), by binary search in each
     term's postings."""
     out = np.zeros(len(targets))
-    _kernels.scores_of(docs, tfs, bounds, idfs, *scoring, targets, out)
+    _kernels.scores_of(docs, tfs, starts, ends, idfs, *scoring, targets, out)
     return out
 
 

@@ -16,6 +16,7 @@ across segments: see `LiveField.blocks`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -28,6 +29,7 @@ READ_CHUNK = 1 << 24  # postings read at a time when counting a segment's delete
 # A segment with at most this many postings (20 MB) is read into memory when opened: a query
 # then costs no system call in it (a day's pages are a few hundred thousand postings).
 IN_MEMORY_POSTINGS = 1 << 22
+KEPT_POSTINGS = 1 << 22  # a thread keeps postings buffers up to this size (20 MB a field)
 
 
 class LiveField(Field):
@@ -40,6 +42,7 @@ class LiveField(Field):
         params: BM25Params,
     ) -> None:
         super().__init__(parts[0], params)
+        self._scratch = threading.local()  # each thread's postings buffers (`_postings_room`)
         self.parts = [Field(_in_memory(arrays), params) for arrays in parts]
         self.has_deleted = [d is not None and bool(np.any(d)) for d in deleted]
         sizes = [len(arrays.lengths) for arrays in parts]
@@ -83,8 +86,9 @@ class LiveField(Field):
         return out
 
     def gather(self, tokens: Sequence[str] | np.ndarray) -> Postings:
-        """The postings of a query's tokens in every segment, live passages only (in the
-        calling thread's buffers, as `Field.gather`'s)."""
+        """The postings of a query's tokens in every segment, live passages only, copied one
+        term after the other into buffers kept for the calling thread (the `Postings` hold
+        until that thread's next `gather` on this field)."""
         if not isinstance(tokens, np.ndarray):
             tokens = list(tokens)
         found = [part.lookup(tokens) for part in self.parts]
@@ -111,10 +115,28 @@ class LiveField(Field):
             terms=np.asarray(order, dtype=np.int64),
             docs=docs,
             tfs=tfs,
-            bounds=bounds,
+            starts=bounds[:-1],
+            ends=bounds[1:],
             idf=np.asarray([idf_of[t] for t in order], dtype=np.float64),
             upper=np.asarray([upper_of[t] for t in order], dtype=np.float64),
         )
+
+    def _postings_room(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Room for n postings (passage ids and frequencies) in this thread's reused buffers.
+
+        A query's postings are a few MB at a million passages; fresh arrays each time would
+        leave the heap at the high-water mark of every size asked for, not of the largest.
+        """
+        docs, tfs = getattr(
+            self._scratch, "postings", (np.empty(0, np.uint32), np.empty(0, np.uint8))
+        )
+        if len(docs) < n:
+            size = 1 << max(n - 1, 1).bit_length()  # powers of two: few reallocations
+            if size > KEPT_POSTINGS:  # a rare huge query: its own arrays, freed after it
+                return np.empty(n, np.uint32), np.empty(n, np.uint8)
+            docs, tfs = np.empty(size, np.uint32), np.empty(size, np.uint8)
+            self._scratch.postings = docs, tfs
+        return docs[:n], tfs[:n]
 
     def _read_term(self, found: list[list[int]], i: int) -> tuple[np.ndarray, np.ndarray, float]:
         """One token's live postings across segments (global ids, ascending) and its idf."""

@@ -29,7 +29,8 @@ def _arguments(field: Field, words: list[str]) -> dict[str, object]:
     return {
         "docs": postings.docs.copy(),
         "tfs": postings.tfs.copy(),
-        "bounds": postings.bounds,
+        "starts": postings.starts,
+        "ends": postings.ends,
         "idfs": postings.idf,
         "upper": postings.upper,
         "scoring": field.scoring,
@@ -66,11 +67,11 @@ def test_top_k_ranks_by_score_then_id() -> None:
     """A hand-checked case: two terms, ties broken by the lower passage id."""
     docs = np.array([0, 2, 3, 2], dtype=np.uint32)  # term 0: passages 0, 2, 3; term 1: 2
     tfs = np.array([1, 1, 1, 1], dtype=np.uint8)
-    bounds = np.array([0, 3, 4], dtype=np.int64)
+    starts, ends = np.array([0, 3], dtype=np.int64), np.array([3, 4], dtype=np.int64)
     idfs, upper = np.array([1.0, 0.5]), np.array([1.0, 0.5])
     scoring = np.zeros(4, dtype=np.uint32), _ratios(np.ones(1), k1=1.0)  # every norm 1
     scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.uint32)
-    ids, scores = kernels.top_k(docs, tfs, bounds, idfs, upper, scoring, 3, *scratch)
+    ids, scores = kernels.top_k(docs, tfs, starts, ends, idfs, upper, scoring, 3, *scratch)
     weight = 1.0 * (1.0 * 2.0 / (1.0 + 1.0))
     assert ids.tolist() == [2, 0, 3]
     assert scores.tolist() == [weight + 0.5 * weight, weight, weight]
@@ -91,8 +92,12 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("scores", np.zeros((2, 5)), "scores must be one-dimensional"),
         ("scores", np.zeros(20)[::2], "scores must be a writable C-contiguous array"),
         ("cand", np.empty(9, dtype=np.uint32), "scores, seen and cand must have the length of"),
-        ("bounds", np.array([0, 2, 99], dtype=np.int64), "bounds must ascend within"),
-        ("bounds", np.array([1, 2, 3], dtype=np.int64), "bounds must start at 0"),
+        ("ends", np.array([2, 99], dtype=np.int64), "each term's postings .* within docs"),
+        ("ends", np.array([2, 1], dtype=np.int64), "each term's postings .* within docs"),
+        ("starts", np.array([-1, 2], dtype=np.int64), "each term's postings .* within docs"),
+        ("starts", np.array([0], dtype=np.int64), "starts, ends and idfs must hold one entry"),
+        ("ends", np.array([2, 3, 3], dtype=np.int64), "starts, ends and idfs must hold one"),
+        ("starts", np.array([0, 2], dtype=np.int32), "starts must be one-dimensional"),
         ("upper", np.ones(3), "upper must hold one entry per term"),
         ("k", 0, "k must be at least 1"),
         ("first", -1, "the passages must run from a first"),
@@ -107,7 +112,8 @@ def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> N
     good = {  # in the order `_kernels.top_k` takes them
         "docs": np.array([0, 4, 7], dtype=np.uint32),
         "tfs": np.ones(3, dtype=np.uint8),
-        "bounds": np.array([0, 2, 3], dtype=np.int64),
+        "starts": np.array([0, 2], dtype=np.int64),
+        "ends": np.array([2, 3], dtype=np.int64),
         "idfs": np.ones(2),
         "upper": np.ones(2),
         "lengths": np.zeros(10, dtype=np.uint32),
@@ -132,11 +138,11 @@ def test_read_only_scratch_is_refused() -> None:
     scores = np.zeros(10)
     scores.flags.writeable = False
     docs, tfs = np.array([1], dtype=np.uint32), np.ones(1, dtype=np.uint8)
-    bounds, one = np.array([0, 1], dtype=np.int64), np.ones(1)
+    starts, ends, one = np.array([0], dtype=np.int64), np.array([1], dtype=np.int64), np.ones(1)
     scoring = np.zeros(10, dtype=np.uint32), np.ones(256)
     with pytest.raises(ValueError, match="scores must be a writable"):
         kernels.top_k(
-            docs, tfs, bounds, one, one, scoring, 1, scores, np.zeros(10, bool),
+            docs, tfs, starts, ends, one, one, scoring, 1, scores, np.zeros(10, bool),
             np.empty(10, np.uint32),
         )  # fmt: skip
 
@@ -154,14 +160,51 @@ def test_blocks_and_targets_are_checked() -> None:
         kernels.top_k_blocks(**args, blocks=too_short)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="targets must be passage ids"):
         kernels.scores_of(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, field.scoring,
+            postings.docs, postings.tfs, postings.starts, postings.ends, postings.idf,
+            field.scoring,
             np.array([field.size], dtype=np.uint32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="out must have the length of targets"):
         _kernels.scores_of(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, *field.scoring,
+            postings.docs, postings.tfs, postings.starts, postings.ends, postings.idf,
+            *field.scoring,
             np.array([0, 1], dtype=np.uint32), np.zeros(1),
         )  # fmt: skip
+
+
+def test_postings_in_place_rank_as_copied_ones() -> None:
+    """The kernels read each term's postings where they lie (`starts`, `ends` into the field's
+    arrays: out of order, a term asked twice, an empty one) and rank and score them as the
+    same postings copied one after the other, bit for bit, over all passages and by halves."""
+    field = _field(n_docs=3000, seed=11)
+    rng = random.Random(12)
+    for _ in range(40):
+        words = [f"w{rng.randint(1, 80)}" for _ in range(rng.randint(1, 6))]
+        words += [*rng.sample(words, 1), "nowhere"]
+        postings = field.gather(words)
+        assert postings.docs is field.docs  # in place: the field's own array
+        starts, ends = postings.starts, postings.ends
+        copied = np.concatenate([postings.docs[a:b] for a, b in zip(starts, ends, strict=True)])
+        tfs = np.concatenate([postings.tfs[a:b] for a, b in zip(starts, ends, strict=True)])
+        bounds = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+        in_place, apart = _arguments(field, words), _arguments(field, words)
+        apart.update(docs=copied, tfs=tfs, starts=bounds[:-1], ends=bounds[1:])
+        saved = field.blocks(postings.terms)
+        assert saved is not None
+        blocks = (*saved, 128, field.params.b, field.avgdl, True)
+        for passages in (None, (0, 1500), (1500, 3000)):
+            got, want = (
+                kernels.top_k_blocks(**args, blocks=blocks, passages=passages)  # type: ignore[arg-type]
+                for args in (in_place, apart)
+            )
+            assert got[0].tolist() == want[0].tolist()
+            assert got[1].tobytes() == want[1].tobytes()
+        targets = np.arange(0, 3000, 3, dtype=np.uint32)
+        one = kernels.scores_of(postings.docs, postings.tfs, starts, ends, postings.idf,
+                                field.scoring, targets)  # fmt: skip
+        other = kernels.scores_of(copied, tfs, bounds[:-1], bounds[1:], postings.idf,
+                                  field.scoring, targets)  # fmt: skip
+        assert one.tobytes() == other.tobytes() and one.any()
 
 
 def test_threads_score_at_once_and_agree() -> None:
@@ -192,7 +235,8 @@ def test_scores_of_sums_each_passage_in_term_order() -> None:
     docs, tfs = np.array([5, 9], dtype=np.uint32), np.array([2, 1], dtype=np.uint8)
     docs = np.concatenate([postings.docs, docs[:1]])  # a term of a single posting
     tfs = np.concatenate([postings.tfs, tfs[:1]])
-    bounds = np.concatenate([postings.bounds, [len(docs), len(docs)]])  # and an empty one
+    starts = np.concatenate([postings.starts, [len(docs) - 1, len(docs)]])  # and an empty one
+    ends = np.concatenate([postings.ends, [len(docs), len(docs)]])
     idfs = np.concatenate([postings.idf, [1.25, 0.5]])
     targets = np.array([*range(0, 3000, 7), 5, 5, 2999], dtype=np.uint32)
     k1, norm = field.params.k1, field.norm
@@ -200,12 +244,12 @@ def test_scores_of_sums_each_passage_in_term_order() -> None:
     for d in targets.tolist():
         total = 0.0
         for t in range(len(idfs)):
-            where = np.flatnonzero(docs[bounds[t] : bounds[t + 1]] == d)
+            where = np.flatnonzero(docs[starts[t] : ends[t]] == d)
             if len(where):
-                tf = float(tfs[bounds[t] + where[0]])
+                tf = float(tfs[starts[t] + where[0]])
                 total += float(idfs[t]) * (tf * (k1 + 1) / (tf + float(norm[d])))
         expected.append(total)
-    found = kernels.scores_of(docs, tfs, bounds, idfs, field.scoring, targets)
+    found = kernels.scores_of(docs, tfs, starts, ends, idfs, field.scoring, targets)
     assert found.tolist() == expected
     assert found[targets.tolist().index(5)] > 0
 

@@ -11,6 +11,7 @@ import pytest
 
 from bot.engine import open_searcher
 from bot.settings import Settings
+from retrieval import index as index_module
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.ids import PassageKey, file_key
 from retrieval.index import Field, FieldArrays, NpyColumn
@@ -162,9 +163,69 @@ def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
         NpyColumn(tmp_path / "fortran.npy")
 
 
+def _rss_file_kb() -> int:
+    """This process's resident pages of mapped files (kB), from /proc/self/status."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in lines if line.startswith("RssFile:")).split()[1])
+
+
+def test_npy_column_maps_rows_and_drops_their_pages(tmp_path: Path) -> None:
+    """A column read in place is the saved array; its touched pages count towards resident
+    memory until `drop`, after which they are gone from it and the rows read the same."""
+    values = np.arange(4 << 20, dtype=np.uint32)  # 16 MB
+    np.save(tmp_path / "docs.npy", values)
+    column = NpyColumn(tmp_path / "docs.npy")
+    mapped = column.mapped()
+    assert column.mapped() is mapped and not mapped.flags.writeable
+    before = _rss_file_kb()
+    assert np.array_equal(mapped, values)  # every page touched
+    touched = _rss_file_kb() - before
+    assert touched > 12_000
+    column.drop()
+    assert _rss_file_kb() < before + touched // 4
+    assert np.array_equal(mapped[::4096], values[::4096])  # read again from the OS cache
+    np.save(tmp_path / "empty.npy", np.zeros(0, dtype=np.uint8))
+    empty = NpyColumn(tmp_path / "empty.npy")
+    assert len(empty.mapped()) == 0
+    empty.drop()
+
+
+def test_field_drops_its_mapped_postings_past_a_budget(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Questions' postings are read in place; once the postings asked for since the last drop
+    pass `DROP_AFTER` bytes, the field drops its mapped columns' pages, and ranks the same."""
+    root = tmp_path / "index"
+    tokenizer = Tokenizer()
+    build_index(archive, root, tokenizer)
+    field = open_index(root).fields["bigrams"]
+    query = Searcher(open_index(root), tokenizer).query("长江大桥全长多少米")
+    dropped: list[Path] = []
+    drop = NpyColumn.drop
+
+    def counted(column: NpyColumn) -> None:
+        dropped.append(column.path)
+        drop(column)
+
+    monkeypatch.setattr(NpyColumn, "drop", counted)
+    first = field.gather(query.bigrams)
+    size = int((first.ends - first.starts).sum()) * 5  # bytes: a uint32 id and a uint8 tf
+    assert size > 0 and isinstance(field.docs, NpyColumn)
+    assert first.docs is field.docs.mapped()  # in place: nothing copied
+    expected = [a.tolist() for a in field.top(first, 5)]
+    monkeypatch.setattr(index_module, "DROP_AFTER", 2 * size + size // 2)
+    field.gather(query.bigrams)  # two questions' postings: within the budget
+    assert dropped == []
+    field.gather(query.bigrams)  # three: past it
+    assert len(dropped) == 4  # docs, tfs and the two block arrays
+    assert [a.tolist() for a in field.top(field.gather(query.bigrams), 5)] == expected
+    assert len(dropped) == 4  # counted again from the third question's postings
+
+
 def test_blocks_read_for_a_query_equal_the_saved_ones(archive: Path, tmp_path: Path) -> None:
-    """An opened field reads a query's blocks by `pread` (the block arrays are not mapped): each
-    term's blocks are the saved ones, and its top k is that of the arrays loaded whole."""
+    """An opened field reads a query's blocks in place (the block arrays mapped, as the
+    postings): each term's blocks are the saved ones, and its top k is that of the arrays
+    loaded whole."""
     root = tmp_path / "index"
     tokenizer = Tokenizer()
     build_index(archive, root, tokenizer)

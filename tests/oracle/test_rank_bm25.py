@@ -10,8 +10,10 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 import retrieval.index
+import retrieval.live
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field, Postings
+from retrieval.live import LiveField
 from retrieval.search import Searcher
 
 
@@ -156,7 +158,7 @@ def test_block_max_top_k_equals_rank_bm25_and_plain_max_score(seed: int) -> None
             upper = np.full(len(terms), np.inf)
         scratch = np.zeros(field.size), np.zeros(field.size, bool), np.empty(field.size, np.uint32)
         plain = kernels.top_k(
-            postings.docs, postings.tfs, postings.bounds, field.idf[terms], upper,
+            postings.docs, postings.tfs, postings.starts, postings.ends, field.idf[terms], upper,
             field.scoring, k, *scratch,
         )  # fmt: skip
         assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
@@ -192,8 +194,8 @@ def test_top_of_a_range_of_passages_is_the_top_there(seed: int) -> None:
         np.testing.assert_allclose(scores, expected[inside[:k]], atol=1e-6)
         scratch = np.zeros(n), np.zeros(n, bool), np.empty(n, np.uint32)
         plain = kernels.top_k(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, postings.upper,
-            field.scoring, k, *scratch, (first, end),
+            postings.docs, postings.tfs, postings.starts, postings.ends, postings.idf,
+            postings.upper, field.scoring, k, *scratch, (first, end),
         )  # fmt: skip
         assert ids.tolist() == plain[0].tolist() and scores.tolist() == plain[1].tolist()
         whole = field.top(postings, k)
@@ -227,8 +229,8 @@ def test_halves_sharing_a_board_merge_to_the_whole_top(seed: int) -> None:
     def plain(postings: Postings, k: int, part: tuple[int, int], board: kernels.Board):
         scratch = np.zeros(n), np.zeros(n, bool), np.empty(n, np.uint32)
         return kernels.top_k(
-            postings.docs, postings.tfs, postings.bounds, postings.idf, postings.upper,
-            field.scoring, k, *scratch, part, board,
+            postings.docs, postings.tfs, postings.starts, postings.ends, postings.idf,
+            postings.upper, field.scoring, k, *scratch, part, board,
         )  # fmt: skip
 
     for _ in range(25):
@@ -302,28 +304,43 @@ def test_top_leaves_its_reused_scratch_clear(seed: int) -> None:
         np.testing.assert_allclose(scores, oracle.get_scores(query)[touched[:k]], atol=1e-6)
 
 
-def test_gather_reuses_one_buffer_per_thread_and_reads_each_query_whole() -> None:
-    """A query's postings land in the field's buffers for the thread (no fresh arrays per
-    query), and a smaller query after a larger one reads exactly its own postings."""
-    field = _field(_random_corpus(random.Random(11), n_docs=2000, vocab=60))
+def _live_halves(corpus: list[list[str]]) -> tuple[LiveField, Field]:
+    """A field of two segments (the corpus's halves, nothing deleted) and the whole one."""
+    params, half = BM25Params(), len(corpus) // 2
+    parts = [build_field(corpus[:half], params), build_field(corpus[half:], params)]
+    return LiveField(parts, [None, None], params), _field(corpus)
 
-    def assert_read_whole(postings: Postings) -> None:
-        for i, term in enumerate(postings.terms.tolist()):
-            got = postings.docs[postings.bounds[i] : postings.bounds[i + 1]]
-            assert got.tolist() == field.postings(term)[0].tolist()
+
+def test_a_saved_or_built_field_reads_postings_in_place() -> None:
+    """A field's `Postings` are its own arrays and each term's place in them: nothing copied."""
+    field = _field(_random_corpus(random.Random(10), n_docs=500, vocab=40))
+    postings = field.gather(["w3", "w1", "w3", "nowhere"])
+    assert postings.docs is field.docs and postings.tfs is field.tfs and len(postings) == 3
+    for i, term in enumerate(postings.terms.tolist()):
+        assert postings.of(i)[0].tolist() == field.postings(term)[0].tolist()
+
+
+def test_live_gather_reuses_one_buffer_per_thread_and_reads_each_query_whole() -> None:
+    """A field of segments copies a query's postings into its buffers for the thread (no
+    fresh arrays per query), and a smaller query after a larger one holds exactly its own."""
+    field, whole = _live_halves(_random_corpus(random.Random(11), n_docs=2000, vocab=60))
+
+    def assert_read_whole(postings: Postings, words: list[str]) -> None:
+        got = sorted(postings.of(i)[0].tolist() for i in range(len(postings)))
+        assert got == sorted(whole.postings(t)[0].tolist() for t in whole.term_ids(words))
 
     large = field.gather([f"w{i}" for i in range(10)])
     size = len(large.docs)
     small = field.gather(["w30", "w7"])
     assert np.shares_memory(large.docs, small.docs) and len(small.docs) < size
-    assert_read_whole(small)
+    assert_read_whole(small, ["w30", "w7"])
     elsewhere: list[Postings] = []
     worker = threading.Thread(target=lambda: elsewhere.append(field.gather(["w1", "w2"])))
     worker.start()
     worker.join()
     assert not np.shares_memory(elsewhere[0].docs, small.docs)
-    assert_read_whole(elsewhere[0])
-    assert_read_whole(small)  # the other thread's read left this thread's postings alone
+    assert_read_whole(elsewhere[0], ["w1", "w2"])
+    assert_read_whole(small, ["w30", "w7"])  # the other thread's read left this one's alone
 
 
 def test_a_query_larger_than_the_kept_buffers_gets_arrays_of_its_own(
@@ -331,15 +348,15 @@ def test_a_query_larger_than_the_kept_buffers_gets_arrays_of_its_own(
 ) -> None:
     """A thread keeps postings buffers only up to `KEPT_POSTINGS`: a rarer, larger query reads
     into arrays of its own (freed after it), whole, and leaves the kept buffer as it was."""
-    field = _field(_random_corpus(random.Random(12), n_docs=2000, vocab=60))
+    field, whole = _live_halves(_random_corpus(random.Random(12), n_docs=2000, vocab=60))
     small = field.gather(["w3"])
     kept = len(small.docs)
-    monkeypatch.setattr(retrieval.index, "KEPT_POSTINGS", 2 * kept)
-    large = field.gather([f"w{i}" for i in range(30)])
+    monkeypatch.setattr(retrieval.live, "KEPT_POSTINGS", 2 * kept)
+    words = [f"w{i}" for i in range(30)]
+    large = field.gather(words)
     assert len(large.docs) > 2 * kept and not np.shares_memory(large.docs, small.docs)
-    for i, term in enumerate(large.terms.tolist()):
-        got = large.docs[large.bounds[i] : large.bounds[i + 1]]
-        assert got.tolist() == field.postings(term)[0].tolist()
+    got = sorted(large.of(i)[0].tolist() for i in range(len(large)))
+    assert got == sorted(whole.postings(t)[0].tolist() for t in whole.term_ids(words))
     docs, _ = field._scratch.postings
     assert len(docs) <= 2 * kept
     assert np.shares_memory(field.gather(["w3"]).docs, docs)
