@@ -4,6 +4,8 @@ It takes any one-dimensional buffer of the right item type; callers go through
 `retrieval.kernels`, which passes numpy arrays.
 """
 
+from mmap import mmap
+
 from numpy import ndarray as Array
 
 def top_k(
@@ -84,3 +86,4 @@ def forest_sums(
     /,
 ) -> None: ...
 def span_f1(starts: Array, ends: Array, likely: Array, out: Array, /) -> None: ...
+def drop_pages(mapping: mmap, /) -> None: ...

@@ -198,9 +198,9 @@ class NpyColumn:
     def drop(self) -> None:
         """Unmap the mapping's pages from this process (they stay in the OS cache): its
         resident memory falls back, and the next reads map what they touch again. Safe while
-        other threads read the mapping."""
+        other threads read the mapping; holds no GIL meanwhile (`kernels.drop_pages`)."""
         if self._map is not None:
-            self._map.madvise(mmap.MADV_DONTNEED)
+            kernels.drop_pages(self._map)
 
     def read_into(self, start: int, out: np.ndarray) -> None:
         """Read `len(out)` rows from `start` straight into `out` (no intermediate copy)."""
@@ -365,6 +365,7 @@ class Field:
         self.words = StringTable(arrays.terms, arrays.term_offsets) if has_words else None
         self._drop_lock = threading.Lock()
         self._since_drop = 0  # bytes of postings asked for since the mapped pages were dropped
+        self._drop_due = False  # whether they are to be dropped (`drop_pages`)
         self._word_ids: dict[str, int] = {}  # word → term id (-1: not in the vocabulary)
 
     @property
@@ -417,8 +418,10 @@ class Field:
         Nothing is read ahead: the kernels read the field's mapped arrays where each term's
         postings lie, and pruning leaves most of a question's postings untouched (at a million
         passages they read about a quarter of them; copying them all in took longer than
-        ranking, RESULTS.md "Issue 15, eighth pass"). The pages touched are handed back to the
-        OS cache once the postings asked for since the last time pass `DROP_AFTER` bytes.
+        ranking, RESULTS.md "Issue 15, eighth pass"). Once the postings asked for pass
+        `DROP_AFTER` bytes, the pages touched are due to be handed back to the OS cache
+        (`drop_pages`: the searcher has its helper thread do it after the question; one not
+        taken by the next `gather` is taken there).
         """
         terms = self.term_ids(tokens)
         terms.sort(key=lambda t: -self.upper[t])  # MaxScore wants the strongest terms first
@@ -429,17 +432,30 @@ class Field:
         self._exposed(int((ends - starts).sum()) * (docs.itemsize + tfs.itemsize))
         return Postings(ids, docs, tfs, starts, ends, self.idf[ids], self.upper[ids], blocks)
 
-    def _exposed(self, size: int) -> None:
-        """Count `size` bytes of postings a question may touch; past `DROP_AFTER`, drop the
-        mapped pages (`NpyColumn.drop`) so that resident memory stays bounded."""
+    @property
+    def pages_due(self) -> bool:
+        """Whether the mapped postings' pages are due to be dropped (`drop_pages`)."""
+        return self._drop_due
+
+    def drop_pages(self) -> None:
+        """Drop the mapped postings' and blocks' pages from the process if due (`gather`)."""
         with self._drop_lock:
+            due, self._drop_due = self._drop_due, False
+        if due:
+            for column in (self.docs, self.tfs, self.block_max_tf, self.block_min_len):
+                if isinstance(column, NpyColumn):
+                    column.drop()
+
+    def _exposed(self, size: int) -> None:
+        """Count `size` bytes of postings a question may touch: past `DROP_AFTER`, the mapped
+        pages are due to be dropped. A drop still due from an earlier question is taken now."""
+        with self._drop_lock:
+            late = self._drop_due
             self._since_drop += size
-            if self._since_drop <= DROP_AFTER:
-                return
-            self._since_drop = size
-        for column in (self.docs, self.tfs, self.block_max_tf, self.block_min_len):
-            if isinstance(column, NpyColumn):
-                column.drop()
+            if self._since_drop > DROP_AFTER:
+                self._since_drop, self._drop_due = 0, True
+        if late:
+            self.drop_pages()
 
     def read(self, start: int, docs: np.ndarray, tfs: np.ndarray) -> None:
         """Read `len(docs)` postings from position `start` into `docs` and `tfs`."""

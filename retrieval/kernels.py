@@ -25,6 +25,7 @@ laid out by `Forest`.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +136,12 @@ def scores_of(
     out = np.zeros(len(targets))
     _kernels.scores_of(docs, tfs, starts, ends, idfs, *scoring, targets, out)
     return out
+
+
+def drop_pages(mapping: mmap.mmap) -> None:
+    """Unmap a read-only file mapping's pages from the process (they stay in the OS cache),
+    without holding the GIL (Python's `mmap.madvise` holds it)."""
+    _kernels.drop_pages(mapping)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ class Searcher:
         """`candidates` on one index: read once, a switch meanwhile leaves a search on it."""
         dated = query.dates is not None and self.date_weight > 0
         ids, fields = self._field_scores(index, query, depth, prune=not dated)
+        _drop_pages_later([index.fields[name] for name in FIELDS])
         fused = sum(
             (self._weight(name) * scores for name, scores in fields.items()), np.zeros(len(ids))
         )
@@ -305,6 +306,19 @@ def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
         (field, postings(i), *_best_of(lowers[i], uppers[i].result(), depth))
         for i, field in enumerate(fields)
     ]
+
+
+def _drop_pages_later(fields: Sequence[Field]) -> None:
+    """Have this thread's helper drop the fields' mapped postings pages that are due
+    (`Field.drop_pages`): it is idle while this thread fuses the ranking and reads the
+    passages. Without a helper (below `SPLIT_FROM` passages) they are dropped here."""
+    pool: ThreadPoolExecutor | None = getattr(_HELPER, "pool", None)
+    for field in fields:
+        if field.pages_due:
+            if pool is None:
+                field.drop_pages()
+            else:
+                pool.submit(field.drop_pages)
 
 
 def _best_of(

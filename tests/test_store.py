@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from bot.engine import open_searcher
 from bot.settings import Settings
 from retrieval import index as index_module
+from retrieval import search as search_module
 from retrieval.errors import ArchiveError, IndexCorruptError, IndexMissingError
 from retrieval.ids import PassageKey, file_key
 from retrieval.index import Field, FieldArrays, NpyColumn
@@ -193,18 +195,23 @@ def test_npy_column_maps_rows_and_drops_their_pages(tmp_path: Path) -> None:
 def test_field_drops_its_mapped_postings_past_a_budget(
     archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Questions' postings are read in place; once the postings asked for since the last drop
-    pass `DROP_AFTER` bytes, the field drops its mapped columns' pages, and ranks the same."""
+    """Questions' postings are read in place; once the postings asked for pass `DROP_AFTER`
+    bytes, the mapped columns' pages are due to be dropped: by `drop_pages` (the searcher's
+    helper), else by the next `gather`. Ranking is the same throughout; a searcher whose
+    passages are split between two threads has its helper drop them after the question."""
     root = tmp_path / "index"
     tokenizer = Tokenizer()
     build_index(archive, root, tokenizer)
-    field = open_index(root).fields["bigrams"]
-    query = Searcher(open_index(root), tokenizer).query("长江大桥全长多少米")
+    searcher = Searcher(open_index(root), tokenizer)
+    field = searcher.index.fields["bigrams"]
+    query = searcher.query("长江大桥全长多少米")
     dropped: list[Path] = []
+    threads: list[str] = []  # where each drop ran
     drop = NpyColumn.drop
 
     def counted(column: NpyColumn) -> None:
         dropped.append(column.path)
+        threads.append(threading.current_thread().name)
         drop(column)
 
     monkeypatch.setattr(NpyColumn, "drop", counted)
@@ -215,11 +222,28 @@ def test_field_drops_its_mapped_postings_past_a_budget(
     expected = [a.tolist() for a in field.top(first, 5)]
     monkeypatch.setattr(index_module, "DROP_AFTER", 2 * size + size // 2)
     field.gather(query.bigrams)  # two questions' postings: within the budget
-    assert dropped == []
+    assert not field.pages_due
     field.gather(query.bigrams)  # three: past it
-    assert len(dropped) == 4  # docs, tfs and the two block arrays
-    assert [a.tolist() for a in field.top(field.gather(query.bigrams), 5)] == expected
-    assert len(dropped) == 4  # counted again from the third question's postings
+    assert field.pages_due and dropped == []
+    field.drop_pages()
+    assert len(dropped) == 4 and not field.pages_due  # docs, tfs and the two block arrays
+    field.drop_pages()
+    assert len(dropped) == 4  # nothing more was due
+    for _ in range(3):
+        assert [a.tolist() for a in field.top(field.gather(query.bigrams), 5)] == expected
+    assert field.pages_due and len(dropped) == 4
+    field.gather(query.bigrams)  # a drop left due is taken by the next question
+    assert len(dropped) == 8 and not field.pages_due
+    monkeypatch.setattr(search_module, "SPLIT_FROM", 0)  # rank halves on two threads
+    monkeypatch.setattr(index_module, "DROP_AFTER", 0)  # every question's pages due
+    field.drop_pages()
+    before = len(dropped)
+    for _ in range(3):
+        assert searcher.search(query, top_k=3)
+        search_module._HELPER.pool.submit(lambda: None).result()  # its jobs run in order
+        assert not field.pages_due
+    helper = [thread for thread in threads[before:] if thread.startswith("field")]
+    assert len(helper) == 3 * 8  # both fields' four columns, each question, on the helper
 
 
 def test_blocks_read_for_a_query_equal_the_saved_ones(archive: Path, tmp_path: Path) -> None:
