@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import mmap
 import random
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,3 +438,22 @@ def test_forest_sums_checks_the_rows() -> None:
         _kernels.forest_sums(np.zeros(5), 2, *arrays, np.zeros(3))
     with pytest.raises(ValueError, match="n_features must be positive"):
         _kernels.forest_sums(np.zeros(0), 0, *arrays, np.zeros(0))
+
+
+def test_drop_pages_takes_only_a_read_only_file_mapping(tmp_path: Path) -> None:
+    """Dropping pages of the process's own memory would zero it: anything but a read-only
+    mmap.mmap is refused, and a dropped mapping reads the file's bytes again."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        assert m[:3] == bytes([0, 1, 2])
+        kernels.drop_pages(m)
+        assert m[:] == path.read_bytes()
+    with pytest.raises(TypeError, match="mmap"):
+        _kernels.drop_pages(bytearray(4096))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="mmap"):
+        _kernels.drop_pages(np.zeros(4096, np.uint8))  # type: ignore[arg-type]
+    with path.open("r+b") as handle, mmap.mmap(handle.fileno(), 0) as writable:
+        with pytest.raises(ValueError, match="read-only"):
+            _kernels.drop_pages(writable)
+        assert writable[:3] == bytes([0, 1, 2])
