@@ -1,11 +1,12 @@
 """Pipeline step "BM25 index → ranked passages": the `Searcher` that front ends call.
 
 A question is worked out once into a `Query` (folded, expanded with synonyms, tokenized like the
-passages) and scored on two fields: jieba words and character bigrams. Each field reads the
-query's postings once (`Field.gather` → `Postings`) for both its own best passages and the
-exact scores of the fused candidates. Each field's scores are divided by the query's best score
-in that field and the two are summed with a weight, so a passage that matches the words well
-and the characters well wins, and OCR-split or unknown words still count through the bigrams.
+passages) and scored on two fields: jieba words and character bigrams. Each field finds the
+query's postings once (`Field.gather` → `Postings`, read in place) for both its own best
+passages and the exact scores of the fused candidates. Each field's scores are divided by the
+query's best score in that field and the two are summed with a weight, so a passage that
+matches the words well and the characters well wins, and OCR-split or unknown words still count
+through the bigrams.
 Near-duplicate passages (the same text repeated on a page) are shown once. A question that
 names a year, month or day (`Query.dates`) re-ranks the whole fused candidate pool by page date
 (`dates.prefer_dates`) before any page is cut from it, so every page of the answer agrees.
@@ -216,7 +217,7 @@ class Searcher:
         Each field contributes its best `FIELD_DEPTH` (or more) passages; the union is then
         scored exactly in both fields — except, with `prune`, the candidates whose fused score
         cannot reach the `_shown_from(wanted)` best (see `_reachable`), which are left out. A
-        field reads the query's postings once for both steps.
+        field finds the query's postings once for both steps.
         """
         depth = max(FIELD_DEPTH, 4 * wanted)
         terms: dict[str, tuple[str, ...] | np.ndarray] = {
@@ -267,8 +268,8 @@ def _field_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
 
 
 def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_FieldTop]:
-    """`_field_tops` on both cores: this thread reads the first field's postings and ranks the
-    lower half of the passages in every field, its helper reads the other fields' postings and
+    """`_field_tops` on both cores: this thread gathers the first field's postings and ranks
+    the lower half of the passages in every field, its helper gathers the other fields' and
     ranks the upper half; each field's top is the best of its halves' tops. The two calls
     ranking a field's halves share a board (`kernels.top_k`): each cuts with the k-th best of
     both halves' best so far, nearer the k-th best of all than its own half's.
@@ -277,9 +278,9 @@ def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
     it, and a passage among the best of all is among the best of its half. Splitting the
     passages rather than the fields keeps both cores busy when one field holds most of a
     question's postings (the slowest questions), and each core's scratch touches half as much
-    memory. The reads and kernels hold no GIL. Each searching thread has a helper of its own:
-    postings are read into buffers kept per thread (`Field.gather`), and the helper reads the
-    next question's only once this thread has merged this question's tops.
+    memory. The kernels hold no GIL. Each searching thread has a helper of its own: a field of
+    segments copies postings into buffers kept per thread (`live.LiveField.gather`), and the
+    helper gathers the next question's only once this thread has merged this question's tops.
     """
     pool: ThreadPoolExecutor | None = getattr(_HELPER, "pool", None)
     if pool is None:
@@ -297,7 +298,7 @@ def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
         size = fields[i].size
         return fields[i].top(postings(i), depth, (size // 2, size), (boards[i], 1))
 
-    # The helper runs its jobs in order: its reads are done before it ranks.
+    # The helper runs its jobs in order: its gathers are done before it ranks.
     uppers = [pool.submit(upper, i) for i in range(len(fields))]
     lowers = [
         f.top(postings(i), depth, (0, f.size // 2), (boards[i], 0)) for i, f in enumerate(fields)
