@@ -177,6 +177,29 @@ def test_ask_imports_only_what_it_needs(seed_settings: Settings, seed_searcher: 
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc")
+def test_the_retrieval_library_alone_starts_no_blas_threads() -> None:
+    """Importing `retrieval` without `bot` (the benchmarks, a program embedding it) before
+    numpy caps OpenBLAS at one thread too, as the bot runs; a thread count in the environment
+    is kept."""
+    status = "open('/proc/self/status').read().split()"
+    script = (
+        "import threading, retrieval.search, numpy; numpy.ones((64, 64)) @ numpy.ones((64, 64));"
+        f"s = {status}; print(int(s[s.index('Threads:') + 1]) - threading.active_count())"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+
+    def extra_threads(**env: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True,
+            env={**environ, **env}, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert extra_threads() == "0"
+    assert extra_threads(OPENBLAS_NUM_THREADS="2") == "1"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc")
 def test_ask_starts_no_blas_threads_unless_asked(
     seed_settings: Settings, seed_searcher: Searcher
 ) -> None:
