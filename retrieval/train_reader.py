@@ -15,6 +15,11 @@ scipy's L-BFGS, deterministic, no random seed needed); the span model is boosted
 written as JSON into the package (`retrieval/reader_weights.json`), where `retrieval.reader`
 scores them with numpy and the package's C extension. Needs the `train` extra (scipy,
 lightgbm): `pip install -e '.[train]'`.
+
+The committed weights are this command's output byte for byte with OpenBLAS on one thread,
+`retrieval`'s default: with more threads its sums run in another order and the sentence model's
+last digits differ (two threads, the default of this 2-core machine before, gave the previous
+weights); a thread count set in the environment is kept, and said.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import pickle
 import re
 import sys
@@ -372,6 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.05, help="span confidence needed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        log.warning(
+            "OPENBLAS_NUM_THREADS is %s: the committed weights were trained with 1, and the "
+            "sentence model's last digits may differ",
+            os.environ.get("OPENBLAS_NUM_THREADS"),
+        )
     drop = [name for group in filter(None, args.drop.split(",")) for name in group_names(group)]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="train-reader-") as temp:
