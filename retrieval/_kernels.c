@@ -24,6 +24,13 @@
 #include <unistd.h>
 
 #define MAX_VIEWS 20
+/* The reader's span table (reader.py): text columns a span, length bins, segment flags read
+ * from a span's segments and neighbours, bracket pairs; and where its edges' text starts. */
+#define SPAN_TEXT 13
+#define SPAN_LEFT 8
+#define SPAN_LENGTH_BINS 8
+#define SPAN_FLAGS 9
+#define SPAN_PAIRS 8
 /* Postings (or candidates) ahead whose scratch entries a loop asks the CPU to fetch early: at
  * a million passages the scratch arrays outgrow the caches and each random access would wait
  * on memory in turn (RESULTS.md, "1M passages, the tail and the whole path"). */
@@ -1000,6 +1007,308 @@ static PyObject *span_f1(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --- The reader's span columns (retrieval/reader.py `span_table`) ----------------------- */
+
+/* Where each value goes, in the order of reader.py's `_SPAN_LAYOUT`: table columns, then the
+ * constants the columns are worked out with. */
+enum {
+    L_FIT, L_ASKS_NONE, L_LEFT, L_RIGHT, L_BOTH, L_NEAR, L_LOG_DISTANCE, L_ANY_BOTH,
+    L_FIT_NEAR, L_FIT_CONTEXT, L_NOUN_CONTEXT, L_IN_QUESTION, L_LOG_CHARS, L_SHARE,
+    L_PUNCT_AFTER, L_PUNCT_BEFORE, L_START, L_END, L_OPEN_LENGTH, L_STARTS_RUN, L_ENDS_RUN,
+    L_WHOLE_RUN, L_JOINS, L_EXPLAINS_JOINS, L_EXPLAINS_LENGTH, L_UNBALANCED,
+    L_HOLE_LOGS, /* 6: the hole word, side words and bigrams before the span, then after */
+    L_HOLE_CLOSE = L_HOLE_LOGS + 6, /* 6, the same rows */
+    L_HOLE_BOTH = L_HOLE_CLOSE + 6, /* 3 */
+    L_IN_HOLE = L_HOLE_BOTH + 3, L_FIT_HOLE, L_FIT_GRAM, L_NONE_GRAM,
+    L_HEAD_TAIL, L_HEAD_MORE, L_HEAD_FIRST, L_GRAM_INSIDE, L_GRAM_SHARE,
+    L_LENGTH, /* one column a length bin after the first */
+    L_SEGMENTS = L_LENGTH + SPAN_LENGTH_BINS - 1, L_UNTAGGED,
+    L_NAMES, /* 3: person, place, org */
+    L_FLAG_COLUMNS = L_NAMES + 3, /* SPAN_FLAGS columns */
+    L_FLAG_WHERE = L_FLAG_COLUMNS + SPAN_FLAGS, /* each one's segment: before, first, last, after */
+    L_FLAG_BITS = L_FLAG_WHERE + SPAN_FLAGS, /* and its flag bit */
+    L_NAME_BITS = L_FLAG_BITS + SPAN_FLAGS, /* 3 */
+    L_TAGS_AT = L_NAME_BITS + 3, L_TAG_CLASSES, L_CLASS_SHIFT, L_IS_NOUN,
+    L_TEXT_COLUMNS, /* SPAN_TEXT columns, where `text`'s go */
+    L_LENGTH_BINS = L_TEXT_COLUMNS + SPAN_TEXT, /* SPAN_LENGTH_BINS lowest lengths */
+    L_JOIN_CODES = L_LENGTH_BINS + SPAN_LENGTH_BINS, /* 4 code points that join clauses */
+    L_PAIRS = L_JOIN_CODES + 4, /* SPAN_PAIRS opening and closing code points */
+    L_FAR = L_PAIRS + 2 * SPAN_PAIRS, L_END_AT, L_ASKS_COLUMN, L_OPEN_QUESTION, L_EXPLAINS,
+    L_SIZE
+};
+
+/* Runs of positions: set i is places[bounds[i]..bounds[i + 1] - 1]. */
+enum { P_HOLE, P_GRAMS = P_HOLE + 6, P_SPOTS, P_SPOT_SIZES, P_SETS };
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Characters from each span edge back to the nearest mark at or before it (before), or on to
+ * the nearest at or after it; at most `far` (reader.py `_gaps`). `nearest`: n + 1 scratch. */
+static void edge_gaps(const int64_t *marks, int64_t n_marks, int64_t n, int before,
+                      const int64_t *edges, int64_t m, int64_t far, int64_t *nearest,
+                      int64_t *gaps) {
+    int64_t none = before ? -2 * far - n : 2 * far + n;
+    for (int64_t i = 0; i <= n; i++) nearest[i] = none;
+    for (int64_t j = 0; j < n_marks; j++) nearest[marks[j]] = marks[j];
+    if (before)
+        for (int64_t i = 1; i <= n; i++) nearest[i] = max64(nearest[i], nearest[i - 1]);
+    else
+        for (int64_t i = n - 1; i >= 0; i--) nearest[i] = min64(nearest[i], nearest[i + 1]);
+    for (int64_t r = 0; r < m; r++) {
+        int64_t e = edges[r];
+        gaps[r] = min64(before ? e - nearest[e] : nearest[e] - e, far);
+    }
+}
+
+PyDoc_STRVAR(span_columns_doc,
+             "span_columns(table, spans, in_question, text, segments, punct, settled, codes, "
+             "places, bounds, tails, logs, layout)\n--\n\n"
+             "Fills the span table's columns that need no span's own text (retrieval.reader "
+             "`span_table` says what each holds and how it is called).");
+
+static PyObject *span_columns(PyObject *module, PyObject *args) {
+    PyObject *table_obj, *spans_obj, *inq_obj, *text_obj, *seg_obj, *punct_obj, *settled_obj;
+    PyObject *codes_obj, *places_obj, *bounds_obj, *tails_obj, *logs_obj, *layout_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:span_columns", &table_obj, &spans_obj, &inq_obj,
+                          &text_obj, &seg_obj, &punct_obj, &settled_obj, &codes_obj, &places_obj,
+                          &bounds_obj, &tails_obj, &logs_obj, &layout_obj))
+        return NULL;
+    Views views = {.n = 0};
+    Py_ssize_t n_table, n_spans, n_inq, n_text, n_seg, n_punct, n_settled, n, n_places,
+        n_bounds, n_tails, n_logs, n_layout;
+    double *table = NULL;
+    const int64_t *spans = NULL, *segs = NULL, *places = NULL, *bounds = NULL, *tails = NULL;
+    const int64_t *L = NULL;
+    const double *inq = NULL, *text = NULL, *logs = NULL;
+    const uint8_t *punct = NULL, *settled = NULL;
+    const uint32_t *codes = NULL;
+    int ok = (table = view(&views, table_obj, "table", F64, 8, 1, &n_table)) &&
+             (spans = view(&views, spans_obj, "spans", I64, 8, 0, &n_spans)) &&
+             (inq = view(&views, inq_obj, "in_question", F64, 8, 0, &n_inq)) &&
+             (text = view(&views, text_obj, "text", F64, 8, 0, &n_text)) &&
+             (segs = view(&views, seg_obj, "segments", I64, 8, 0, &n_seg)) &&
+             (punct = view(&views, punct_obj, "punct", BOOL, 1, 0, &n_punct)) &&
+             (settled = view(&views, settled_obj, "settled", BOOL, 1, 0, &n_settled)) &&
+             (codes = view(&views, codes_obj, "codes", U32, 4, 0, &n)) &&
+             (places = view(&views, places_obj, "places", I64, 8, 0, &n_places)) &&
+             (bounds = view(&views, bounds_obj, "bounds", I64, 8, 0, &n_bounds)) &&
+             (tails = view(&views, tails_obj, "tails", I64, 8, 0, &n_tails)) &&
+             (logs = view(&views, logs_obj, "logs", F64, 8, 0, &n_logs)) &&
+             (L = view(&views, layout_obj, "layout", I64, 8, 0, &n_layout));
+    int64_t m = n_inq, width = 0, far = 0;
+    if (ok && n_layout != L_SIZE) ok = length_error("layout must hold every slot") == 0;
+    if (ok) {
+        far = L[L_FAR];
+        width = m ? n_table / m : 0;
+        if (n_spans != 4 * m || n_text != SPAN_TEXT * m || (m && n_table != width * m) ||
+            n_seg < 1 || n_punct != n + 2 || n_settled != n + 2 || n_bounds != P_SETS + 1 ||
+            n_tails != 2 * (n + 1) || far < 0 || n_logs <= (n > far ? n : far))
+            ok = length_error("span_columns: the arrays' lengths do not fit the spans, the "
+                              "sentence and the logs") == 0;
+    }
+    /* Every index the loops take is checked once here: a span within the sentence, its
+     * segments within the segments (or -1 and -1), places within their sets and the
+     * sentence, columns within the table. */
+    for (int64_t i = 0; ok && i < m; i++) {
+        int64_t s = spans[i], e = spans[m + i], f = spans[2 * m + i], l = spans[3 * m + i];
+        if (!(0 <= s && s < e && e <= n) ||
+            !((f == -1 && l == -1) || (0 <= f && f <= l && l < n_seg - 1)))
+            ok = length_error("span_columns: a span lies outside the sentence") == 0;
+    }
+    for (int64_t i = 0; ok && i < P_SETS; i++)
+        if (bounds[i] < 0 || bounds[i] > bounds[i + 1] || bounds[P_SETS] != n_places)
+            ok = length_error("span_columns: bounds must run through places") == 0;
+    if (ok && bounds[P_SPOT_SIZES + 1] - bounds[P_SPOT_SIZES] !=
+                  bounds[P_SPOTS + 1] - bounds[P_SPOTS])
+        ok = length_error("span_columns: every spot needs its size") == 0;
+    for (int64_t j = 0; ok && j < bounds[P_SPOTS]; j++)
+        if (places[j] < 0 || places[j] > n)
+            ok = length_error("span_columns: a place lies outside the sentence") == 0;
+    for (int64_t c = 0; ok && c < L_TAGS_AT; c++) {
+        if (c >= L_FLAG_WHERE && c < L_TAGS_AT) continue;
+        if (L[c] < 0 || L[c] >= width)
+            ok = length_error("span_columns: a column lies outside the table") == 0;
+    }
+    if (ok && (L[L_TAGS_AT] < 0 || L[L_TAGS_AT] + 4 * L[L_TAG_CLASSES] > width ||
+               L[L_IS_NOUN] < 0 || L[L_IS_NOUN] >= width || L[L_ASKS_COLUMN] >= width ||
+               L[L_CLASS_SHIFT] < 0 || L[L_CLASS_SHIFT] > 62))
+        ok = length_error("span_columns: a column lies outside the table") == 0;
+    for (int64_t c = 0; ok && c < SPAN_TEXT; c++)
+        if (L[L_TEXT_COLUMNS + c] < 0 || L[L_TEXT_COLUMNS + c] >= width)
+            ok = length_error("span_columns: a column lies outside the table") == 0;
+    for (int64_t c = 0; ok && c < SPAN_FLAGS; c++)
+        if (L[L_FLAG_WHERE + c] < 0 || L[L_FLAG_WHERE + c] > 3 || L[L_FLAG_BITS + c] < 0 ||
+            L[L_FLAG_BITS + c] > 62)
+            ok = length_error("span_columns: a segment flag is out of range") == 0;
+    for (int64_t k = 0; ok && k < 3; k++)
+        if (L[L_NAME_BITS + k] < 0 || L[L_NAME_BITS + k] > 62)
+            ok = length_error("span_columns: a segment flag is out of range") == 0;
+    int64_t *scratch = NULL;
+    if (ok) {
+        /* running counts (n + 1 each): joins, the question's bigram starts, one pair's
+         * openings and closings; the nearest marks; 6 gap rows of m */
+        scratch = malloc((size_t)(5 * (n + 1) + 6 * m + 1) * sizeof(int64_t));
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+            ok = 0;
+        }
+    }
+    if (ok) {
+        const int64_t *starts = spans, *ends = spans + m, *first = spans + 2 * m,
+                      *last = spans + 3 * m;
+        int64_t *joins = scratch, *grams = joins + (n + 1), *opens = grams + (n + 1),
+                *closes = opens + (n + 1), *nearest = closes + (n + 1), *gaps = nearest + (n + 1);
+        int64_t n_seg_real = n_seg - 1; /* the last entry stands for "no segment" */
+        Py_BEGIN_ALLOW_THREADS;
+        /* Segments (reader.py `_write_segments`): what a span's segments and their
+         * neighbours' tags and words say. */
+        int64_t shift = L[L_CLASS_SHIFT], classes = L[L_TAG_CLASSES];
+        for (int64_t i = 0; i < m; i++) {
+            double *row = table + i * width;
+            int64_t f = first[i], l = last[i], tagged = f >= 0;
+            int64_t size = tagged ? l - f + 1 : 0;
+            for (int64_t k = 0; k < 3; k++) {
+                int64_t all = tagged;
+                for (int64_t g = f; tagged && g <= l && all; g++)
+                    all = (segs[g] >> L[L_NAME_BITS + k]) & 1;
+                row[L[L_NAMES + k]] = (double)all;
+            }
+            int64_t around[4] = {tagged ? f - 1 : -1, f, l, tagged ? l + 1 : -1};
+            for (int64_t p = 0; p < 4; p++)
+                around[p] = around[p] < 0 || around[p] >= n_seg_real ? 0 : segs[around[p]];
+            for (int64_t c = 0; c < SPAN_FLAGS; c++)
+                row[L[L_FLAG_COLUMNS + c]] =
+                    (double)((around[L[L_FLAG_WHERE + c]] >> L[L_FLAG_BITS + c]) & 1);
+            row[L[L_SEGMENTS]] = (double)size;
+            row[L[L_UNTAGGED]] = (double)!tagged;
+            for (int64_t p = 0; p < 4; p++) {
+                int64_t c = around[p] >> shift;
+                if (c > 0 && c <= classes) row[L[L_TAGS_AT] + p * classes + c - 1] = 1.0;
+            }
+        }
+        /* Per-character runs: clause joins, the question's bigrams' starts. */
+        joins[0] = 0;
+        for (int64_t j = 0; j < n; j++) {
+            uint32_t c = codes[j];
+            int join = c == (uint32_t)L[L_JOIN_CODES] || c == (uint32_t)L[L_JOIN_CODES + 1] ||
+                       c == (uint32_t)L[L_JOIN_CODES + 2] || c == (uint32_t)L[L_JOIN_CODES + 3];
+            joins[j + 1] = joins[j] + join;
+        }
+        for (int64_t j = 0; j < n; j++) grams[j] = 0;
+        for (int64_t j = bounds[P_GRAMS]; j < bounds[P_GRAMS + 1]; j++)
+            if (places[j] < n) grams[places[j]] = 1;
+        for (int64_t j = 0, run = 0; j <= n; j++) {
+            int64_t flag = j < n ? grams[j] : 0;
+            grams[j] = run;
+            run += flag;
+        }
+        /* Hole gaps (reader.py `_write_hole`): rows 0-2 before the span, 3-5 after it. */
+        for (int64_t r = 0; r < 6; r++)
+            edge_gaps(places + bounds[P_HOLE + r], bounds[P_HOLE + r + 1] - bounds[P_HOLE + r],
+                      n, r < 3, r < 3 ? starts : ends, m, far, nearest, gaps + r * m);
+        const int64_t *spot = places + bounds[P_SPOTS], *spot_size = places + bounds[P_SPOT_SIZES];
+        int64_t n_spots = bounds[P_SPOTS + 1] - bounds[P_SPOTS];
+        double open = (double)L[L_OPEN_QUESTION], explains = (double)L[L_EXPLAINS];
+        for (int64_t i = 0; i < m; i++) {
+            double *row = table + i * width;
+            const double *t = text + i * SPAN_TEXT;
+            int64_t s = starts[i], e = ends[i], size = e - s;
+            for (int64_t c = 0; c < SPAN_TEXT; c++) row[L[L_TEXT_COLUMNS + c]] = t[c];
+            double fit = L[L_ASKS_COLUMN] >= 0 ? row[L[L_ASKS_COLUMN]] : 0.0;
+            int64_t distance = n;
+            for (int64_t j = 0; j < n_spots; j++) {
+                int64_t p = spot[j], end = p + spot_size[j];
+                if (p >= e || end <= s) {
+                    int64_t a = p - e < 0 ? e - p : p - e, b = s - end < 0 ? end - s : s - end;
+                    distance = min64(distance, min64(a, b));
+                }
+            }
+            double left = t[SPAN_LEFT], left_any = t[SPAN_LEFT + 1];
+            double right = t[SPAN_LEFT + 2], right_any = t[SPAN_LEFT + 3];
+            double any_side = left_any + right_any, log_chars = logs[size];
+            double join_log = logs[joins[e] - joins[s]];
+            int near = distance <= 1;
+            int settled_before = settled[s], settled_after = settled[e + 1];
+            row[L[L_FIT]] = fit;
+            row[L[L_ASKS_NONE]] = open;
+            row[L[L_LEFT]] = left / 6;
+            row[L[L_RIGHT]] = right / 6;
+            row[L[L_BOTH]] = (double)(left > 0 && right > 0);
+            row[L[L_NEAR]] = (double)near;
+            row[L[L_LOG_DISTANCE]] = logs[distance];
+            row[L[L_ANY_BOTH]] = left_any * right_any;
+            row[L[L_FIT_NEAR]] = (double)(fit > 0 && near);
+            row[L[L_FIT_CONTEXT]] = fit * any_side;
+            row[L[L_NOUN_CONTEXT]] = row[L[L_IS_NOUN]] * any_side;
+            row[L[L_IN_QUESTION]] = inq[i];
+            row[L[L_LOG_CHARS]] = log_chars;
+            row[L[L_SHARE]] = (double)size / (double)(n > 1 ? n : 1);
+            row[L[L_PUNCT_AFTER]] = (double)punct[e + 1];
+            row[L[L_PUNCT_BEFORE]] = (double)punct[s];
+            row[L[L_START]] = (double)(s == 0);
+            row[L[L_END]] = (double)(e >= L[L_END_AT]);
+            row[L[L_OPEN_LENGTH]] = open * log_chars;
+            row[L[L_STARTS_RUN]] = (double)settled_before;
+            row[L[L_ENDS_RUN]] = (double)settled_after;
+            row[L[L_WHOLE_RUN]] = (double)(settled_before && settled_after);
+            /* the hole */
+            int close[6];
+            for (int64_t r = 0; r < 6; r++) {
+                int64_t gap = gaps[r * m + i];
+                close[r] = gap <= 1;
+                row[L[L_HOLE_LOGS + r]] = logs[gap];
+                row[L[L_HOLE_CLOSE + r]] = (double)close[r];
+            }
+            for (int64_t r = 0; r < 3; r++)
+                row[L[L_HOLE_BOTH + r]] = (double)(close[r] && close[r + 3]);
+            row[L[L_IN_HOLE]] = (double)(gaps[i] < far && gaps[3 * m + i] < far);
+            row[L[L_FIT_HOLE]] = fit * (double)(close[0] || close[3]);
+            row[L[L_FIT_GRAM]] = fit * (double)(close[2] || close[5]);
+            row[L[L_NONE_GRAM]] = open * (double)(close[2] || close[5]);
+            row[L[L_JOINS]] = join_log;
+            row[L[L_EXPLAINS_JOINS]] = explains * join_log;
+            row[L[L_EXPLAINS_LENGTH]] = explains * log_chars;
+            /* the head (reader.py `_write_head`) */
+            int64_t tail = min64(tails[2 * e], size), named = min64(tails[2 * e + 1], size);
+            int64_t inside = grams[max64(e - 1, s)] - grams[s];
+            row[L[L_HEAD_TAIL]] = (double)tail / 4;
+            row[L[L_HEAD_MORE]] = (double)(tail > 0 && size > tail);
+            row[L[L_HEAD_FIRST]] = (double)(named > 0 && size > named);
+            row[L[L_GRAM_INSIDE]] = (double)(inside > 0);
+            row[L[L_GRAM_SHARE]] = (double)inside / (double)(size - 1 > 1 ? size - 1 : 1);
+            /* the length's bin: the last lowest length at or below it */
+            int64_t bin = -1;
+            for (int64_t b = 0; b < SPAN_LENGTH_BINS; b++)
+                if (L[L_LENGTH_BINS + b] <= size) bin = b;
+            for (int64_t b = 1; b < SPAN_LENGTH_BINS; b++)
+                row[L[L_LENGTH + b - 1]] = (double)(bin == b);
+            row[L[L_UNBALANCED]] = 0.0;
+        }
+        /* Brackets and quotes a span cuts (reader.py `_unbalanced`). */
+        for (int64_t p = 0; p < SPAN_PAIRS; p++) {
+            uint32_t opening = (uint32_t)L[L_PAIRS + 2 * p], closing = (uint32_t)L[L_PAIRS + 2 * p + 1];
+            opens[0] = closes[0] = 0;
+            for (int64_t j = 0; j < n; j++) {
+                opens[j + 1] = opens[j] + (codes[j] == opening);
+                closes[j + 1] = closes[j] + (codes[j] == closing);
+            }
+            if (opens[n] == 0 && closes[n] == 0) continue;
+            for (int64_t i = 0; i < m; i++) {
+                int64_t s = starts[i], e = ends[i];
+                int64_t o = opens[e] - opens[s], c = closes[e] - closes[s];
+                int odd = opening == closing ? o % 2 == 1 : o != c;
+                if (odd) table[i * width + L[L_UNBALANCED]] = 1.0;
+            }
+        }
+        Py_END_ALLOW_THREADS;
+    }
+    free(scratch);
+    release(&views);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"top_k", top_k, METH_VARARGS, top_k_doc},
     {"top_k_blocks", top_k_blocks, METH_VARARGS, top_k_blocks_doc},
@@ -1008,6 +1317,7 @@ static PyMethodDef methods[] = {
     {"block_bound", block_bound_py, METH_VARARGS, block_bound_doc},
     {"forest_sums", forest_sums, METH_VARARGS, forest_sums_doc},
     {"span_f1", span_f1, METH_VARARGS, span_f1_doc},
+    {"span_columns", span_columns, METH_VARARGS, span_columns_doc},
     {NULL, NULL, 0, NULL},
 };
 

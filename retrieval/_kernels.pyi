@@ -87,3 +87,19 @@ def forest_sums(
 ) -> None: ...
 def span_f1(starts: Array, ends: Array, likely: Array, out: Array, /) -> None: ...
 def drop_pages(mapping: mmap, /) -> None: ...
+def span_columns(
+    table: Array,
+    spans: Array,
+    in_question: Array,
+    text: Array,
+    segments: Array,
+    punct: Array,
+    settled: Array,
+    codes: Array,
+    places: Array,
+    bounds: Array,
+    tails: Array,
+    logs: Array,
+    layout: Array,
+    /,
+) -> None: ...

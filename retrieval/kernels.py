@@ -18,9 +18,11 @@ package is installed); this module gives them numpy arrays and makes room for th
 C in place of numba keeps LLVM out of the process (about 120 MB resident, and 0.6 s on a fresh
 process's first query) and keeps every score's bits: the sums run in the same order.
 
-`forest_sums` is the one loop of the next step, "ranked passages → answer": it takes the span
-candidates of the answer sentence through the reader's boosted trees (`retrieval.reader.Trees`),
-laid out by `Forest`.
+Three loops are the next step's, "ranked passages → answer": `span_columns` fills in the span
+candidates' feature table of the answer sentence (`retrieval.reader.span_table`; the numpy
+statement of the same columns, tests/span_numpy.py, is the oracle it is checked against bit for
+bit), `forest_sums` takes them through the reader's boosted trees (`retrieval.reader.Trees`),
+laid out by `Forest`, and `span_f1` compares the likeliest spans.
 """
 
 from __future__ import annotations
@@ -142,6 +144,36 @@ def drop_pages(mapping: mmap.mmap) -> None:
     """Unmap a read-only file mapping's pages from the process (they stay in the OS cache),
     without holding the GIL (Python's `mmap.madvise` holds it)."""
     _kernels.drop_pages(mapping)
+
+
+def span_columns(
+    table: np.ndarray,
+    spans: np.ndarray,
+    in_question: np.ndarray,
+    text: np.ndarray,
+    segments: np.ndarray,
+    punct: np.ndarray,
+    settled: np.ndarray,
+    codes: np.ndarray,
+    places: np.ndarray,
+    bounds: np.ndarray,
+    tails: np.ndarray,
+    logs: np.ndarray,
+    layout: np.ndarray,
+) -> None:
+    """Fill in a sentence's span table (spans × columns, zeroed) but for what `text` holds
+    already (`retrieval.reader.span_table` makes every argument): `spans` = starts, ends, first
+    and last segments (−1 for a span a pattern matched), one after the other; each span's
+    `in_question` share; `text`, spans × 13 (`reader._span_text_parts`); each segment's flags
+    and a 0 after them; per character, padded by one each side, whether it is punctuation and
+    whether it is "settled"; the code points; the question's `places` in the sentence by set
+    (`reader._places`); `tails` (`reader._tails`); log1p of 0 … n or more; `layout`
+    (`reader._layout`). Every index is checked before the loops run; a bad one is a
+    ValueError."""
+    _kernels.span_columns(
+        table.reshape(-1), spans, in_question, text.reshape(-1), segments, punct, settled,
+        codes, places, bounds, tails, logs, layout,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

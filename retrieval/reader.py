@@ -23,7 +23,8 @@ Each model scores one question's rows, and a softmax over them gives each row's 
 passage and sentence models are conditional logits; the span model's trees are ranked per
 question, `Trees`). `Reader.read` takes the pieces a search query holds (text, words, their idf,
 the candidates), so it can take them from any query object. Scoring is numpy over the JSON
-weights, the trees walked in the package's C extension; scipy and LightGBM only train.
+weights, the span table's columns filled in and the trees walked in the package's C extension;
+scipy and LightGBM only train.
 """
 
 from __future__ import annotations
@@ -788,9 +789,11 @@ def span_rows(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> li
 def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> SpanTable:
     """Feature rows of the candidate spans of a sentence.
 
-    Only what needs a span's own text (its kind of number, its unit) is worked out span by
-    span (`_span_text_part`); the rest comes from per-character and per-segment arrays of the
-    sentence, for all spans at once, written into the table a column group at a time.
+    Only what needs a span's own text (its kind of number, its unit, the question at its
+    edges) is worked out in Python (`_span_text_parts`); the rest comes from per-character and
+    per-segment arrays of the sentence and the places of the question's words in it, from
+    which the C loop `kernels.span_columns` fills in every span's columns in one pass (what
+    each column holds: `_span_layout`, `_places` and `_tails`).
     """
     normal = fold(sentence)
     tagged = _segments(normal, tokenizer)
@@ -822,8 +825,12 @@ def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> S
         np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
     )
     table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
-    _write_segments(table, tagged, first, last)
-    _write_spans(table, question, chars, starts, ends, in_question)
+    kernels.span_columns(
+        table, np.concatenate((starts, ends, first, last)), in_question,
+        _span_text_parts(question, chars, starts, ends), _segment_flags(tagged), chars.punct,
+        chars.settled, chars.codes, *_places(question, normal), _tails(question, normal, ends),
+        _log1p_table(len(normal)), _layout(question, normal),
+    )  # fmt: skip
     return SpanTable(starts, ends, table)
 
 
@@ -841,159 +848,11 @@ _SPAN_COLUMNS = names(SPAN_GROUPS)
 _COLUMN = {name: k for k, name in enumerate(_SPAN_COLUMNS)}
 
 
-def _columns(*columns: str) -> np.ndarray:
-    """The table's indices of the named columns."""
-    return np.array([_COLUMN[name] for name in columns])
-
-
-def _write_spans(
-    table: np.ndarray,
-    question: QuestionView,
-    chars: _Chars,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    in_question: np.ndarray,
-) -> None:
-    """Fill in the span rows' columns that the segments do not (`_write_segments`)."""
-    normal = chars.normal
-    n, sizes, after = len(normal), ends - starts, ends + 1
-    text = _span_text_parts(question, chars, starts, ends)
-    table[:, _TEXT_COLUMNS] = text
-    fit = table[:, _COLUMN[f"is_{question.asks}"]] if question.asks else np.zeros(len(starts))
-    spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
-    distance = np.full(len(starts), float(n))
-    if spots:
-        p, size = np.array(spots).T
-        outside = (p >= ends[:, None]) | (p + size <= starts[:, None])
-        gap = np.minimum(np.abs(p - ends[:, None]), np.abs(starts[:, None] - (p + size)))
-        distance = np.where(outside, gap, n).min(axis=1).astype(np.float64)
-    joined = _running(_flags(normal, _JOIN))
-    joins = np.log1p(joined[ends] - joined[starts])
-    left, left_any = text[:, _LEFT], text[:, _LEFT + 1]
-    right, right_any = text[:, _LEFT + 2], text[:, _LEFT + 3]
-    any_side = left_any + right_any
-    near = distance <= 1
-    open_question, explains = float(question.asks is None), float(question.explains)
-    log_chars = np.log1p(sizes)
-    settled_before, settled_after = chars.settled[starts], chars.settled[after]
-    table[:, _COLUMN["fit"]] = fit
-    table[:, _COLUMN["asks_none"]] = open_question
-    table[:, _SCALED_COLUMNS] = text[:, _SCALED_TEXT] / 6
-    table[:, _COLUMN["both"]] = (left > 0) & (right > 0)
-    table[:, _COLUMN["near"]] = near
-    table[:, _COLUMN["log_distance"]] = np.log1p(distance)
-    table[:, _COLUMN["any_both"]] = left_any * right_any
-    table[:, _COLUMN["fit_near"]] = (fit > 0) & near
-    table[:, _COLUMN["fit_context"]] = fit * any_side
-    table[:, _COLUMN["noun_context"]] = table[:, _COLUMN["is_noun"]] * any_side
-    table[:, _COLUMN["in_question"]] = in_question
-    table[:, _COLUMN["log_chars"]] = log_chars
-    table[:, _COLUMN["share"]] = sizes / max(n, 1)
-    table[:, _COLUMN["punct_after"]] = chars.punct[after]
-    table[:, _COLUMN["punct_before"]] = chars.punct[starts]
-    table[:, _COLUMN["start"]] = starts == 0
-    table[:, _COLUMN["end"]] = ends >= len(normal.rstrip("。！？!?；;…"))
-    table[:, _COLUMN["open_length"]] = open_question * log_chars
-    table[:, _COLUMN["starts_run"]] = settled_before
-    table[:, _COLUMN["ends_run"]] = settled_after
-    table[:, _COLUMN["whole_run"]] = settled_before & settled_after
-    _write_hole(table, question, normal, starts, ends, fit)
-    table[:, _COLUMN["joins"]] = joins
-    table[:, _COLUMN["explains_joins"]] = explains * joins
-    table[:, _COLUMN["explains_length"]] = explains * log_chars
-    _write_head(table, question, normal, starts, ends)
-    table[:, _COLUMN["unbalanced"]] = _unbalanced(chars.codes, starts, ends)
-    length_bin = np.searchsorted(_LENGTH_BINS, sizes, side="right") - 1
-    table[:, _LENGTH_COLUMNS] = length_bin[:, None] == _BIN_NUMBERS
-
-
-# Where `_span_text_parts`' columns go (the edges are scaled apart: `_SCALED_*`).
-_TEXT_COLUMNS = _columns(
+# Where `_span_text_parts`' columns go (the edges' lengths are scaled by 1/6 on the way).
+_TEXT_COLUMNS = (
     *(f"is_{kind}" for kind in ASK_KINDS[:6]), "is_title", "has_unit", "left", "left_any",
     "right", "right_any", "question_word",
 )  # fmt: skip
-_SCALED_COLUMNS = _columns("left", "right")
-_JOIN = re.compile("[" + "".join(_JOINS) + "]")
-_LENGTH_COLUMNS = _columns(*SPAN_GROUPS["length"])
-_BIN_NUMBERS = np.arange(1, len(_LENGTH_BINS))
-
-
-def _write_hole(
-    table: np.ndarray,
-    question: QuestionView,
-    normal: str,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    fit: np.ndarray,
-) -> None:
-    """The "hole" group: how close a span sits after the question's word before its question
-    word, and before its word after it (…由【村雨城】改编 for 由谁改编); the same for the
-    nearest of all the question's words on each side that the sentence holds (`side_*`), and
-    for the nearest of the bigrams of the six characters on each side (`gram_*`: 出任 is not
-    司职, but the question's 场上 is two characters before 中锋 however jieba cuts them),
-    next to the span or not, and × what is asked fits or × no kind is asked."""
-    gaps = np.concatenate((
-        _gaps(normal, ((question.hole_left,), question.before_wh, _grams(question.left)),
-              starts, before=True),
-        _gaps(normal, ((question.hole_right,), question.after_wh, _grams(question.right)),
-              ends, before=False),
-    ))  # fmt: skip
-    # Rows: the hole word, the side words and the bigrams, before the span, then after it.
-    close = gaps <= 1
-    either = close[:3] | close[3:]
-    table[:, _HOLE_LOGS] = np.log1p(gaps).T
-    table[:, _HOLE_CLOSE] = close.T
-    table[:, _HOLE_BOTH] = (close[:3] & close[3:]).T
-    table[:, _COLUMN["in_hole"]] = (gaps[0] < _FAR) & (gaps[3] < _FAR)
-    table[:, _COLUMN["fit_hole"]] = fit * either[0]
-    table[:, _COLUMN["fit_gram"]] = fit * either[2]
-    table[:, _COLUMN["none_gram"]] = float(question.asks is None) * either[2]
-
-
-# The hole group's columns of `_write_hole`'s rows (before: hole, side, gram; then after).
-_HOLE_LOGS = _columns(
-    "gap_left", "side_gap_left", "gram_gap_left", "gap_right", "side_gap_right", "gram_gap_right"
-)
-_HOLE_CLOSE = _columns(
-    "after_left", "side_after", "gram_after", "before_right", "side_before", "gram_before"
-)
-_HOLE_BOTH = _columns("fills_hole", "side_between", "gram_between")
-
-
-def _write_head(
-    table: np.ndarray, question: QuestionView, normal: str, starts: np.ndarray, ends: np.ndarray
-) -> None:
-    """The "head" group: how much of what follows the question word a span ends with
-    (多元化金融企业 for 是什么类型的企业), and whether it says more than that; the same for the
-    start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
-    of the span the question's bigrams cover."""
-    sizes = ends - starts
-    # Only spans ending on one of the question's characters can end with a piece of it.
-    ending = [e for e in set(ends.tolist()) if normal[e - 1] in question.right]
-    # What is asked for is named right after the question word, past a measure word: 郡 in
-    # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
-    noun = question.right.lstrip(_MEASURES)[:3]
-    tails = np.zeros((len(normal) + 1, 2), dtype=np.int64)  # by a span's end: tail, named
-    if ending:
-        tails[ending] = [
-            (_common_suffix(normal[max(e - 4, 0) : e], question.right),
-             _ends_with_start(normal[max(e - 3, 0) : e], noun))
-            for e in ending
-        ]  # fmt: skip
-    tail, named = np.minimum(tails[ends], sizes[:, None]).T
-    # The question's bigrams inside the span: an answer rarely repeats the question, and its
-    # single characters (的, 是) say less of that than its bigrams.
-    grams = np.zeros(len(normal), dtype=bool)
-    grams[_starts(normal, question.grams)] = True
-    at = _running(grams)
-    inside = at[np.maximum(ends - 1, starts)] - at[starts]
-    table[:, _COLUMN["head_tail"]] = tail / 4
-    table[:, _COLUMN["head_more"]] = (tail > 0) & (sizes > tail)
-    table[:, _COLUMN["head_first"]] = (named > 0) & (sizes > named)
-    table[:, _COLUMN["gram_inside"]] = inside > 0
-    table[:, _COLUMN["gram_share"]] = inside / np.maximum(sizes - 1, 1)
-
-
 _MEASURES = "一个种位座家部本条所支"
 
 
@@ -1007,29 +866,9 @@ def _grams(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
 
 
-_PAIRS = tuple(
-    (ord(pair[0]), ord(pair[1]))
-    for pair in ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
-)
-
-
-def _unbalanced(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Whether a span opens a bracket or quote it does not close, or closes one it did not
-    open (著《图雅的婚事, 族称为「远吠之神): a cut answer. `codes`: the sentence's code points."""
-    odd = np.zeros(len(starts), dtype=bool)
-    present = set(codes.tolist())
-    for opening, closing in _PAIRS:
-        if opening not in present and closing not in present:
-            continue
-        opens = _running(codes == opening)
-        if opening == closing:
-            odd |= (opens[ends] - opens[starts]) % 2 == 1
-            continue
-        closes = _running(codes == closing)
-        odd |= opens[ends] - opens[starts] != closes[ends] - closes[starts]
-    return odd
-
-
+# Brackets and quotes a span opens without closing them, or closes without opening them
+# (著《图雅的婚事, 族称为「远吠之神): a cut answer ("unbalanced").
+_PAIRS = ("《》", "「」", "『』", "“”", "()", "[]", "【】", '""')
 _FAR = 30  # characters: a question word further from the span tells nothing of it
 
 
@@ -1042,27 +881,6 @@ def _starts(text: str, words: Iterable[str]) -> list[int]:
             found.append(at)
             at = text.find(word, at + 1)
     return found
-
-
-def _gaps(
-    text: str, word_sets: Sequence[Sequence[str]], edges: np.ndarray, *, before: bool
-) -> np.ndarray:
-    """Per set of words, characters from each edge back to the end of the nearest occurrence
-    of any of them before it (`before`), or on to the start of the nearest after it; at most
-    `_FAR` (sets × edges)."""
-    n = len(text)
-    # Per position 0 … n: the nearest mark at or before it (after it), or one too far away.
-    marks = np.full((len(word_sets), n + 1), -2 * _FAR - n if before else 2 * _FAR + n)
-    for row, words in zip(marks, word_sets, strict=True):
-        at = [a + len(w) if before else a for w in words for a in _starts(text, (w,))]
-        row[at] = at
-    if before:
-        nearest = np.maximum.accumulate(marks, axis=1)
-        gaps = edges - nearest[:, edges]
-    else:
-        nearest = np.minimum.accumulate(marks[:, ::-1], axis=1)[:, ::-1]
-        gaps = nearest[:, edges] - edges
-    return np.minimum(gaps, _FAR).astype(np.float64)
 
 
 # A segment's flags: bits of one int, with its tag class + 1 above them (0: none).
@@ -1091,6 +909,14 @@ def _tag_flags(tag: str) -> int:
     return sum(flag << bit for bit, flag in enumerate(flags)) | class_bits
 
 
+def _segment_flags(tagged: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Each segment's flags (its tag's, and 是, 为, 的 and · by their word), then a 0 for
+    "no segment" (before the first or after the last)."""
+    return np.array(
+        [*(_tag_flags(tag) | _WORD_FLAGS.get(word, 0) for word, tag in tagged), 0], dtype=np.int64
+    )
+
+
 # Where each segment column reads: the segment before the span (0), its first (1), its last
 # (2) or the one after it (3), and which flag.
 _SEGMENT_FLAG_COLUMNS = {
@@ -1099,40 +925,121 @@ _SEGMENT_FLAG_COLUMNS = {
     "name_before": (0, _NAME_PART), "name_after": (3, _NAME_PART),
     "function_first": (1, _FUNCTION), "function_last": (2, _LINK),
 }  # fmt: skip
-_FLAG_TARGETS = np.array([_COLUMN[name] for name in _SEGMENT_FLAG_COLUMNS])
-_FLAG_WHERE = np.array([where for where, _ in _SEGMENT_FLAG_COLUMNS.values()])
-_FLAG_BITS = np.array([bit for _, bit in _SEGMENT_FLAG_COLUMNS.values()])[:, None]
-_NAME_BITS = np.array([_NR, _NS, _NT])
-_NAME_COLUMNS = _columns("is_person", "is_place", "is_org")
-_TAGS_AT = _COLUMN[SPAN_GROUPS["tags"][0]]
 
 
-def _write_segments(
-    table: np.ndarray, tagged: Sequence[tuple[str, str]], first: np.ndarray, last: np.ndarray
-) -> None:
-    """Fill in what spans' segments and their neighbours say (0 for matched spans, first −1):
-    names, noun/verb ends, the segment count, the boundary and run flags, and the tag class
-    before, first, last and after (one-hot)."""
-    # The last entry stands for "no segment": index −1 before the first, len after the last.
-    # A segment's word sets a flag for 是, 为, 的 and ·, its tag all the others.
-    flags = np.array(
-        [*(_tag_flags(tag) | _WORD_FLAGS.get(word, 0) for word, tag in tagged), 0], dtype=np.int64
+def _span_layout() -> np.ndarray:
+    """What `kernels.span_columns` writes where, in the order of its C `enum` (L_*): the
+    columns it fills, then the constants it works them out with. A question's own values (the
+    last four) are set by `_layout`.
+
+    Per span: `fit` (× `asks_none`, whether the span is of the kind asked for), the question's
+    words at its `left` and `right` edges (/6, and whether `both`), `near` (≤ 1 character from
+    the nearest question word the sentence holds, and `log_distance` to it), the crossings of
+    these, the share of its characters in the question (`in_question`), its length
+    (`log_chars`, `share` of the sentence, one-hot `chars_*` bins), punctuation at its sides,
+    whether it `start`s or `end`s the sentence, whether its sides are "settled" (punctuation or
+    the question's characters: `starts_run`, `ends_run`, `whole_run`), the clause joins
+    (，；) inside it (`joins`, log), the `hole` group (characters from its start back to the
+    question's word before its question word, its side words and its bigrams, and from its end
+    on to those after it: `gap_*` log, `*_after`/`*_before` ≤ 1, `*_between` both, `in_hole`
+    both under `_FAR`; × fit, × no kind asked), the `head` group (`_tails`; the question's
+    bigrams inside the span), `unbalanced`, and what its segments say (`_SEGMENT_FLAG_COLUMNS`,
+    whether all are names of a kind, their count, `untagged` for a span a pattern matched, the
+    tag classes before, first, last and after, one-hot)."""
+    col = _COLUMN
+    columns = (
+        "fit", "asks_none", "left", "right", "both", "near", "log_distance", "any_both",
+        "fit_near", "fit_context", "noun_context", "in_question", "log_chars", "share",
+        "punct_after", "punct_before", "start", "end", "open_length", "starts_run", "ends_run",
+        "whole_run", "joins", "explains_joins", "explains_length", "unbalanced",
+        # the hole rows: the hole word, the side words and the bigrams, before then after
+        "gap_left", "side_gap_left", "gram_gap_left", "gap_right", "side_gap_right",
+        "gram_gap_right",
+        "after_left", "side_after", "gram_after", "before_right", "side_before", "gram_before",
+        "fills_hole", "side_between", "gram_between",
+        "in_hole", "fit_hole", "fit_gram", "none_gram",
+        "head_tail", "head_more", "head_first", "gram_inside", "gram_share",
+        *SPAN_GROUPS["length"], "segments", "untagged", "is_person", "is_place", "is_org",
+        *_SEGMENT_FLAG_COLUMNS,
+    )  # fmt: skip
+    return np.array([
+        *(col[name] for name in columns),
+        *(where for where, _ in _SEGMENT_FLAG_COLUMNS.values()),
+        *(bit for _, bit in _SEGMENT_FLAG_COLUMNS.values()),
+        _NR, _NS, _NT,
+        col[SPAN_GROUPS["tags"][0]], len(_TAG_CLASSES), _CLASS_SHIFT, col["is_noun"],
+        *(col[name] for name in _TEXT_COLUMNS),
+        *_LENGTH_BINS,
+        *map(ord, _JOINS),
+        *(ord(c) for pair in _PAIRS for c in pair),
+        _FAR,
+        0, -1, 0, 0,  # the question's: `_layout`
+    ], dtype=np.int64)  # fmt: skip
+
+
+def _layout(question: QuestionView, normal: str) -> np.ndarray:
+    """`_SPAN_LAYOUT` with a question's and a sentence's own values: where the sentence's end
+    is (its closing punctuation left out), the column of the kind asked for (−1: none), whether
+    no kind is asked, whether it asks why or how."""
+    layout = _SPAN_LAYOUT.copy()
+    asked = _COLUMN[f"is_{question.asks}"] if question.asks else -1
+    layout[-4:] = (
+        len(normal.rstrip("。！？!?；;…")),
+        asked,
+        question.asks is None,
+        question.explains,
     )
-    tagged_span = first >= 0
-    size = np.where(tagged_span, last - first + 1, 0)
-    counts = np.zeros((len(flags), 3), dtype=np.int64)
-    np.cumsum((flags[:-1, None] >> _NAME_BITS) & 1, axis=0, out=counts[1:])
-    table[:, _NAME_COLUMNS] = (counts[last + 1] - counts[first] == size[:, None]) & tagged_span[
-        :, None
+    return layout
+
+
+def _places(question: QuestionView, normal: str) -> tuple[np.ndarray, np.ndarray]:
+    """Where the question's words sit in a sentence, as (places, bounds): set i is
+    places[bounds[i]:bounds[i + 1]]. Sets 0–2: where the question's word before its question
+    word, its words before it and the bigrams of the six characters before it end; 3–5: where
+    those after it start (the hole); 6: where the question's bigrams start; 7 and 8: the first
+    place and the length of each question word the sentence holds."""
+    before = ((question.hole_left,), question.before_wh, _grams(question.left))
+    after = ((question.hole_right,), question.after_wh, _grams(question.right))
+    spots = [(normal.find(w), len(w)) for w in question.words if w in normal]
+    sets = [
+        *([a + len(w) for w in words for a in _starts(normal, (w,))] for words in before),
+        *(_starts(normal, words) for words in after),
+        _starts(normal, question.grams),
+        [at for at, _ in spots],
+        [size for _, size in spots],
     ]
-    around = flags[np.stack((np.where(tagged_span, first - 1, -1), first, last,
-                             np.where(tagged_span, last + 1, -1)))]  # fmt: skip
-    table[:, _FLAG_TARGETS] = ((around[_FLAG_WHERE] >> _FLAG_BITS) & 1).T
-    table[:, _COLUMN["segments"]] = size
-    table[:, _COLUMN["untagged"]] = ~tagged_span
-    classes = around >> _CLASS_SHIFT  # 4 × spans, tag class + 1
-    rows, place = np.nonzero(classes.T)
-    table[rows, _TAGS_AT + place * len(_TAG_CLASSES) + classes.T[rows, place] - 1] = 1.0
+    sizes = [len(s) for s in sets]
+    bounds = np.zeros(len(sets) + 1, dtype=np.int64)
+    bounds[1:] = list(accumulate(sizes))
+    return np.fromiter(chain.from_iterable(sets), np.int64, int(bounds[-1])), bounds
+
+
+def _tails(question: QuestionView, normal: str, ends: np.ndarray) -> np.ndarray:
+    """The "head" group's per-end values, (len + 1) × 2 flattened: how much of what follows the
+    question word a span ending there ends with (多元化金融企业 for 是什么类型的企业), and how
+    much of the start of what is named after it (大曼彻斯特郡 for 柴郡的东北方是哪个郡)."""
+    # Only spans ending on one of the question's characters can end with a piece of it.
+    ending = [e for e in set(ends.tolist()) if normal[e - 1] in question.right]
+    # What is asked for is named right after the question word, past a measure word: 郡 in
+    # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
+    noun = question.right.lstrip(_MEASURES)[:3]
+    tails = np.zeros((len(normal) + 1, 2), dtype=np.int64)
+    if ending:
+        tails[ending] = [
+            (_common_suffix(normal[max(e - 4, 0) : e], question.right),
+             _ends_with_start(normal[max(e - 3, 0) : e], noun))
+            for e in ending
+        ]  # fmt: skip
+    return tails.reshape(-1)
+
+
+_LOG1P = np.log1p(np.arange(1024, dtype=np.float64))
+
+
+def _log1p_table(n: int) -> np.ndarray:
+    """log1p of 0 … at least max(n, `_FAR`), numpy's bits (the columns that are logs of
+    counts and lengths look them up)."""
+    return _LOG1P if n < len(_LOG1P) else np.log1p(np.arange(n + 1, dtype=np.float64))
 
 
 def _tag_class(tag: str) -> int:
@@ -1143,12 +1050,13 @@ def _tag_class(tag: str) -> int:
     return -1
 
 
+_SPAN_LAYOUT = _span_layout()
+
 _NUMBER_KINDS = 6  # year, date, share, duration, money, count: the first ASK_KINDS
 _TITLE = _NUMBER_KINDS
 _UNIT = _TITLE + 1
 _LEFT = _UNIT + 1
 _NO_NUMBER = (False,) * _NUMBER_KINDS
-_SCALED_TEXT = np.array([_LEFT, _LEFT + 2])  # the edges' lengths, scaled by 1/6 in the table
 _OPENING_TITLE = ord("《")
 
 

@@ -1,0 +1,144 @@
+"""The span table's C loop (`kernels.span_columns`) against its numpy statement
+(tests/span_numpy.py, the table as it was written before): the same bits, and bad arguments
+refused before any loop runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retrieval import kernels
+from retrieval import reader as rd
+from retrieval.passages import sentence_spans
+from retrieval.tokenize import Tokenizer
+from tests import span_numpy
+from tests.conftest import SEEDS, SHARED
+
+TOKENIZER = Tokenizer()
+
+
+def view(question: str) -> rd.QuestionView:
+    """A question view with every word weighted alike."""
+    words = TOKENIZER.words(question)
+    return rd.QuestionView.make(question, words, [1.0] * len(words))
+
+
+def assert_same_table(question: rd.QuestionView, sentence: str) -> int:
+    """C's and numpy's tables of a sentence's spans are equal bit for bit; their span count."""
+    fast = rd.span_table(question, sentence, TOKENIZER)
+    slow = span_numpy.span_table(question, sentence, TOKENIZER)
+    assert fast.starts.tolist() == slow.starts.tolist()
+    assert fast.ends.tolist() == slow.ends.tolist()
+    assert fast.features.shape == slow.features.shape
+    differ = np.argwhere(fast.features.view(np.uint64) != slow.features.view(np.uint64))
+    names = rd.names(rd.SPAN_GROUPS)
+    assert not len(differ), [(sentence, names[j], fast.features[i, j], slow.features[i, j])
+                             for i, j in differ[:5]]  # fmt: skip
+    return len(fast.starts)
+
+
+def sentences(text: str) -> list[str]:
+    return [text[s:e].strip() for s, e in sentence_spans(text, clauses=False)]
+
+
+def test_every_seed_question_against_every_sentence_of_its_source() -> None:
+    spans = 0
+    for line in (SHARED / "eval" / "seed_qa.jsonl").open(encoding="utf-8"):
+        seed = json.loads(line)
+        asked = view(seed["question"])
+        for sentence in sentences((SEEDS / seed["source"]).read_text(encoding="utf-8")):
+            spans += assert_same_table(asked, sentence)
+    assert spans > 10_000  # what the test stands for: many spans, of every kind
+
+
+def test_cmrc_questions_against_their_sources() -> None:
+    """Wikipedia's sentences: names, dates, brackets, quotes, why and how questions."""
+    folder = SHARED / "eval" / "cmrc2018_dev"
+    lines = (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    asked_why = 0
+    for line in lines[::40]:
+        item = json.loads(line)
+        asked = view(item["question"])
+        asked_why += asked.explains
+        text = (folder / "archive" / item["source"]).read_text(encoding="utf-8")
+        for sentence in sentences(text)[:25]:
+            assert_same_table(asked, sentence)
+    assert asked_why  # clause runs are among the spans checked
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["谁杀了司马晏？", "广茂铁路全长多少公里？", "为什么要建铁路？",
+                     "《书》是哪一年出版的？", "该公司在哪个城市？", "额亦都有几位妻子"]),
+    st.text(alphabet="广三铁路1903年建成，,；;。全长公里《书》“”「」()\"刘曜杀了司马晏 五位妻子"
+                     "是的为·二十余人", min_size=1, max_size=90),
+)  # fmt: skip
+def test_any_sentence_gives_numpy_s_table(question: str, sentence: str) -> None:
+    assert_same_table(view(question), sentence)
+
+
+def arguments() -> dict[str, np.ndarray]:
+    """A valid call's arguments: one span (characters 2–3, one segment) of a four-character
+    sentence, the question's word before its question word ending at 1, one question word at
+    0 (one character)."""
+    n, m = 4, 1
+    width = len(rd.names(rd.SPAN_GROUPS))
+    return {
+        "table": np.zeros((m, width)),
+        "spans": np.array([2, 4, 0, 0], dtype=np.int64),
+        "in_question": np.zeros(m),
+        "text": np.zeros((m, 13)),
+        "segments": np.array([0, 0], dtype=np.int64),
+        "punct": np.zeros(n + 2, dtype=bool),
+        "settled": np.zeros(n + 2, dtype=bool),
+        "codes": np.array([ord(c) for c in "广三铁路"], dtype=np.uint32),
+        "places": np.array([1, 0, 1], dtype=np.int64),
+        "bounds": np.array([0, 1, 1, 1, 1, 1, 1, 1, 2, 3], dtype=np.int64),
+        "tails": np.zeros(2 * (n + 1), dtype=np.int64),
+        "logs": np.log1p(np.arange(64.0)),
+        "layout": rd._SPAN_LAYOUT.copy(),
+    }
+
+
+def test_valid_arguments_fill_the_table() -> None:
+    given = arguments()
+    kernels.span_columns(**given)
+    row = dict(zip(rd.names(rd.SPAN_GROUPS), given["table"][0].tolist(), strict=True))
+    assert row["log_chars"] == np.log1p(2.0) and row["segments"] == 1.0
+    assert row["gap_left"] == np.log1p(1.0) and row["after_left"] == 1.0
+    assert row["near"] == 1.0 and row["log_distance"] == np.log1p(1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("spans", np.array([0, 5, 0, 0], dtype=np.int64), "outside the sentence"),
+        ("spans", np.array([2, 2, 0, 0], dtype=np.int64), "outside the sentence"),
+        ("spans", np.array([0, 2, 0, 1], dtype=np.int64), "outside the sentence"),
+        ("places", np.array([9, 0, 1], dtype=np.int64), "outside the sentence"),
+        ("bounds", np.array([0, 1, 1, 1, 1, 1, 1, 1, 2, 2], dtype=np.int64), "run through"),
+        ("bounds", np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 3], dtype=np.int64), "its size"),
+        ("logs", np.log1p(np.arange(3.0)), "lengths"),
+        ("tails", np.zeros(3, dtype=np.int64), "lengths"),
+        ("layout", rd._SPAN_LAYOUT[:-1].copy(), "every slot"),
+        ("text", np.zeros((1, 12)), "lengths"),
+        ("punct", np.zeros(5, dtype=bool), "lengths"),
+        ("codes", np.zeros(4, dtype=np.int64), "format"),
+    ],
+)
+def test_bad_arguments_are_refused(name: str, value: np.ndarray, message: str) -> None:
+    given = arguments() | {name: value}
+    with pytest.raises(ValueError, match=message):
+        kernels.span_columns(**given)
+
+
+def test_a_column_outside_the_table_is_refused() -> None:
+    for value in (len(rd.names(rd.SPAN_GROUPS)), -1):
+        given = arguments()
+        given["layout"][0] = value  # the first slot: the "fit" column
+        with pytest.raises(ValueError, match="outside the table"):
+            kernels.span_columns(**given)
