@@ -795,11 +795,44 @@ def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> S
     which the C loop `kernels.span_columns` fills in every span's columns in one pass (what
     each column holds: `_span_layout`, `_places` and `_tails`).
     """
+    spans = candidate_spans(question, sentence, tokenizer)
+    if spans is None:
+        return _NO_SPANS
+    chars, tagged, starts, ends = spans.chars, spans.tagged, spans.starts, spans.ends
+    normal = chars.normal
+    table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
+    kernels.span_columns(
+        table, np.concatenate((starts, ends, spans.first, spans.last)), spans.in_question,
+        _span_text_parts(question, chars, starts, ends), _segment_flags(tagged), chars.punct,
+        chars.settled, chars.codes, *_places(question, normal), _tails(question, normal, ends),
+        _log1p_table(len(normal)), _layout(question, normal),
+    )  # fmt: skip
+    return SpanTable(starts, ends, table)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSpans:
+    """A sentence's candidate spans (`span_candidates`, those not wholly the question's) and
+    what their columns are worked out from."""
+
+    chars: _Chars
+    tagged: list[tuple[str, str]]  # the sentence's segments and their tags (`_segments`)
+    starts: np.ndarray
+    ends: np.ndarray
+    first: np.ndarray  # each span's first and last segment, −1 for a span a pattern matched
+    last: np.ndarray
+    in_question: np.ndarray  # the share of each span's characters that are the question's
+
+
+def candidate_spans(
+    question: QuestionView, sentence: str, tokenizer: Tokenizer
+) -> CandidateSpans | None:
+    """The spans of a sentence that may answer the question, None if there are none."""
     normal = fold(sentence)
     tagged = _segments(normal, tokenizer)
     found = span_candidates(normal, tagged, clause_runs=question.explains)
     if not found:
-        return _NO_SPANS
+        return None
     asked = set(question.bare)
     in_asked = np.array([c in asked for c in normal], dtype=bool)
     asked_before = _running(in_asked)
@@ -808,30 +841,19 @@ def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> S
     in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
     keep = in_question < 1.0  # the question's own words never answer it
     if not keep.any():
-        return _NO_SPANS
-    starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
+        return None
     segments = np.fromiter(chain.from_iterable(found.values()), np.int64, 2 * len(found))
-    first, last = segments[0::2][keep], segments[1::2][keep]
     # Padded by a true each side: index i is character i − 1, a span's sides are starts, ends+1.
     punct = np.ones(len(normal) + 2, dtype=bool)
     punct[1:-1] = _flags(normal, _PUNCT)
     # A character "settled" by the question (in it, or punctuation) bounds the unknown part.
     settled = punct.copy()
     settled[1:-1] |= in_asked
-    chars = _Chars(
-        normal,
-        punct,
-        settled,
-        np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
-    )
-    table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
-    kernels.span_columns(
-        table, np.concatenate((starts, ends, first, last)), in_question,
-        _span_text_parts(question, chars, starts, ends), _segment_flags(tagged), chars.punct,
-        chars.settled, chars.codes, *_places(question, normal), _tails(question, normal, ends),
-        _log1p_table(len(normal)), _layout(question, normal),
+    codes = np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return CandidateSpans(
+        _Chars(normal, punct, settled, codes), tagged, starts[keep], ends[keep],
+        segments[0::2][keep], segments[1::2][keep], in_question[keep],
     )  # fmt: skip
-    return SpanTable(starts, ends, table)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import chain
 
 import numpy as np
 
@@ -18,12 +17,10 @@ from retrieval.reader import (
     _JOINS,
     _LEFT,
     _LENGTH_BINS,
-    _MEASURES,
     _NO_SPANS,
     _NR,
     _NS,
     _NT,
-    _PUNCT,
     _SEGMENT_FLAG_COLUMNS,
     _SPAN_COLUMNS,
     _TAG_CLASSES,
@@ -33,18 +30,16 @@ from retrieval.reader import (
     QuestionView,
     SpanTable,
     _Chars,
-    _common_suffix,
-    _ends_with_start,
     _flags,
     _grams,
     _running,
-    _segments,
     _span_text_parts,
     _starts,
     _tag_flags,
-    span_candidates,
+    _tails,
+    candidate_spans,
 )
-from retrieval.tokenize import Tokenizer, fold
+from retrieval.tokenize import Tokenizer
 
 
 def _columns(*columns: str) -> np.ndarray:
@@ -78,37 +73,13 @@ _TAGS_AT = _COLUMN[SPAN_GROUPS["tags"][0]]
 
 def span_table(question: QuestionView, sentence: str, tokenizer: Tokenizer) -> SpanTable:
     """`retrieval.reader.span_table`, every column written by numpy."""
-    normal = fold(sentence)
-    tagged = _segments(normal, tokenizer)
-    found = span_candidates(normal, tagged, clause_runs=question.explains)
-    if not found:
+    spans = candidate_spans(question, sentence, tokenizer)
+    if spans is None:
         return _NO_SPANS
-    asked = set(question.bare)
-    in_asked = np.array([c in asked for c in normal], dtype=bool)
-    asked_before = _running(in_asked)
-    spans = np.fromiter(chain.from_iterable(found), np.int64, 2 * len(found)).reshape(-1, 2)
-    starts, ends = spans[:, 0], spans[:, 1]
-    in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
-    keep = in_question < 1.0
-    if not keep.any():
-        return _NO_SPANS
-    starts, ends, in_question = starts[keep], ends[keep], in_question[keep]
-    segments = np.fromiter(chain.from_iterable(found.values()), np.int64, 2 * len(found))
-    first, last = segments[0::2][keep], segments[1::2][keep]
-    punct = np.ones(len(normal) + 2, dtype=bool)
-    punct[1:-1] = _flags(normal, _PUNCT)
-    settled = punct.copy()
-    settled[1:-1] |= in_asked
-    chars = _Chars(
-        normal,
-        punct,
-        settled,
-        np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
-    )
-    table = np.zeros((len(starts), len(_SPAN_COLUMNS)))
-    _write_segments(table, tagged, first, last)
-    _write_spans(table, question, chars, starts, ends, in_question)
-    return SpanTable(starts, ends, table)
+    table = np.zeros((len(spans.starts), len(_SPAN_COLUMNS)))
+    _write_segments(table, spans.tagged, spans.first, spans.last)
+    _write_spans(table, question, spans.chars, spans.starts, spans.ends, spans.in_question)
+    return SpanTable(spans.starts, spans.ends, table)
 
 
 def _write_spans(
@@ -212,18 +183,7 @@ def _write_head(
     start of what follows it (大曼彻斯特郡 for 柴郡的东北方是哪个郡); whether and how much
     of the span the question's bigrams cover."""
     sizes = ends - starts
-    # Only spans ending on one of the question's characters can end with a piece of it.
-    ending = [e for e in set(ends.tolist()) if normal[e - 1] in question.right]
-    # What is asked for is named right after the question word, past a measure word: 郡 in
-    # 哪个郡, 国 in 哪一国的小说家 (the question's end, 小说家, is not it).
-    noun = question.right.lstrip(_MEASURES)[:3]
-    tails = np.zeros((len(normal) + 1, 2), dtype=np.int64)  # by a span's end: tail, named
-    if ending:
-        tails[ending] = [
-            (_common_suffix(normal[max(e - 4, 0) : e], question.right),
-             _ends_with_start(normal[max(e - 3, 0) : e], noun))
-            for e in ending
-        ]  # fmt: skip
+    tails = _tails(question, normal, ends).reshape(-1, 2)
     tail, named = np.minimum(tails[ends], sizes[:, None]).T
     # The question's bigrams inside the span: an answer rarely repeats the question, and its
     # single characters (的, 是) say less of that than its bigrams.
