@@ -204,9 +204,13 @@ static inline double weight(double idf, const double *ratios, int64_t n_lengths,
 
 /* Scratch of one top-k call: passage-sized arrays from the caller, small ones of its own. */
 typedef struct {
+    /* The candidates, in the order they were seen (compacted by the cuts): cand[i] is a
+     * passage, scores[i] its score so far. Dense, so that the passes over all candidates
+     * (the k-th best, the cut) read them in order instead of at random. */
     double *scores;
-    uint8_t *seen;
     uint32_t *cand; /* passage ids fit 32 bits, as in the postings: half the memory */
+    /* By passage: its place in the candidates + 1, 0 if it is none (zero on entry and exit). */
+    uint32_t *slot;
     int64_t k;
     double *left; /* left[t]: the most terms t.. can add (n_terms + 1) */
     double *best;       /* k entries, for kth_best */
@@ -267,12 +271,13 @@ static double shared_theta(const Scratch *s, double theta) {
 
 
 /* Add the weights of postings start..end of one term; a passage seen for the first time joins
- * the candidates. Returns the new candidate count. The scratch entries of the posting AHEAD on
- * are fetched early up to `limit`, the end of the postings the caller goes through (past the
- * block being scanned: else the first AHEAD postings of each block would wait on memory; both
- * fields' tops at 1M p50 0.95x, RESULTS.md "Issue 15, seventh pass"). (Pointers are copied
- * into locals: a store through `seen`, a char type, could otherwise alias them and force a
- * reload per posting.) */
+ * the candidates. Returns the new candidate count. The slots (and lengths) of the posting
+ * AHEAD on are fetched early up to `limit`, the end of the postings the caller goes through
+ * (past the block being scanned: else the first AHEAD postings of each block would wait on
+ * memory; both fields' tops at 1M p50 0.95x, RESULTS.md "Issue 15, seventh pass"). A
+ * candidate's score is read and written in the dense candidate arrays, which stay in cache.
+ * (Pointers are copied into locals, so that no store through one forces a reload of another
+ * per posting.) */
 static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end, int64_t limit,
                     double idf, int64_t count) {
     const uint32_t *docs = q->docs, *wide = q->lengths32;
@@ -281,23 +286,24 @@ static int64_t scan(const Query *q, const Scratch *s, int64_t start, int64_t end
     const double *ratios = q->ratios;
     const int64_t n_lengths = q->n_lengths, size = q->size;
     double *scores = s->scores;
-    uint8_t *seen = s->seen;
-    uint32_t *cand = s->cand;
+    uint32_t *cand = s->cand, *slot = s->slot;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
         uint32_t ahead = docs[j + AHEAD < limit ? j + AHEAD : j];
-        __builtin_prefetch(&scores[ahead], 1);
+        __builtin_prefetch(&slot[ahead], 1);
         __builtin_prefetch(narrow ? (const void *)&narrow[ahead] : &wide[ahead], 0);
-        double score = scores[d];
-        /* A passage with a score was seen. Without a branch on it: in the long questions'
-         * later strong terms, new passages and ones seen already come at random. The id is
-         * written at the end of the candidates either way and counted only if new (once
+        /* Without a branch on whether the passage is new: in the long questions' later
+         * strong terms, new passages and ones seen already come at random. A new one takes
+         * the next place (its id is written there either way, counted only if new: once
          * every passage is a candidate, nothing is new and there is no room left). */
-        int fresh = (score == 0.0) & !seen[d];
-        seen[d] |= (uint8_t)fresh;
+        uint32_t at = slot[d];
+        int fresh = at == 0;
+        int64_t place = fresh ? count : (int64_t)at - 1;
+        double score = fresh ? 0.0 : scores[place];
         if (count < size) cand[count] = d;
         count += fresh;
-        scores[d] = score + weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
+        slot[d] = (uint32_t)(place + 1);
+        scores[place] = score + weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
     }
     return count;
 }
@@ -312,12 +318,13 @@ static void add_to_seen(const Query *q, const Scratch *s, int64_t start, int64_t
     const double *ratios = q->ratios;
     const int64_t n_lengths = q->n_lengths;
     double *scores = s->scores;
-    const uint8_t *seen = s->seen;
+    const uint32_t *slot = s->slot;
     for (int64_t j = start; j < end; j++) {
         uint32_t d = docs[j];
-        __builtin_prefetch(&seen[docs[j + AHEAD < limit ? j + AHEAD : j]], 0);
-        if (seen[d])
-            scores[d] += weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
+        __builtin_prefetch(&slot[docs[j + AHEAD < limit ? j + AHEAD : j]], 0);
+        uint32_t at = slot[d];
+        if (at)
+            scores[at - 1] += weight(idf, ratios, n_lengths, tfs[j], length_of(narrow, wide, d));
     }
 }
 
@@ -329,9 +336,9 @@ static double kth_best(const Scratch *s, int64_t count) {
     uint32_t *ids = s->best_ids;
     if (count < k) return -INFINITY;
     for (int64_t i = 0; i < k; i++) best[i] = -INFINITY;
+    const double *scores = s->scores;
     for (int64_t i = 0; i < count; i++) {
-        __builtin_prefetch(&s->scores[s->cand[i + AHEAD < count ? i + AHEAD : i]], 0);
-        double score = s->scores[s->cand[i]];
+        double score = scores[i];
         if (score <= best[0]) continue;
         int64_t j = 1;
         while (j < k && best[j] < score) {
@@ -357,12 +364,12 @@ static double kth_posted(const Scratch *s, int64_t count) {
 
 #define LANES 16 /* binary searches run side by side, so that their cache misses overlap */
 
-/* Add one term's weight (postings start..end) to each of the n passages `ids` it occurs in:
- * into scores[id] when `by_id`, else into scores[i]. Each passage is found by binary search,
+/* Add one term's weight (postings start..end) to each of the n passages `ids` it occurs in,
+ * into scores[i] for ids[i]. Each passage is found by binary search,
  * LANES at a time in lockstep: every search over the same postings takes the same number of
  * steps, so the lanes' loads are independent and their cache misses overlap. */
 static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t start, int64_t end,
-                    double idf, double *scores, int by_id) {
+                    double idf, double *scores) {
     const uint32_t *docs = q->docs;
     int64_t length = end - start;
     if (length <= 0) return;
@@ -380,7 +387,7 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
         for (int64_t g = 0; g < lanes; g++) {
             int64_t d = ids[i0 + g], j = base[g] + ((int64_t)docs[base[g]] < d);
             if (j < end && (int64_t)docs[j] == d)
-                scores[by_id ? d : i0 + g] +=
+                scores[i0 + g] +=
                     weight(idf, q->ratios, q->n_lengths, q->tfs[j],
                            length_of(q->lengths16, q->lengths32, (uint32_t)d));
         }
@@ -388,33 +395,34 @@ static void look_up(const Query *q, const uint32_t *ids, int64_t n, int64_t star
 }
 
 /* Add one term's weights to the live passages' scores. Few live passages: look each up
- * (binary search). Many: one pass over the postings, adding to every passage still marked
- * seen, which by now are the live ones. */
+ * (binary search). Many: one pass over the postings, adding to every passage that still has
+ * a slot, which by now are the live ones. */
 static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
     int64_t start = q->lo[t], end = q->hi[t], length = end - start;
     double idf = q->idfs[t];
     if ((double)n_live * (log2((double)(length + 1)) + 1.0) < (double)length) {
-        look_up(q, s->cand, n_live, start, end, idf, s->scores, 1);
+        look_up(q, s->cand, n_live, start, end, idf, s->scores);
     } else {
         add_to_seen(q, s, start, end, end, idf);
     }
 }
 /* Move the candidates that can still reach theta (their score plus `rest`, the most the terms
- * left can add, with a hair of margin for rounding) to the front of cand; clear the others
- * from the scratch arrays. Returns how many are kept. */
+ * left can add, with a hair of margin for rounding) to the front of the candidates, their
+ * slots following them; clear the others' slots. Returns how many are kept. */
 static int64_t keep_reaching(const Scratch *s, int64_t count, double rest, double theta) {
     double *scores = s->scores;
-    uint8_t *seen = s->seen;
-    uint32_t *cand = s->cand;
+    uint32_t *cand = s->cand, *slot = s->slot;
     int64_t kept = 0;
     for (int64_t i = 0; i < count; i++) {
         uint32_t d = cand[i];
-        __builtin_prefetch(&scores[cand[i + AHEAD < count ? i + AHEAD : i]], 1);
-        if ((scores[d] + rest) * (1.0 + 1e-9) >= theta) {
-            cand[kept++] = d;
+        __builtin_prefetch(&slot[cand[i + AHEAD < count ? i + AHEAD : i]], 1);
+        double score = scores[i];
+        if ((score + rest) * (1.0 + 1e-9) >= theta) {
+            cand[kept] = d;
+            scores[kept] = score;
+            slot[d] = (uint32_t)++kept;
         } else {
-            scores[d] = 0.0;
-            seen[d] = 0;
+            slot[d] = 0;
         }
     }
     return kept;
@@ -438,15 +446,15 @@ static int compare_ranked(const void *a, const void *b) {
     return (x->doc > y->doc) - (x->doc < y->doc);
 }
 
-/* The k best of the live passages, best first, into out_docs/out_scores; clears their scratch
- * entries. Returns how many (min(k, n_live)), or -1 if out of memory. */
+/* The k best of the live passages, best first, into out_docs/out_scores; clears their slots.
+ * Returns how many (min(k, n_live)), or -1 if out of memory. */
 static int64_t select_best(const Scratch *s, int64_t n_live) {
     int64_t size = s->k < n_live ? s->k : n_live, worst = 0;
     int64_t *best_docs = s->out_docs;
     double *best_scores = s->out_scores;
     for (int64_t i = 0; i < n_live; i++) {
         int64_t d = s->cand[i];
-        double score = s->scores[d];
+        double score = s->scores[i];
         if (i < size) {
             best_docs[i] = d;
             best_scores[i] = score;
@@ -460,13 +468,9 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
             if (worse(best_scores[j], best_docs[j], best_scores[worst], best_docs[worst]))
                 worst = j;
     }
-    double *scores = s->scores;
-    uint8_t *seen = s->seen;
+    uint32_t *slot = s->slot;
     const uint32_t *cand = s->cand;
-    for (int64_t i = 0; i < n_live; i++) {
-        scores[cand[i]] = 0.0;
-        seen[cand[i]] = 0;
-    }
+    for (int64_t i = 0; i < n_live; i++) slot[cand[i]] = 0;
     Ranked *ranked = malloc((size_t)(size ? size : 1) * sizeof(Ranked));
     if (ranked == NULL) return -1;
     for (int64_t i = 0; i < size; i++) ranked[i] = (Ranked){best_scores[i], best_docs[i]};
@@ -490,10 +494,10 @@ static double final_floor(const Query *q, const Scratch *s, int64_t t, double th
     double *sums = calloc((size_t)k, sizeof(double));
     if (sums == NULL) return theta;
     for (int64_t u = t; u < q->n_terms; u++)
-        look_up(q, s->best_ids, k, q->lo[u], q->hi[u], q->idfs[u], sums, 0);
+        look_up(q, s->best_ids, k, q->lo[u], q->hi[u], q->idfs[u], sums);
     double floor = INFINITY;
     for (int64_t i = 0; i < k; i++) {
-        double final = s->scores[s->best_ids[i]] + sums[i];
+        double final = s->scores[s->slot[s->best_ids[i]] - 1] + sums[i];
         floor = final < floor ? final : floor;
     }
     free(sums);
@@ -608,19 +612,19 @@ static int64_t run_top_k_blocks(const Query *q, Scratch *s, const Blocks *bl) {
 
 /* Views the scratch and output arrays of a top-k call and checks their lengths. */
 static int view_scratch(Views *views, Scratch *s, const Query *q, PyObject *upper,
-                        PyObject *scores, PyObject *seen, PyObject *cand, PyObject *out_docs,
+                        PyObject *scores, PyObject *slots, PyObject *cand, PyObject *out_docs,
                         PyObject *out_scores, Py_ssize_t k, const double **upper_data) {
-    Py_ssize_t n_upper, n_scores, n_seen, n_cand, n_out_docs, n_out_scores;
+    Py_ssize_t n_upper, n_scores, n_slots, n_cand, n_out_docs, n_out_scores;
     if (!(*upper_data = view(views, upper, "upper", F64, 8, 0, &n_upper))) return -1;
     if (!(s->scores = view(views, scores, "scores", F64, 8, 1, &n_scores))) return -1;
-    if (!(s->seen = view(views, seen, "seen", BOOL, 1, 1, &n_seen))) return -1;
+    if (!(s->slot = view(views, slots, "slots", U32, 4, 1, &n_slots))) return -1;
     if (!(s->cand = view(views, cand, "cand", U32, 4, 1, &n_cand))) return -1;
     if (!(s->out_docs = view(views, out_docs, "out_docs", I64, 8, 1, &n_out_docs))) return -1;
     if (!(s->out_scores = view(views, out_scores, "out_scores", F64, 8, 1, &n_out_scores)))
         return -1;
     if (n_upper != q->n_terms) return length_error("upper must hold one entry per term");
-    if (n_scores != q->size || n_seen != q->size || n_cand != q->size)
-        return length_error("scores, seen and cand must have the length of lengths");
+    if (n_scores != q->size || n_slots != q->size || n_cand != q->size)
+        return length_error("scores, slots and cand must have the length of lengths");
     if (k < 1) return length_error("k must be at least 1");
     Py_ssize_t room = k < q->size ? k : q->size;
     if (n_out_docs < room || n_out_scores < room)
@@ -675,19 +679,19 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
 }
 
 PyDoc_STRVAR(top_k_doc,
-             "top_k(docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, seen, "
+             "top_k(docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, slots, "
              "cand, out_docs, out_scores, first, end, board, half)\n--\n\n"
              "Per-term MaxScore top k of the passages first..end - 1 into out_docs/out_scores, "
              "best first; returns how many. With a board (or None), its slot `half` is shared "
              "with a call ranking the other passages.");
 
 static PyObject *top_k(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *seen;
+    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *slots;
     PyObject *cand;
     PyObject *out_d, *out_s, *board;
     Py_ssize_t k, from, to, half;
     if (!PyArg_ParseTuple(args, "OOOOOOOOnOOOOOnnOn:top_k", &docs, &tfs, &starts, &ends, &idfs,
-                          &upper, &lengths, &ratios, &k, &scores, &seen, &cand, &out_d, &out_s,
+                          &upper, &lengths, &ratios, &k, &scores, &slots, &cand, &out_d, &out_s,
                           &from, &to, &board, &half))
         return NULL;
     Views views = {.n = 0};
@@ -696,7 +700,7 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
     const double *upper_data;
     Py_ssize_t found = -1;
     if (view_query(&views, &q, docs, tfs, starts, ends, idfs, lengths, ratios) == 0 &&
-        view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
+        view_scratch(&views, &s, &q, upper, scores, slots, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_board(&views, &s, board, half) == 0)
         found = run(&q, &s, upper_data, NULL, from, to);
@@ -706,7 +710,7 @@ static PyObject *top_k(PyObject *module, PyObject *args) {
 
 PyDoc_STRVAR(top_k_blocks_doc,
              "top_k_blocks(docs, tfs, starts, ends, idfs, upper, lengths, ratios, k1, k, scores, "
-             "seen, cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
+             "slots, cand, out_docs, out_scores, first, max_tf, min_len, block, b, avgdl, usable, "
              "first_passage, end, board, half)\n--\n\n"
              "Block-max MaxScore top k of the passages first_passage..end - 1 into "
              "out_docs/out_scores, best first; returns how many (the board as top_k's).");
@@ -730,14 +734,14 @@ static int view_blocks(Views *views, Blocks *bl, const Query *q, PyObject *first
 }
 
 static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
-    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *seen;
+    PyObject *docs, *tfs, *starts, *ends, *idfs, *upper, *lengths, *ratios, *scores, *slots;
     PyObject *cand;
     PyObject *out_d, *out_s, *first, *max_tf, *min_len, *board;
     double k1;
     Py_ssize_t k, block, from, to, half;
     Blocks bl = {0};
     if (!PyArg_ParseTuple(args, "OOOOOOOOdnOOOOOOOOnddpnnOn:top_k_blocks", &docs, &tfs, &starts,
-                          &ends, &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &seen,
+                          &ends, &idfs, &upper, &lengths, &ratios, &k1, &k, &scores, &slots,
                           &cand, &out_d, &out_s, &first, &max_tf, &min_len, &block, &bl.b,
                           &bl.avgdl, &bl.usable, &from, &to, &board, &half))
         return NULL;
@@ -748,7 +752,7 @@ static PyObject *top_k_blocks(PyObject *module, PyObject *args) {
     const double *upper_data;
     Py_ssize_t found = -1;
     if (view_query(&views, &q, docs, tfs, starts, ends, idfs, lengths, ratios) == 0 &&
-        view_scratch(&views, &s, &q, upper, scores, seen, cand, out_d, out_s, k, &upper_data) ==
+        view_scratch(&views, &s, &q, upper, scores, slots, cand, out_d, out_s, k, &upper_data) ==
             0 &&
         view_blocks(&views, &bl, &q, first, max_tf, min_len) == 0 &&
         view_board(&views, &s, board, half) == 0)
@@ -782,7 +786,7 @@ static PyObject *scores_of(PyObject *module, PyObject *args) {
     if (ok) {
         Py_BEGIN_ALLOW_THREADS;
         for (int64_t t = 0; t < q.n_terms; t++)
-            look_up(&q, target, n_targets, q.starts[t], q.ends[t], q.idfs[t], sums, 0);
+            look_up(&q, target, n_targets, q.starts[t], q.ends[t], q.idfs[t], sums);
         Py_END_ALLOW_THREADS;
     }
     release(&views);

@@ -477,19 +477,19 @@ class Field:
         upper, usable = postings.upper, not np.any(postings.idf < 0)
         if not usable:  # negative weights: partial scores bound nothing
             upper = np.full(len(postings), np.inf)
-        scores, seen, cand = scratch_arrays(self.size)
+        scores, slots, cand = scratch_arrays(self.size)
         idf, scoring, k1 = postings.idf, self.scoring, self.params.k1
         docs, tfs, starts, ends = postings.docs, postings.tfs, postings.starts, postings.ends
         saved = postings.blocks
         if saved is None:  # no blocks (`live.LiveField`): MaxScore with per-term bounds alone
             return kernels.top_k(
-                docs, tfs, starts, ends, idf, upper, scoring, k, scores, seen, cand, passages,
+                docs, tfs, starts, ends, idf, upper, scoring, k, scores, slots, cand, passages,
                 board,
             )  # fmt: skip
         first, max_tf, min_len = saved
         blocks = (first, max_tf, min_len, BLOCK, self.params.b, self.avgdl, usable)
         return kernels.top_k_blocks(
-            docs, tfs, starts, ends, idf, upper, scoring, k1, k, scores, seen, cand, blocks,
+            docs, tfs, starts, ends, idf, upper, scoring, k1, k, scores, slots, cand, blocks,
             passages, board,
         )  # fmt: skip
 
@@ -568,20 +568,22 @@ _SCRATCH = threading.local()  # passage-sized scratch of the kernels, one set pe
 
 
 def scratch_arrays(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This thread's scratch for a top-k kernel over `size` passages: a zeroed accumulator, a
-    cleared "seen" mask and room for the passages seen (uint32 ids).
+    """This thread's scratch for a top-k kernel over `size` passages: room for the candidates'
+    scores, cleared slots (each passage's place among the candidates + 1) and room for the
+    candidates (uint32 ids), as `kernels.top_k` takes them.
 
     Allocating them per query costs more than scoring it, and searches run in worker threads,
     so each thread keeps one set, grown to the largest field it scored. Every field shares it:
-    a thread scores one field at a time and the kernels leave it cleared (13 MB at a million
-    passages, which each field used to keep for itself, 17 MB with int64 ids).
+    a thread scores one field at a time and the kernels leave the slots cleared (16 MB at a
+    million passages, of which a question touches the slots of the passages it sees and the
+    first entries of the others).
     """
     arrays = getattr(_SCRATCH, "arrays", None)
     if arrays is None or len(arrays[0]) < size:
-        arrays = (np.zeros(size), np.zeros(size, dtype=bool), np.empty(size, dtype=np.uint32))
+        arrays = (np.empty(size), np.zeros(size, dtype=np.uint32), np.empty(size, dtype=np.uint32))
         _SCRATCH.arrays = arrays
-    scores, seen, cand = arrays
-    return scores[:size], seen[:size], cand[:size]
+    scores, slots, cand = arrays
+    return scores[:size], slots[:size], cand[:size]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

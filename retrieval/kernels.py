@@ -49,7 +49,7 @@ def top_k(
     scoring: Scoring,
     k: int,
     scores: np.ndarray,
-    seen: np.ndarray,
+    slots: np.ndarray,
     cand: np.ndarray,
     passages: tuple[int, int] | None = None,
     board: Board | None = None,
@@ -69,14 +69,16 @@ def top_k(
     copied into; terms ordered by `upper` (their highest weight) descending. `scoring` is the
     field's passage lengths (uint16, or uint32 when one is 65,536 or more) and its table of
     tf (k1 + 1) / (tf + norm) by frequency and length (`Field.scoring`, 256 rows): a posting
-    weighs idf times its entry. `scores` and `seen` are zeroed scratch arrays of the passage
-    count, left zeroed on return; `cand` is scratch of the same length (the passages seen,
-    uint32 ids), so that a question allocates nothing in proportion to its postings.
+    weighs idf times its entry. Scratch arrays of the passage count, so that a question
+    allocates nothing in proportion to its postings: `cand` (uint32 ids) and `scores` hold the
+    candidates and their scores so far, side by side in the order they were found (the passes
+    over all candidates read them in order); `slots` (uint32), zeroed, holds each passage's
+    place among the candidates + 1, and is left zeroed on return.
     """
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k(
-        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, seen, cand, best_docs,
+        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k, scores, slots, cand, best_docs,
         best_scores, *(passages or (0, len(lengths))), *(board or (None, 0)),
     )  # fmt: skip
     return best_docs[:found], best_scores[:found]
@@ -98,7 +100,7 @@ def top_k_blocks(
     k1: float,
     k: int,
     scores: np.ndarray,
-    seen: np.ndarray,
+    slots: np.ndarray,
     cand: np.ndarray,
     blocks: BlockArrays,
     passages: tuple[int, int] | None = None,
@@ -117,7 +119,7 @@ def top_k_blocks(
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
     found = _kernels.top_k_blocks(
-        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k1, k, scores, seen, cand,
+        docs, tfs, starts, ends, idfs, upper, lengths, ratios, k1, k, scores, slots, cand,
         best_docs, best_scores, *blocks, *(passages or (0, len(lengths))),
         *(board or (None, 0)),
     )  # fmt: skip

@@ -39,7 +39,7 @@ def _arguments(field: Field, words: list[str]) -> dict[str, object]:
         "k1": field.params.k1,
         "k": 10,
         "scores": np.zeros(size),
-        "seen": np.zeros(size, dtype=bool),
+        "slots": np.zeros(size, dtype=np.uint32),
         "cand": np.empty(size, dtype=np.uint32),
     }
 
@@ -72,12 +72,12 @@ def test_top_k_ranks_by_score_then_id() -> None:
     starts, ends = np.array([0, 3], dtype=np.int64), np.array([3, 4], dtype=np.int64)
     idfs, upper = np.array([1.0, 0.5]), np.array([1.0, 0.5])
     scoring = np.zeros(4, dtype=np.uint32), _ratios(np.ones(1), k1=1.0)  # every norm 1
-    scratch = np.zeros(4), np.zeros(4, dtype=bool), np.empty(4, dtype=np.uint32)
+    scratch = np.zeros(4), np.zeros(4, dtype=np.uint32), np.empty(4, dtype=np.uint32)
     ids, scores = kernels.top_k(docs, tfs, starts, ends, idfs, upper, scoring, 3, *scratch)
     weight = 1.0 * (1.0 * 2.0 / (1.0 + 1.0))
     assert ids.tolist() == [2, 0, 3]
     assert scores.tolist() == [weight + 0.5 * weight, weight, weight]
-    assert not scratch[0].any() and not scratch[1].any()
+    assert not scratch[1].any()  # every slot cleared again: the next call's scratch
 
 
 @pytest.mark.parametrize(
@@ -89,11 +89,12 @@ def test_top_k_ranks_by_score_then_id() -> None:
         ("lengths", np.zeros(10, dtype=np.int16), "lengths must be one-dimensional"),
         ("ratios", np.ones(256, dtype=np.float32), "ratios must be one-dimensional"),
         ("ratios", np.ones(300), "ratios must hold a row of lengths for each of 256"),
-        ("seen", np.zeros(10, dtype=np.uint8), "seen must be one-dimensional"),
+        ("slots", np.zeros(10, dtype=bool), "slots must be one-dimensional"),
+        ("slots", np.zeros(10, dtype=np.int64), "slots must be one-dimensional"),
         ("cand", np.empty(10, dtype=np.int64), "cand must be one-dimensional"),
         ("scores", np.zeros((2, 5)), "scores must be one-dimensional"),
         ("scores", np.zeros(20)[::2], "scores must be a writable C-contiguous array"),
-        ("cand", np.empty(9, dtype=np.uint32), "scores, seen and cand must have the length of"),
+        ("cand", np.empty(9, dtype=np.uint32), "scores, slots and cand must have the length of"),
         ("ends", np.array([2, 99], dtype=np.int64), "each term's postings .* within docs"),
         ("ends", np.array([2, 1], dtype=np.int64), "each term's postings .* within docs"),
         ("starts", np.array([-1, 2], dtype=np.int64), "each term's postings .* within docs"),
@@ -122,7 +123,7 @@ def test_top_k_refuses_mismatched_arrays(name: str, bad: object, says: str) -> N
         "ratios": np.ones(256),
         "k": 5,
         "scores": np.zeros(10),
-        "seen": np.zeros(10, dtype=bool),
+        "slots": np.zeros(10, dtype=np.uint32),
         "cand": np.empty(10, dtype=np.uint32),
         "out_docs": np.empty(5, dtype=np.int64),
         "out_scores": np.empty(5),
@@ -144,7 +145,7 @@ def test_read_only_scratch_is_refused() -> None:
     scoring = np.zeros(10, dtype=np.uint32), np.ones(256)
     with pytest.raises(ValueError, match="scores must be a writable"):
         kernels.top_k(
-            docs, tfs, starts, ends, one, one, scoring, 1, scores, np.zeros(10, bool),
+            docs, tfs, starts, ends, one, one, scoring, 1, scores, np.zeros(10, np.uint32),
             np.empty(10, np.uint32),
         )  # fmt: skip
 
