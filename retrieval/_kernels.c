@@ -38,6 +38,8 @@
 /* From how many candidates (times k) `finish` first raises theta to the final scores of the k
  * best so far (`final_floor`): below that, cutting the candidates costs less than the floor. */
 #define FLOOR_FROM 2
+/* Entries of the table of final scores `final_floor` keeps (filled to half at most). */
+#define FINALS 4096
 
 /* The buffers one call holds, released together. */
 typedef struct {
@@ -222,6 +224,12 @@ typedef struct {
     uint64_t *board;
     int64_t half; /* this call's slot on the board: 0 or 1 */
     int *found_k; /* whether kth_best has found k passages: best and best_ids hold its k */
+    /* The final scores `final_floor` has worked out, by passage (open addressing, FINALS
+     * entries, ids + 1; 0 is empty), so that each is looked up in the terms left only once:
+     * a passage's final score does not change as its terms are added. */
+    uint32_t *final_ids;
+    double *finals;
+    int64_t n_finals;
 } Scratch;
 
 /* Posts the k best partial scores (s->best, ascending, as kth_best left them) on the board:
@@ -497,19 +505,43 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
  * passages' final scores bound the k-th best from below). The floor is shaded by a hair, as
  * these sums add the weights in another order than the kernel will. Returns theta itself if
  * kth_best never found k passages, or if memory runs out. */
-static double final_floor(const Query *q, const Scratch *s, int64_t t, double theta) {
-    int64_t k = s->k;
+static double final_floor(const Query *q, Scratch *s, int64_t t, double theta) {
+    int64_t k = s->k, n_new = 0;
     if (!*s->found_k || t >= q->n_terms) return theta;
     double *sums = calloc((size_t)k, sizeof(double));
-    if (sums == NULL) return theta;
-    for (int64_t u = t; u < q->n_terms; u++)
-        look_up(q, s->best_ids, k, q->lo[u], q->hi[u], q->idfs[u], sums);
-    double floor = INFINITY;
-    for (int64_t i = 0; i < k; i++) {
-        double final = s->scores[s->slot[s->best_ids[i]] - 1] + sums[i];
-        floor = final < floor ? final : floor;
+    uint32_t *new_ids = malloc((size_t)k * sizeof(uint32_t));
+    int64_t *new_at = malloc((size_t)k * sizeof(int64_t));
+    if (sums == NULL || new_ids == NULL || new_at == NULL) {
+        free(sums), free(new_ids), free(new_at);
+        return theta;
     }
-    free(sums);
+    double floor = INFINITY;
+    for (int64_t i = 0; i < k; i++) { /* the finals known already; the others to look up */
+        uint32_t d = s->best_ids[i];
+        int64_t h = (int64_t)((d * 2654435761u) % FINALS);
+        while (s->final_ids[h] && s->final_ids[h] != d + 1) h = (h + 1) % FINALS;
+        if (s->final_ids[h]) {
+            floor = s->finals[h] < floor ? s->finals[h] : floor;
+        } else {
+            new_ids[n_new] = d;
+            new_at[n_new++] = h;
+        }
+    }
+    for (int64_t u = t; u < q->n_terms && n_new; u++)
+        look_up(q, new_ids, n_new, q->lo[u], q->hi[u], q->idfs[u], sums);
+    for (int64_t i = 0; i < n_new; i++) {
+        uint32_t d = new_ids[i];
+        double final = s->scores[s->slot[d] - 1] + sums[i];
+        floor = final < floor ? final : floor;
+        if (s->n_finals < FINALS / 2) { /* else the table is left as it is: looked up again */
+            int64_t h = new_at[i];
+            while (s->final_ids[h]) h = (h + 1) % FINALS; /* an id new in this call */
+            s->final_ids[h] = d + 1;
+            s->finals[h] = final;
+            s->n_finals++;
+        }
+    }
+    free(sums), free(new_ids), free(new_at);
     floor *= 1.0 - 1e-9;
     return floor > theta ? floor : theta;
 }
@@ -519,7 +551,7 @@ static double final_floor(const Query *q, const Scratch *s, int64_t t, double th
  * each term theta is worked out again over those passages (their scores only grow) and raised
  * to the final scores of the k best of them, and the ones that can no longer reach it leave,
  * so each weaker term is looked up for fewer. */
-static int64_t finish(const Query *q, const Scratch *s, int64_t count, int64_t t, double theta) {
+static int64_t finish(const Query *q, Scratch *s, int64_t count, int64_t t, double theta) {
     if (count > FLOOR_FROM * s->k) theta = final_floor(q, s, t, theta);
     theta = shared_theta(s, theta);
     int64_t n_live = keep_reaching(s, count, s->left[t], theta);
@@ -669,9 +701,13 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
     size_t room = (size_t)(s->k < q->size ? s->k : (q->size ? q->size : 1));
     s->best = malloc(room * sizeof(double));
     s->best_ids = malloc(room * sizeof(uint32_t));
+    s->final_ids = calloc(FINALS, sizeof(uint32_t));
+    s->finals = malloc(FINALS * sizeof(double));
+    s->n_finals = 0;
     int found_k = 0;
     s->found_k = &found_k;
-    if (range != NULL && s->left != NULL && s->best != NULL && s->best_ids != NULL) {
+    if (range != NULL && s->left != NULL && s->best != NULL && s->best_ids != NULL &&
+        s->final_ids != NULL && s->finals != NULL) {
         Py_BEGIN_ALLOW_THREADS;
         passages_within(q, from, to, range);
         s->left[q->n_terms] = 0.0;
@@ -683,6 +719,8 @@ static Py_ssize_t run(Query *q, Scratch *s, const double *upper, const Blocks *b
     free(s->left);
     free(s->best);
     free(s->best_ids);
+    free(s->final_ids);
+    free(s->finals);
     if (found < 0) PyErr_NoMemory();
     return found;
 }
