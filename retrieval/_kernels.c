@@ -423,26 +423,27 @@ static void probe(const Query *q, const Scratch *s, int64_t t, int64_t n_live) {
         add_to_seen(q, s, start, end, end, idf);
     }
 }
-/* Move the candidates that can still reach theta (their score plus `rest`, the most the terms
- * left can add, with a hair of margin for rounding) to the front of the candidates, their
- * slots following them; clear the others' slots. Returns how many are kept. */
+/* Keep the candidates that can still reach theta (their score plus `rest`, the most the terms
+ * left can add, with a hair of margin for rounding) and clear the others' slots; each one cut
+ * takes the place of the last one kept, whose slot follows it, so that a cut of a few moves a
+ * few (the candidates' order is no ranking's: ties are broken by passage id at the end).
+ * Returns how many are kept. */
 static int64_t keep_reaching(const Scratch *s, int64_t count, double rest, double theta) {
     double *scores = s->scores;
     uint32_t *cand = s->cand, *slot = s->slot;
-    int64_t kept = 0;
-    for (int64_t i = 0; i < count; i++) {
-        uint32_t d = cand[i];
-        __builtin_prefetch(&slot[cand[i + AHEAD < count ? i + AHEAD : i]], 1);
-        double score = scores[i];
-        if ((score + rest) * (1.0 + 1e-9) >= theta) {
-            cand[kept] = d;
-            scores[kept] = score;
-            slot[d] = (uint32_t)++kept;
-        } else {
-            slot[d] = 0;
+    int64_t n = count;
+    for (int64_t i = 0; i < n; i++) {
+        if ((scores[i] + rest) * (1.0 + 1e-9) >= theta) continue;
+        slot[cand[i]] = 0;
+        /* the last candidate that reaches it, the ones after it cleared on the way */
+        while (--n > i && !((scores[n] + rest) * (1.0 + 1e-9) >= theta)) slot[cand[n]] = 0;
+        if (n > i) {
+            cand[i] = cand[n];
+            scores[i] = scores[n];
+            slot[cand[i]] = (uint32_t)(i + 1);
         }
     }
-    return kept;
+    return n;
 }
 
 /* Whether (score s1, passage d1) ranks below (s2, d2): lower score, or tied and later. */
