@@ -151,9 +151,10 @@ def probe(name: str, paths: RunPaths, n_queries: int, n_check: int) -> dict[str,
 
     Every engine's saved index is first read once into the OS cache, so that each is timed as
     a server that keeps its index in memory: on these machines the OS cache loses files between
-    runs (the VM gives memory back to its host), and archive-bot's whole path, the one probe
-    that reads passages' texts, then waited on the disk for them (RESULTS.md, "Issue 15, ninth
-    pass"). The page cache is not the process's: its resident memory is measured the same."""
+    runs (the kernel's DAMON pages out memory left cold), and archive-bot's whole path, the one
+    probe that reads passages' texts, then waited on the disk for them (RESULTS.md, "Issue 15,
+    ninth pass"). The page cache is not the process's: its resident memory is measured the
+    same."""
     engine = ENGINES[name]
     warmup, *queries = load_queries(paths.queries)
     cached_bytes, cached_s = read_into_os_cache(paths.saved(name))
