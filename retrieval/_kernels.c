@@ -206,7 +206,7 @@ static inline double weight(double idf, const double *ratios, int64_t n_lengths,
 
 /* Scratch of one top-k call: passage-sized arrays from the caller, small ones of its own. */
 typedef struct {
-    /* The candidates, in the order they were seen (compacted by the cuts): cand[i] is a
+    /* The candidates, in the order they were seen but for the cuts' moves: cand[i] is a
      * passage, scores[i] its score so far. Dense, so that the passes over all candidates
      * (the k-th best, the cut) read them in order instead of at random. */
     double *scores;
@@ -503,9 +503,11 @@ static int64_t select_best(const Scratch *s, int64_t n_live) {
 
 /* A higher floor for the k-th best final score when terms t.. are left: the final scores of
  * the k passages kth_best last found best, their weights of terms t.. looked up (any k
- * passages' final scores bound the k-th best from below). The floor is shaded by a hair, as
- * these sums add the weights in another order than the kernel will. Returns theta itself if
- * kth_best never found k passages, or if memory runs out. */
+ * passages' final scores bound the k-th best from below), each passage's once in a call
+ * (the table `finals`: the sum worked out at an earlier term is the same final score, in
+ * another order of additions). The floor is shaded by a hair, as these sums add the weights
+ * in another order than the kernel will. Returns theta itself if kth_best never found k
+ * passages, or if memory runs out. */
 static double final_floor(const Query *q, Scratch *s, int64_t t, double theta) {
     int64_t k = s->k, n_new = 0;
     if (!*s->found_k || t >= q->n_terms) return theta;
