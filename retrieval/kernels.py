@@ -71,9 +71,9 @@ def top_k(
     tf (k1 + 1) / (tf + norm) by frequency and length (`Field.scoring`, 256 rows): a posting
     weighs idf times its entry. Scratch arrays of the passage count, so that a question
     allocates nothing in proportion to its postings: `cand` (uint32 ids) and `scores` hold the
-    candidates and their scores so far, side by side in the order they were found (the passes
-    over all candidates read them in order); `slots` (uint32), zeroed, holds each passage's
-    place among the candidates + 1, and is left zeroed on return.
+    candidates and their scores so far, side by side (the passes over all candidates read them
+    in order; a cut moves the last kept into a cut one's place); `slots` (uint32), zeroed, holds
+    each passage's place among the candidates + 1, and is left zeroed on return.
     """
     lengths, ratios = scoring
     best_docs, best_scores = _room(k, len(lengths))
