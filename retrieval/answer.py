@@ -136,12 +136,18 @@ def best_answer(query: Query, hits: Sequence[Hit]) -> Answer | None:
 SNIPPET_CHARS = 240
 
 
-def snippet_span(text: str, query: Query, *, max_chars: int = SNIPPET_CHARS) -> tuple[int, int]:
-    """Span of the sentences of a passage to show: the best one, widened to about max_chars."""
+def snippet_span(
+    text: str, query: Query, *, max_chars: int = SNIPPET_CHARS, folded: str | None = None
+) -> tuple[int, int]:
+    """Span of the sentences of a passage to show: the best one, widened to about max_chars.
+
+    `folded`: fold(text), when the search made it already.
+    """
     spans = list(sentence_spans(text))
     if not spans or len(text) <= max_chars:
         return 0, len(text)
-    folded = fold(text)  # once for the passage when offsets allow, else sentence by sentence
+    if folded is None:  # once for the passage when offsets allow, else sentence by sentence
+        folded = fold(text)
     same = len(folded) == len(text)
     parts = [folded[s:e] if same else fold(text[s:e]) for s, e in spans]
     covered = covers(parts, query.words, query.grams)

@@ -367,6 +367,7 @@ class Field:
         self._since_drop = 0  # bytes of postings asked for since the mapped pages were dropped
         self._drop_due = False  # whether they are to be dropped (`drop_pages`)
         self._word_ids: dict[str, int] = {}  # word → term id (-1: not in the vocabulary)
+        self._top_idf: float | None = None  # the highest idf (`idf_of`), found once
 
     @property
     def size(self) -> int:
@@ -401,7 +402,9 @@ class Field:
 
     def idf_of(self, words: Sequence[str]) -> list[float]:
         """Each word's idf (the field's highest idf for a word it does not know)."""
-        top = float(self.idf.max()) if len(self.idf) else 1.0
+        if self._top_idf is None:
+            self._top_idf = float(self.idf.max()) if len(self.idf) else 1.0
+        top = self._top_idf
         return [float(self.idf[i]) if i >= 0 else top for i in self.lookup(list(words))]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,8 @@ from retrieval.tokenize import Tokenizer, fold
 __all__ = ["MAX_QUESTION_CHARS", "IndexInfo", "Query", "Searcher", "Synonyms"]
 
 BIGRAM_WEIGHT = 0.5
+_NOT_WORD = re.compile(r"\W+")  # left out of a passage's text to tell near-duplicates apart
+Shown = tuple[Hit, str | None]  # a hit and its passage's folded text (`Candidate.folded`)
 FIELD_DEPTH = 100  # passages each field contributes to the fused ranking
 FIELDS = ("words", "bigrams")
 # Passages from which a question is ranked on both cores, this thread and its helper each
@@ -108,8 +110,12 @@ class Searcher:
 
     def _hits(self, question: str | Query, *, top_k: int, offset: int) -> list[Hit]:
         """`search` without handing the heap's free memory back (`ask` does, once)."""
+        return [hit for hit, _ in self._page(question, top_k=top_k, offset=offset)]
+
+    def _page(self, question: str | Query, *, top_k: int, offset: int) -> list[Shown]:
+        """`_hits`, each with its passage's folded text."""
         found = self.candidates(question, depth=offset + top_k)
-        return [Hit(c.rank, c.fused, c.passage) for c in found[offset:]]
+        return [(Hit(c.rank, c.fused, c.passage), c.folded) for c in found[offset:]]
 
     def candidates(self, question: str | Query, *, depth: int) -> list[Candidate]:
         """The best `depth` passages in BM25's fused order (dates preferred when asked), each
@@ -133,7 +139,7 @@ class Searcher:
         for i in order:
             passage = index.passages[int(ids[i])]
             folded = fold(passage.text)
-            key = re.sub(r"\W+", "", folded)
+            key = _NOT_WORD.sub("", folded)
             if key in seen:
                 continue
             seen.add(key)
@@ -149,11 +155,15 @@ class Searcher:
         """Hits with their snippets and, for the first page, the answer sentence."""
         query = question if isinstance(question, Query) else self.query(question)
         if self.reader is not None:
-            hits, answer = self._read(self.reader, query, top_k=top_k, offset=offset)
+            page, answer = self._read(self.reader, query, top_k=top_k, offset=offset)
         else:
-            hits = self._hits(query, top_k=top_k, offset=offset)
+            page = self._page(query, top_k=top_k, offset=offset)
+            hits = [hit for hit, _ in page]
             answer = best_answer(query, hits) if hits and offset == 0 else None
-        shown = [replace(h, snippet=snippet_span(h.passage.text, query)) for h in hits]
+        shown = [
+            replace(h, snippet=snippet_span(h.passage.text, query, folded=folded))
+            for h, folded in page
+        ]
         release_free_memory()
         return Result(
             query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
@@ -165,8 +175,9 @@ class Searcher:
 
     def _read(
         self, reader: Reader, query: Query, *, top_k: int, offset: int
-    ) -> tuple[list[Hit], Answer | None]:
-        """Hits reordered by the learned reader, and its answer (first page only).
+    ) -> tuple[list[Shown], Answer | None]:
+        """Hits reordered by the learned reader (each with its passage's folded text), and its
+        answer (first page only).
 
         A hit's score is then the reader's probability that the passage is the right one.
         Every page reranks the same `CANDIDATES` passages, so that paging neither repeats nor
@@ -181,7 +192,10 @@ class Searcher:
         ordered = [(head[i], chances[i]) for i in reading.order]
         ordered += [(c, 0.0) for c in found[CANDIDATES:]]
         page = ordered[offset : offset + top_k]
-        hits = [Hit(rank, chance, c.passage) for rank, (c, chance) in enumerate(page, offset + 1)]
+        hits = [
+            (Hit(rank, chance, c.passage), c.folded)
+            for rank, (c, chance) in enumerate(page, offset + 1)
+        ]
         answer = reading.answer if offset == 0 else None
         if answer is not None:
             answer = replace(answer, highlights=highlights(answer.sentence))
