@@ -345,7 +345,12 @@ def gram_share(text: str, question: QuestionView) -> float:
 
 def proximity(text: str, question: QuestionView) -> float:
     """How tightly the question's words sit together: their length over the span they cover."""
-    found = [(text.find(word), len(word)) for word in question.words if word in text]
+    return _proximity(text, question.words)
+
+
+def _proximity(text: str, words: Iterable[str]) -> float:
+    """`proximity` of the given words (those of the question that the text holds)."""
+    found = [(at, len(word)) for word in words if (at := text.find(word)) >= 0]
     if len(found) < 2:
         return 0.0
     start = min(pos for pos, _ in found)
@@ -383,6 +388,10 @@ class Sentences:
     normal: tuple[str, ...]
     covs: tuple[float, ...]
     grams: tuple[float, ...]
+    # The question's words (with their weights) and bigrams that the whole passage holds, in
+    # the question's order: no other can be in a sentence or a run of them.
+    held_words: tuple[tuple[str, float], ...] = ()
+    held_grams: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, text: str, question: QuestionView, folded: str | None = None) -> Sentences:
@@ -398,16 +407,18 @@ class Sentences:
         # Only what the whole passage holds can be in a sentence: most of the question's words
         # and bigrams are in few of the candidates, and are looked for once, not per sentence.
         whole = "".join(normal)
-        words = [
+        words = tuple(
             (w, q) for w, q in zip(question.words, question.weights, strict=True) if w in whole
-        ]
-        grams = [g for g in question.grams if g in whole]
+        )
+        grams = tuple(g for g in question.grams if g in whole)
         count = len(question.grams) or 1
         return cls(
             spans,
             normal,
             tuple(sum(q for w, q in words if w in t) for t in normal),
             tuple(sum(g in t for g in grams) / count for t in normal),
+            words,
+            grams,
         )
 
 
@@ -430,8 +441,8 @@ def passage_rows(
                 max(split.covs, default=0.0),
                 max(split.grams, default=0.0),
                 max((c + g for c, g in zip(split.covs, split.grams, strict=True)), default=0.0),
-                coverage(whole, question),
-                gram_share(whole, question),
+                sum(q for _, q in split.held_words),  # coverage(whole, question)
+                len(split.held_grams) / len(question.grams) if question.grams else 0.0,
                 coverage(title, question),
                 float(fit),
             )
@@ -475,6 +486,11 @@ def sentence_rows(
         rest = [(w, q) for w, q in zip(question.words, question.weights, strict=True)
                 if w not in title_text]  # fmt: skip
         rest_total = sum(q for _, q in rest) or 1.0
+        # Only what the whole passage holds can be in a sentence or its window (`Sentences`).
+        held, held_grams = split.held_words, split.held_grams
+        rest_held = [(w, q) for w, q in held if w not in title_text]
+        length_total = sum(len(w) for w in question.words) or 1
+        grams_count = len(question.grams)
         char_covs = rest_char_covers(question.bare, title_text, normal)
         passage_part = (
             cand.words, cand.bigrams, cand.fused, 1 / cand.rank, float(cand.rank == 1),
@@ -490,17 +506,18 @@ def sentence_rows(
             if numbers:
                 found = set(_DIGITS.findall(_normalized(sentence)))
                 q_found = sum(n in found for n in numbers)
-            by_length = question_cover(sentence, question)
-            rest_cov = sum(q for w, q in rest if w in sentence) / rest_total
-            rest_window = sum(q for w, q in rest if w in window) / rest_total
+            in_sentence = [(w, q) for w, q in held if w in sentence]
+            by_length = sum(len(w) for w, _ in in_sentence) / length_total  # question_cover
+            rest_cov = sum(q for w, q in rest_held if w in sentence) / rest_total
+            rest_window = sum(q for w, q in rest_held if w in window) / rest_total
             fit_bonus = wanted_fit(sentence, question.wanted)
             features = (
                 *passage_part,
                 covs[j],
-                coverage(window, question),
+                sum(q for w, q in held if w in window),  # coverage(window, question)
                 covs[j - 1] if j else 0.0,
                 split.grams[j],
-                gram_share(window, question),
+                sum(g in window for g in held_grams) / grams_count if grams_count else 0.0,
                 by_length,
                 rest_cov,
                 rest_window,
@@ -512,7 +529,7 @@ def sentence_rows(
                 0.0,
                 by_length + 0.5 * split.grams[j] + fit_bonus,
                 title,
-                proximity(sentence, question),
+                _proximity(sentence, [w for w, _ in in_sentence]),
                 *(float(fit and asks == kind) for kind in kinds),
                 float(asks is not None and not fit),
                 float(fit_bonus > 0.5),
