@@ -8,6 +8,12 @@ passages the heap held 100 MB of which a few MB were live objects (`tracemalloc`
 `malloc_trim(0)` returns the free pages in the middle of the heap too (benchmarks/RESULTS.md,
 "1M passages, resident memory"). C libraries without it (musl) simply keep theirs.
 
+Searches release it every `TRIM_EVERY` questions (`after_question`), not after each: a page
+handed back is a page the next question's temporaries fault in again (at a million passages
+255 page faults a question when trimming after each, 195 every 16th; the whole path 0.974× per
+question, RESULTS.md "Issue 15, tenth pass"), while the heap's free memory between releases is
+bounded by what a few questions allocate at once.
+
 Importing this module also keeps the process to one malloc arena: glibc gives threads arenas
 of their own (up to 8 a core) to spare them a lock, and half of a question's passages is ranked in
 a helper thread (`retrieval.search`), whose arena kept about 30 MB more resident after 1,000
@@ -18,6 +24,7 @@ arrays each, too few for the lock to matter (the same speed with one arena, RESU
 from __future__ import annotations
 
 import ctypes
+import itertools
 from collections.abc import Callable
 
 
@@ -48,3 +55,14 @@ def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system (a no-op without glibc)."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+TRIM_EVERY = 16  # questions between releases of the heap's free memory (`after_question`)
+_questions = itertools.count(1)  # questions answered, for `after_question` (thread-safe)
+
+
+def after_question() -> None:
+    """Count a question answered; every `TRIM_EVERY`-th hands the heap's free pages back
+    (`release_free_memory`)."""
+    if next(_questions) % TRIM_EVERY == 0:
+        release_free_memory()

@@ -29,7 +29,7 @@ import numpy as np
 
 from retrieval.answer import best_answer, highlights, snippet_span
 from retrieval.dates import DATE_WEIGHT, DateAsk, date_fit, prefer_dates
-from retrieval.heap import release_free_memory
+from retrieval.heap import after_question
 from retrieval.index import Field, Postings
 from retrieval.index import top_k as best_first
 from retrieval.kernels import new_board
@@ -105,11 +105,11 @@ class Searcher:
     def search(self, question: str | Query, *, top_k: int = 3, offset: int = 0) -> list[Hit]:
         """The best `top_k` passages after the first `offset`, near-duplicates collapsed."""
         hits = self._hits(question, top_k=top_k, offset=offset)
-        release_free_memory()
+        after_question()
         return hits
 
     def _hits(self, question: str | Query, *, top_k: int, offset: int) -> list[Hit]:
-        """`search` without handing the heap's free memory back (`ask` does, once)."""
+        """`search` without counting the question for the heap's release (`ask` does, once)."""
         return [hit for hit, _ in self._page(question, top_k=top_k, offset=offset)]
 
     def _page(self, question: str | Query, *, top_k: int, offset: int) -> list[Shown]:
@@ -164,7 +164,7 @@ class Searcher:
             replace(h, snippet=snippet_span(h.passage.text, query, folded=folded))
             for h, folded in page
         ]
-        release_free_memory()
+        after_question()
         return Result(
             query.text, answer, tuple(shown), searchable=query.searchable, terms=query.words
         )

@@ -49,6 +49,36 @@ def test_glibc_trim_is_found_and_harmless_with_nothing_free() -> None:
     heap.release_free_memory()
 
 
+# The same, released by questions: the resident set after each of `TRIM_EVERY` questions.
+FREED_THEN_QUESTIONS = """
+import os
+from pathlib import Path
+from retrieval import heap
+def resident():
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+blocks = [bytearray(60_000) for _ in range(1100)]
+kept = bytearray(60_000)
+del blocks
+sizes = [resident()]
+for _ in range(heap.TRIM_EVERY):
+    heap.after_question()
+    sizes.append(resident())
+print(*sizes, len(kept))
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_questions_release_the_heap_every_trim_every_questions() -> None:
+    """Freed memory stays resident through `TRIM_EVERY` - 1 questions, for their temporaries
+    to reuse, and the `TRIM_EVERY`-th question gives it back."""
+    run = [sys.executable, "-c", FREED_THEN_QUESTIONS]
+    *sizes, _ = map(int, subprocess.check_output(run, text=True).split())
+    assert len(sizes) == heap.TRIM_EVERY + 1
+    assert max(sizes[:-1]) - min(sizes[:-1]) < 4_000_000
+    assert sizes[-2] - sizes[-1] > 32_000_000
+
+
 # In a fresh interpreter: four threads allocate at once, then glibc lists its arenas.
 ARENAS_AFTER_THREADS = """
 import ctypes, sys, threading
