@@ -1017,6 +1017,85 @@ static PyObject *forest_sums(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --- The reader's word covers (retrieval/reader.py `Sentences`, `sentence_rows`) ---------- */
+
+PyDoc_STRVAR(held_sums_doc,
+             "held_sums(needles, weights, texts)\n--\n\n"
+             "For each text, the sum of the weights of the needles it holds (needle in text), "
+             "added in the needles' order from 0.0, as a list of floats; weights None counts "
+             "them.");
+
+static PyObject *held_sums(PyObject *module, PyObject *args) {
+    PyObject *needles_in, *weights_in, *texts_in;
+    if (!PyArg_ParseTuple(args, "OOO:held_sums", &needles_in, &weights_in, &texts_in))
+        return NULL;
+    PyObject *needles = PySequence_Fast(needles_in, "needles must be a sequence");
+    PyObject *weights = NULL, *texts = NULL, *out = NULL;
+    double *w = NULL;
+    if (needles == NULL) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(needles);
+    w = malloc(((size_t)n + 1) * sizeof(double));
+    if (w == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(PySequence_Fast_GET_ITEM(needles, i))) {
+            PyErr_SetString(PyExc_TypeError, "needles must be strings");
+            goto done;
+        }
+        w[i] = 1.0;
+    }
+    if (weights_in != Py_None) {
+        weights = PySequence_Fast(weights_in, "weights must be a sequence or None");
+        if (weights == NULL) goto done;
+        if (PySequence_Fast_GET_SIZE(weights) != n) {
+            PyErr_SetString(PyExc_ValueError, "weights must have one entry for each needle");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            w[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(weights, i));
+            if (w[i] == -1.0 && PyErr_Occurred()) goto done;
+        }
+    }
+    texts = PySequence_Fast(texts_in, "texts must be a sequence");
+    if (texts == NULL) goto done;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(texts);
+    out = PyList_New(m);
+    if (out == NULL) goto done;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *text = PySequence_Fast_GET_ITEM(texts, j);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "texts must be strings");
+            Py_CLEAR(out);
+            goto done;
+        }
+        double sum = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            /* what `in` finds: the same search of the one string in the other */
+            Py_ssize_t at = PyUnicode_Find(text, PySequence_Fast_GET_ITEM(needles, i), 0,
+                                           PY_SSIZE_T_MAX, 1);
+            if (at == -2) {
+                Py_CLEAR(out);
+                goto done;
+            }
+            if (at >= 0) sum += w[i];
+        }
+        PyObject *value = PyFloat_FromDouble(sum);
+        if (value == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, j, value);
+    }
+done:
+    free(w);
+    Py_XDECREF(needles);
+    Py_XDECREF(weights);
+    Py_XDECREF(texts);
+    return out;
+}
+
 /* --- The reader's span F1 (retrieval/reader.py `expected_f1_best`) --------------------- */
 
 PyDoc_STRVAR(span_f1_doc,
@@ -1372,6 +1451,7 @@ static PyMethodDef methods[] = {
     {"forest_sums", forest_sums, METH_VARARGS, forest_sums_doc},
     {"span_f1", span_f1, METH_VARARGS, span_f1_doc},
     {"span_columns", span_columns, METH_VARARGS, span_columns_doc},
+    {"held_sums", held_sums, METH_VARARGS, held_sums_doc},
     {NULL, NULL, 0, NULL},
 };
 

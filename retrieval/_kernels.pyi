@@ -4,6 +4,7 @@ It takes any one-dimensional buffer of the right item type; callers go through
 `retrieval.kernels`, which passes numpy arrays.
 """
 
+from collections.abc import Sequence
 from mmap import mmap
 
 from numpy import ndarray as Array
@@ -103,3 +104,6 @@ def span_columns(
     layout: Array,
     /,
 ) -> None: ...
+def held_sums(
+    needles: Sequence[str], weights: Sequence[float] | None, texts: Sequence[str], /
+) -> list[float]: ...

@@ -28,6 +28,7 @@ laid out by `Forest`, and `span_f1` compares the likeliest spans.
 from __future__ import annotations
 
 import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -300,6 +301,17 @@ def forest_sums(rows: np.ndarray, forest: Forest) -> np.ndarray:
         forest.masks, forest.values, forest.first, out,
     )  # fmt: skip
     return out
+
+
+def held_sums(
+    needles: Sequence[str], weights: Sequence[float] | None, texts: Sequence[str]
+) -> list[float]:
+    """For each text, the weights of the needles it holds (`needle in text`) summed in the
+    needles' order from 0.0, the bits of `sum(w for n, w in zip(needles, weights) if n in
+    text)`; with `weights` None, how many it holds. The reader asks this of every sentence of
+    a passage and of their windows, a few dozen searches each, which Python's generators
+    cost more than the searches."""
+    return _kernels.held_sums(needles, weights, texts)
 
 
 def span_f1(starts: np.ndarray, ends: np.ndarray, likely: np.ndarray) -> np.ndarray:

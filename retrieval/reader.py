@@ -415,8 +415,8 @@ class Sentences:
         return cls(
             spans,
             normal,
-            tuple(sum(q for w, q in words if w in t) for t in normal),
-            tuple(sum(g in t for g in grams) / count for t in normal),
+            tuple(kernels.held_sums([w for w, _ in words], [q for _, q in words], normal)),
+            tuple(held / count for held in kernels.held_sums(grams, None, normal)),
             words,
             grams,
         )
@@ -492,12 +492,21 @@ def sentence_rows(
         length_total = sum(len(w) for w in question.words) or 1
         grams_count = len(question.grams)
         char_covs = rest_char_covers(question.bare, title_text, normal)
+        windows = ["".join(normal[max(j - 1, 0) : j + 2]) for j in range(len(normal))]
+        held_words, held_weights = [w for w, _ in held], [q for _, q in held]
+        rest_words, rest_weights = [w for w, _ in rest_held], [q for _, q in rest_held]
+        # What each sentence and each window holds (sums in the question's order, as a
+        # generator over the words would add them).
+        lengths = kernels.held_sums(held_words, [len(w) for w in held_words], normal)
+        rest_covs = kernels.held_sums(rest_words, rest_weights, normal)
+        rest_windows = kernels.held_sums(rest_words, rest_weights, windows)
+        window_covs = kernels.held_sums(held_words, held_weights, windows)
+        window_grams = kernels.held_sums(held_grams, None, windows)
         passage_part = (
             cand.words, cand.bigrams, cand.fused, 1 / cand.rank, float(cand.rank == 1),
             float(passage_scores[i]), float(place == 0),
         )  # fmt: skip
         for j, ((start, end), sentence) in enumerate(zip(split.spans, normal, strict=True)):
-            window = "".join(normal[max(j - 1, 0) : j + 2])
             fit = False
             if asks is not None:
                 tags = tokenizer.tag(sentence) if asks in _NAME_TAGS else []
@@ -506,18 +515,17 @@ def sentence_rows(
             if numbers:
                 found = set(_DIGITS.findall(_normalized(sentence)))
                 q_found = sum(n in found for n in numbers)
-            in_sentence = [(w, q) for w, q in held if w in sentence]
-            by_length = sum(len(w) for w, _ in in_sentence) / length_total  # question_cover
-            rest_cov = sum(q for w, q in rest_held if w in sentence) / rest_total
-            rest_window = sum(q for w, q in rest_held if w in window) / rest_total
+            by_length = lengths[j] / length_total  # question_cover
+            rest_cov = rest_covs[j] / rest_total
+            rest_window = rest_windows[j] / rest_total
             fit_bonus = wanted_fit(sentence, question.wanted)
             features = (
                 *passage_part,
                 covs[j],
-                sum(q for w, q in held if w in window),  # coverage(window, question)
+                window_covs[j],  # coverage(window, question)
                 covs[j - 1] if j else 0.0,
                 split.grams[j],
-                sum(g in window for g in held_grams) / grams_count if grams_count else 0.0,
+                window_grams[j] / grams_count if grams_count else 0.0,
                 by_length,
                 rest_cov,
                 rest_window,
@@ -529,7 +537,7 @@ def sentence_rows(
                 0.0,
                 by_length + 0.5 * split.grams[j] + fit_bonus,
                 title,
-                _proximity(sentence, [w for w, _ in in_sentence]),
+                _proximity(sentence, held_words),
                 *(float(fit and asks == kind) for kind in kinds),
                 float(asks is not None and not fit),
                 float(fit_bonus > 0.5),
@@ -1187,7 +1195,12 @@ def _span_text_part(
     kinds: Sequence[bool] = _NO_NUMBER
     if number:
         piece = _normalized(piece)
-        kinds = [pattern.fullmatch(piece) is not None for pattern in _NUMBER_PATTERNS]
+        if piece[:1].isdecimal():
+            kinds = [pattern.fullmatch(piece) is not None for pattern in _NUMBER_PATTERNS]
+        else:  # every kind's pattern opens on a digit (\d), but for 分之, 一半 and 半数
+            kinds = [False] * _NUMBER_KINDS
+            if piece[:1] in _SHARE_OPENINGS:
+                kinds[_SHARE] = _HAS["share"].fullmatch(piece) is not None
         kinds[-1] = kinds[-1] or _BARE_NUMBER.fullmatch(piece) is not None
         tail = _unit_tail(piece)
     title = piece.startswith("《") and _TITLE_SPAN.fullmatch(piece) is not None
@@ -1197,6 +1210,8 @@ def _span_text_part(
 
 
 _NUMBER_PATTERNS = tuple(_HAS[kind] for kind in ASK_KINDS[:_NUMBER_KINDS])
+_SHARE = ASK_KINDS.index("share")
+_SHARE_OPENINGS = ("分", "一", "半")  # the share pattern's openings other than a digit
 _TITLE_SPAN = re.compile(r"《[^》]+》")
 
 
