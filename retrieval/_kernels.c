@@ -1017,6 +1017,116 @@ static PyObject *forest_sums(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --- The reader's candidate spans (retrieval/reader.py `span_candidates`) --------------- */
+
+PyDoc_STRVAR(span_runs_doc,
+             "span_runs(lengths, stops, bad_first, bad_last, matched, n_chars, segments, "
+             "chars, long_segments, long_chars, out)\n--\n\n"
+             "Writes into out (rows of start, end, first and last segment, flattened) the "
+             "candidate spans of a sentence of n_chars characters in the order they are found: "
+             "for each segment not bad_first, the runs of up to `segments` segments and "
+             "`chars` characters from it, up to its clause's stop, that end on a segment not "
+             "bad_last, then the run that ends right before the stop if it has more segments "
+             "but at most long_segments and long_chars; then the matched spans (start, end "
+             "pairs, first and last -1) not found before. Returns the number of rows.");
+
+static PyObject *span_runs(PyObject *module, PyObject *args) {
+    PyObject *lengths_in, *stops_in, *first_in, *last_in, *matched_in, *out_in;
+    Py_ssize_t n_chars, max_segments, max_chars, long_segments, long_chars;
+    if (!PyArg_ParseTuple(args, "OOOOOnnnnnO:span_runs", &lengths_in, &stops_in, &first_in,
+                          &last_in, &matched_in, &n_chars, &max_segments, &max_chars,
+                          &long_segments, &long_chars, &out_in))
+        return NULL;
+    Views views = {.n = 0};
+    Py_ssize_t count, n_stops, n_first, n_last, n_matched, n_out;
+    const int64_t *lengths, *matched;
+    const uint8_t *stops, *bad_first, *bad_last;
+    int64_t *out;
+    int64_t *bounds = NULL, *next_stop = NULL;
+    uint8_t *seen = NULL;
+    Py_ssize_t rows = -1;
+    if (!(lengths = view(&views, lengths_in, "lengths", I64, 8, 0, &count)) ||
+        !(stops = view(&views, stops_in, "stops", BOOL, 1, 0, &n_stops)) ||
+        !(bad_first = view(&views, first_in, "bad_first", BOOL, 1, 0, &n_first)) ||
+        !(bad_last = view(&views, last_in, "bad_last", BOOL, 1, 0, &n_last)) ||
+        !(matched = view(&views, matched_in, "matched", I64, 8, 0, &n_matched)) ||
+        !(out = view(&views, out_in, "out", I64, 8, 1, &n_out)))
+        goto done;
+    if (n_stops != count || n_first != count || n_last != count) {
+        length_error("stops, bad_first and bad_last must have one entry for each segment");
+        goto done;
+    }
+    if (n_matched % 2 || n_chars < 0 || max_segments < 1 || long_segments < max_segments) {
+        length_error("matched must hold pairs, n_chars be >= 0 and long_segments >= segments");
+        goto done;
+    }
+    if (n_out < 4 * (count * (max_segments + 1) + n_matched / 2)) {
+        length_error("out must hold 4 * (segments * (segments + 1) + matched pairs) values");
+        goto done;
+    }
+    bounds = malloc(((size_t)count + 1) * sizeof(int64_t));
+    next_stop = malloc(((size_t)count + 1) * sizeof(int64_t));
+    /* one flag per (start, end) with start < end <= n_chars: which spans are found already */
+    size_t side = (size_t)n_chars + 1;
+    seen = calloc(side * side, 1);
+    if (bounds == NULL || next_stop == NULL || seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    bounds[0] = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (lengths[i] < 1) {
+            length_error("a segment must have at least one character");
+            goto done;
+        }
+        bounds[i + 1] = bounds[i] + lengths[i];
+    }
+    if (bounds[count] > n_chars) {
+        length_error("the segments must fit in n_chars characters");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_matched; i += 2)
+        if (matched[i] < 0 || matched[i] >= matched[i + 1] || matched[i + 1] > n_chars) {
+            length_error("a matched span must be start < end <= n_chars");
+            goto done;
+        }
+    next_stop[count] = count; /* the first stop at or after each segment */
+    for (Py_ssize_t k = count - 1; k >= 0; k--) next_stop[k] = stops[k] ? k : next_stop[k + 1];
+    rows = 0;
+#define FOUND(a, b, f, l)                                                                          \
+    do {                                                                                           \
+        seen[(size_t)(a) * side + (size_t)(b)] = 1;                                                \
+        out[4 * rows] = (a), out[4 * rows + 1] = (b), out[4 * rows + 2] = (f);                     \
+        out[4 * rows + 3] = (l), rows++;                                                           \
+    } while (0)
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (bad_first[i]) continue;
+        int64_t start = bounds[i], stop = next_stop[i];
+        int64_t last = i + max_segments < stop ? i + max_segments : stop;
+        for (int64_t j = i; j < last; j++) {
+            if (bounds[j + 1] - start > max_chars) break;
+            if (!bad_last[j]) FOUND(start, bounds[j + 1], i, j);
+        }
+        /* the longer run that ends right before the clause's stop */
+        int64_t j = stop - 1;
+        int64_t until = i + long_segments < count - 1 ? i + long_segments : count - 1;
+        if (i + max_segments <= j && j < until && bounds[j + 1] - start <= long_chars &&
+            !bad_last[j])
+            FOUND(start, bounds[j + 1], i, j);
+    }
+    for (Py_ssize_t i = 0; i < n_matched; i += 2)
+        if (!seen[(size_t)matched[i] * side + (size_t)matched[i + 1]])
+            FOUND(matched[i], matched[i + 1], -1, -1);
+#undef FOUND
+done:
+    free(bounds);
+    free(next_stop);
+    free(seen);
+    release(&views);
+    if (rows < 0) return NULL;
+    return PyLong_FromSsize_t(rows);
+}
+
 /* --- The reader's word covers (retrieval/reader.py `Sentences`, `sentence_rows`) ---------- */
 
 PyDoc_STRVAR(held_sums_doc,
@@ -1452,6 +1562,7 @@ static PyMethodDef methods[] = {
     {"span_f1", span_f1, METH_VARARGS, span_f1_doc},
     {"span_columns", span_columns, METH_VARARGS, span_columns_doc},
     {"held_sums", held_sums, METH_VARARGS, held_sums_doc},
+    {"span_runs", span_runs, METH_VARARGS, span_runs_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -107,3 +107,17 @@ def span_columns(
 def held_sums(
     needles: Sequence[str], weights: Sequence[float] | None, texts: Sequence[str], /
 ) -> list[float]: ...
+def span_runs(
+    lengths: Array,
+    stops: Array,
+    bad_first: Array,
+    bad_last: Array,
+    matched: Array,
+    n_chars: int,
+    segments: int,
+    chars: int,
+    long_segments: int,
+    long_chars: int,
+    out: Array,
+    /,
+) -> int: ...

@@ -303,6 +303,34 @@ def forest_sums(rows: np.ndarray, forest: Forest) -> np.ndarray:
     return out
 
 
+def span_runs(
+    lengths: np.ndarray,
+    stops: np.ndarray,
+    bad_first: np.ndarray,
+    bad_last: np.ndarray,
+    matched: np.ndarray,
+    n_chars: int,
+    segments: int,
+    chars: int,
+    long_segments: int,
+    long_chars: int,
+    out: np.ndarray,
+) -> int:
+    """The candidate spans of a sentence of `n_chars` characters (`reader.span_candidates`)
+    into `out` (rows of start, end, first and last segment), in the order they are found;
+    returns how many. From each segment (its length in `lengths`, int64) that is not
+    `bad_first`: the runs of up to `segments` segments and `chars` characters, within its
+    clause (up to the first segment that `stops` it), that end on a segment that is not
+    `bad_last`, then the run that ends right before the stop when it has more segments, up to
+    `long_segments` and `long_chars`. Then the spans a pattern `matched` (start, end pairs,
+    int64, flat; segments −1) that are not among those found before. `out` must have room for
+    len(lengths) * (segments + 1) + len(matched) / 2 rows."""
+    return _kernels.span_runs(
+        lengths, stops, bad_first, bad_last, matched, n_chars, segments, chars, long_segments,
+        long_chars, out.reshape(-1),
+    )  # fmt: skip
+
+
 def held_sums(
     needles: Sequence[str], weights: Sequence[float] | None, texts: Sequence[str]
 ) -> list[float]:

@@ -683,15 +683,15 @@ def _joined_names(tagged: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def span_candidates(
     normal: str, tagged: Sequence[tuple[str, str]], *, clause_runs: bool = False
-) -> dict[tuple[int, int], tuple[int, int]]:
+) -> np.ndarray:
     """Spans of a (folded) sentence that could be an answer: runs of segments, clauses, typed
     matches. `tagged` is the sentence's segments with their POS tags (`_segments`).
 
-    Each span, as (start, end), maps to its first and last segment, (−1, −1) for a span that a
-    pattern matched rather than a run of segments.
+    Rows (start, end, first segment, last segment), in the order found; the segments are
+    (−1, −1) for a span that a pattern matched rather than a run of segments. The runs are
+    laid out in C (`kernels.span_runs`), which also leaves out a matched span found before.
     """
     words = [word for word, _ in tagged]
-    bounds = [0, *accumulate(map(len, words))]
     stops = [bool(_HARD_STOP.search(word)) for word in words]
     for k in range(1, len(words) - 1):
         # 33,700: a comma between digits is part of the number, not a clause break.
@@ -699,47 +699,31 @@ def span_candidates(
             stops[k] = False
     # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
     joined = "".join(words)
+    lengths = list(map(len, words))
+    bounds = [0, *accumulate(lengths)]
     punct = _flags(joined, _PUNCT).tolist()
     bad_first = [punct[at] and joined[at] not in '《“"' for at in bounds[:-1]]
     bad_last = [punct[at - 1] and joined[at - 1] not in '》”"%)）' for at in bounds[1:]]
-    count = len(words)
-    next_stop = [count] * (count + 1)  # the first stop at or after each segment
-    for k in range(count - 1, -1, -1):
-        next_stop[k] = k if stops[k] else next_stop[k + 1]
-    found: dict[tuple[int, int], tuple[int, int]] = {}
-    for i in range(count):
-        if bad_first[i]:
-            continue
-        start, stop = bounds[i], next_stop[i]
-        for j in range(i, min(i + MAX_SPAN_SEGMENTS, stop)):
-            end = bounds[j + 1]
-            if end - start > MAX_SPAN_CHARS:
-                break
-            if not bad_last[j]:
-                found[start, end] = (i, j)
-        # Longer spans only up to a clause's end (意大利语、法语、西班牙语与英语。): the one
-        # that ends right before the first stop, if it is far enough and not too long.
-        j = stop - 1
-        if (
-            i + MAX_SPAN_SEGMENTS <= j < min(i + LONG_SPAN_SEGMENTS, count - 1)
-            and bounds[j + 1] - start <= LONG_SPAN_CHARS
-            and not bad_last[j]
-        ):
-            found[start, bounds[j + 1]] = (i, j)
+    matched: list[int] = []
     clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
     for i, (start, end) in enumerate(clauses):
         # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
         for later, later_end in clauses[i + 1 : i + 3]:
             if later != end + 1 or normal[end] not in _JOINS:
                 break
-            found.setdefault((start, later_end), _MATCHED)
+            matched += (start, later_end)
             end = later_end
     for pattern in _SPAN_PATTERNS:
         for m in pattern.finditer(normal):
-            span = m.span()
-            if span[1] > span[0] and span not in found:
-                found[span] = _MATCHED
-    return found
+            if m.end() > m.start():
+                matched += m.span()
+    out = np.empty((len(words) * (MAX_SPAN_SEGMENTS + 1) + len(matched) // 2, 4), np.int64)
+    rows = kernels.span_runs(
+        np.array(lengths, np.int64), np.array(stops, bool), np.array(bad_first, bool),
+        np.array(bad_last, bool), np.array(matched, np.int64), len(normal), MAX_SPAN_SEGMENTS,
+        MAX_SPAN_CHARS, LONG_SPAN_SEGMENTS, LONG_SPAN_CHARS, out,
+    )  # fmt: skip
+    return out[:rows]
 
 
 _MATCHED = (-1, -1)  # the segments of a span a pattern matched: none
@@ -856,18 +840,16 @@ def candidate_spans(
     normal = fold(sentence)
     tagged = _segments(normal, tokenizer)
     found = span_candidates(normal, tagged, clause_runs=question.explains)
-    if not found:
+    if not len(found):
         return None
     asked = set(question.bare)
     in_asked = np.array([c in asked for c in normal], dtype=bool)
     asked_before = _running(in_asked)
-    spans = np.fromiter(chain.from_iterable(found), np.int64, 2 * len(found)).reshape(-1, 2)
-    starts, ends = spans[:, 0], spans[:, 1]
+    starts, ends = found[:, 0], found[:, 1]
     in_question = (asked_before[ends] - asked_before[starts]) / np.maximum(ends - starts, 1)
     keep = in_question < 1.0  # the question's own words never answer it
     if not keep.any():
         return None
-    segments = np.fromiter(chain.from_iterable(found.values()), np.int64, 2 * len(found))
     # Padded by a true each side: index i is character i − 1, a span's sides are starts, ends+1.
     punct = np.ones(len(normal) + 2, dtype=bool)
     punct[1:-1] = _flags(normal, _PUNCT)
@@ -877,7 +859,7 @@ def candidate_spans(
     codes = np.frombuffer(normal.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     return CandidateSpans(
         _Chars(normal, punct, settled, codes), tagged, starts[keep], ends[keep],
-        segments[0::2][keep], segments[1::2][keep], in_question[keep],
+        found[keep, 2], found[keep, 3], in_question[keep],
     )  # fmt: skip
 
 

@@ -1,31 +1,42 @@
 """The span table's columns as numpy states them, one column group at a time: the reader's
 span table before its columns moved into one C loop (`retrieval.kernels.span_columns`), kept
 as the oracle that loop is checked against bit for bit (tests/test_span_columns.py), as
-rank-bm25 is for the BM25 kernels."""
+rank-bm25 is for the BM25 kernels; and the candidate spans as Python found them before their
+runs moved into C (`retrieval.kernels.span_runs`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
 from retrieval.reader import (
     _CLASS_SHIFT,
+    _CLAUSE,
     _COLUMN,
     _FAR,
+    _HARD_STOP,
     _JOINS,
     _LEFT,
     _LENGTH_BINS,
+    _MATCHED,
     _NO_SPANS,
     _NR,
     _NS,
     _NT,
+    _PUNCT,
     _SEGMENT_FLAG_COLUMNS,
     _SPAN_COLUMNS,
+    _SPAN_PATTERNS,
     _TAG_CLASSES,
     _TEXT_COLUMNS,
     _WORD_FLAGS,
+    LONG_SPAN_CHARS,
+    LONG_SPAN_SEGMENTS,
+    MAX_SPAN_CHARS,
+    MAX_SPAN_SEGMENTS,
     SPAN_GROUPS,
     QuestionView,
     SpanTable,
@@ -262,3 +273,61 @@ def _write_segments(
     classes = around >> _CLASS_SHIFT  # 4 × spans, tag class + 1
     rows, place = np.nonzero(classes.T)
     table[rows, _TAGS_AT + place * len(_TAG_CLASSES) + classes.T[rows, place] - 1] = 1.0
+
+
+def span_candidates(
+    normal: str, tagged: Sequence[tuple[str, str]], *, clause_runs: bool = False
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """`reader.span_candidates` as Python and a dict, before its runs moved into C
+    (`kernels.span_runs`): each span, as (start, end), maps to its first and last segment,
+    (−1, −1) for a span that a pattern matched, in the order found."""
+    words = [word for word, _ in tagged]
+    bounds = [0, *accumulate(map(len, words))]
+    stops = [bool(_HARD_STOP.search(word)) for word in words]
+    for k in range(1, len(words) - 1):
+        # 33,700: a comma between digits is part of the number, not a clause break.
+        if words[k] == "," and words[k - 1][-1].isdigit() and words[k + 1][0].isdigit():
+            stops[k] = False
+    # A span may open with 《 or “ and close with 》, ” or %, but not with other punctuation.
+    joined = "".join(words)
+    punct = _flags(joined, _PUNCT).tolist()
+    bad_first = [punct[at] and joined[at] not in '《“"' for at in bounds[:-1]]
+    bad_last = [punct[at - 1] and joined[at - 1] not in '》”"%)）' for at in bounds[1:]]
+    count = len(words)
+    next_stop = [count] * (count + 1)  # the first stop at or after each segment
+    for k in range(count - 1, -1, -1):
+        next_stop[k] = k if stops[k] else next_stop[k + 1]
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for i in range(count):
+        if bad_first[i]:
+            continue
+        start, stop = bounds[i], next_stop[i]
+        for j in range(i, min(i + MAX_SPAN_SEGMENTS, stop)):
+            end = bounds[j + 1]
+            if end - start > MAX_SPAN_CHARS:
+                break
+            if not bad_last[j]:
+                found[start, end] = (i, j)
+        # Longer spans only up to a clause's end (意大利语、法语、西班牙语与英语。): the one
+        # that ends right before the first stop, if it is far enough and not too long.
+        j = stop - 1
+        if (
+            i + MAX_SPAN_SEGMENTS <= j < min(i + LONG_SPAN_SEGMENTS, count - 1)
+            and bounds[j + 1] - start <= LONG_SPAN_CHARS
+            and not bad_last[j]
+        ):
+            found[start, bounds[j + 1]] = (i, j)
+    clauses = [m.span() for m in _CLAUSE.finditer(normal)] if clause_runs else []
+    for i, (start, end) in enumerate(clauses):
+        # Why and how are answered by clauses: runs of two or three, joined by ， or ；.
+        for later, later_end in clauses[i + 1 : i + 3]:
+            if later != end + 1 or normal[end] not in _JOINS:
+                break
+            found.setdefault((start, later_end), _MATCHED)
+            end = later_end
+    for pattern in _SPAN_PATTERNS:
+        for m in pattern.finditer(normal):
+            span = m.span()
+            if span[1] > span[0] and span not in found:
+                found[span] = _MATCHED
+    return found

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from retrieval import kernels
 from retrieval import reader as rd
 from retrieval.passages import sentence_spans
-from retrieval.tokenize import Tokenizer
+from retrieval.tokenize import Tokenizer, fold
 from tests import span_numpy
 from tests.conftest import SEEDS, SHARED
 
@@ -27,8 +27,19 @@ def view(question: str) -> rd.QuestionView:
     return rd.QuestionView.make(question, words, [1.0] * len(words))
 
 
+def assert_same_spans(question: rd.QuestionView, sentence: str) -> None:
+    """C's candidate spans of a sentence are Python's, in the same order."""
+    normal = fold(sentence)
+    tagged = rd._segments(normal, TOKENIZER)
+    rows = rd.span_candidates(normal, tagged, clause_runs=question.explains)
+    found = span_numpy.span_candidates(normal, tagged, clause_runs=question.explains)
+    assert rows.tolist() == [[*span, *segments] for span, segments in found.items()]
+
+
 def assert_same_table(question: rd.QuestionView, sentence: str) -> int:
-    """C's and numpy's tables of a sentence's spans are equal bit for bit; their span count."""
+    """C's and numpy's tables of a sentence's spans are equal bit for bit (its candidate spans
+    too); their span count."""
+    assert_same_spans(question, sentence)
     fast = rd.span_table(question, sentence, TOKENIZER)
     slow = span_numpy.span_table(question, sentence, TOKENIZER)
     assert fast.starts.tolist() == slow.starts.tolist()
@@ -142,3 +153,49 @@ def test_a_column_outside_the_table_is_refused() -> None:
         given["layout"][0] = value  # the first slot: the "fit" column
         with pytest.raises(ValueError, match="outside the table"):
             kernels.span_columns(**given)
+
+
+def run_arguments() -> dict[str, object]:
+    """A valid `span_runs` call: a segment of one character, then one of two that stops the
+    clause (as "。" would), and a matched span over all three characters."""
+    return {
+        "lengths": np.array([1, 2], dtype=np.int64),
+        "stops": np.array([False, True]),
+        "bad_first": np.zeros(2, dtype=bool),
+        "bad_last": np.zeros(2, dtype=bool),
+        "matched": np.array([0, 3, 0, 1], dtype=np.int64),
+        "n_chars": 3,
+        "segments": 5,
+        "chars": 24,
+        "long_segments": 9,
+        "long_chars": 40,
+        "out": np.empty((2 * 6 + 2, 4), dtype=np.int64),
+    }
+
+
+def test_runs_stop_at_the_clause_and_matched_spans_come_once() -> None:
+    given = run_arguments()
+    rows = kernels.span_runs(**given)  # type: ignore[arg-type]
+    found = given["out"][:rows].tolist()  # type: ignore[index]
+    # only the first segment before the stop; (0, 1) matched again is left out
+    assert found == [[0, 1, 0, 0], [0, 3, -1, -1]]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("lengths", np.array([0, 2], dtype=np.int64), "at least one character"),
+        ("lengths", np.array([2, 2], dtype=np.int64), "fit in n_chars"),
+        ("stops", np.zeros(3, dtype=bool), "one entry for each segment"),
+        ("bad_last", np.zeros(1, dtype=bool), "one entry for each segment"),
+        ("matched", np.array([0, 3, 1], dtype=np.int64), "pairs"),
+        ("matched", np.array([2, 2], dtype=np.int64), "start < end <= n_chars"),
+        ("matched", np.array([0, 4], dtype=np.int64), "start < end <= n_chars"),
+        ("long_segments", 4, "long_segments >= segments"),
+        ("out", np.empty((5, 4), dtype=np.int64), "out must hold"),
+        ("stops", np.zeros(2, dtype=np.int64), "format"),
+    ],
+)
+def test_bad_run_arguments_are_refused(name: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        kernels.span_runs(**(run_arguments() | {name: value}))  # type: ignore[arg-type]
