@@ -1127,6 +1127,74 @@ done:
     return PyLong_FromSsize_t(rows);
 }
 
+/* --- The question at a span's edges (retrieval/reader.py `_span_text_parts`) ------------ */
+
+/* Whether the n code points at `piece` occur together in q (`in` on strings). */
+static int holds_run(const uint32_t *q, Py_ssize_t nq, const uint32_t *piece, Py_ssize_t n) {
+    for (Py_ssize_t at = 0; at + n <= nq; at++) {
+        Py_ssize_t i = 0;
+        while (i < n && q[at + i] == piece[i]) i++;
+        if (i == n) return 1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(edge_sides_doc,
+             "edge_sides(bare, kept, left, right, question, out)\n--\n\n"
+             "For each offset of a sentence (kept: the characters before it that are not "
+             "punctuation, into bare, the sentence without them), the question at a span's "
+             "edge there, into out (2 x offsets x 2, flattened): as a start, how many "
+             "characters before it end as left does (at most 6) and how many occur together "
+             "in the question (at most 8, / 8); as an end, the same after it against right. "
+             "0 where the character beside the edge is not one of the question's.");
+
+static PyObject *edge_sides(PyObject *module, PyObject *args) {
+    PyObject *bare_in, *kept_in, *left_in, *right_in, *question_in, *out_in;
+    if (!PyArg_ParseTuple(args, "OOOOOO:edge_sides", &bare_in, &kept_in, &left_in, &right_in,
+                          &question_in, &out_in))
+        return NULL;
+    Views views = {.n = 0};
+    Py_ssize_t nb, n_kept, nl, nr, nq, n_out;
+    const uint32_t *bare, *left, *right, *q;
+    const int64_t *kept;
+    double *out;
+    int ok = (bare = view(&views, bare_in, "bare", U32, 4, 0, &nb)) &&
+             (kept = view(&views, kept_in, "kept", I64, 8, 0, &n_kept)) &&
+             (left = view(&views, left_in, "left", U32, 4, 0, &nl)) &&
+             (right = view(&views, right_in, "right", U32, 4, 0, &nr)) &&
+             (q = view(&views, question_in, "question", U32, 4, 0, &nq)) &&
+             (out = view(&views, out_in, "out", F64, 8, 1, &n_out));
+    if (ok && n_out != 4 * n_kept) ok = length_error("out must hold 4 values an offset") == 0;
+    for (Py_ssize_t s = 0; ok && s < n_kept; s++)
+        if (kept[s] < 0 || kept[s] > nb) ok = length_error("kept must stay within bare") == 0;
+    if (ok) {
+        for (Py_ssize_t s = 0; s < n_kept; s++) {
+            double *start = out + 2 * s, *end = out + 2 * (n_kept + s);
+            int64_t k = kept[s];
+            start[0] = start[1] = end[0] = end[1] = 0.0;
+            if (k > 0 && holds_run(q, nq, &bare[k - 1], 1)) { /* the question before it */
+                Py_ssize_t n = 0;
+                while (n < k && n < nl && bare[k - 1 - n] == left[nl - 1 - n]) n++;
+                start[0] = (double)(n < 6 ? n : 6);
+                n = 0;
+                while (n < k && n < 8 && holds_run(q, nq, &bare[k - n - 1], n + 1)) n++;
+                start[1] = (double)n / 8.0;
+            }
+            if (k < nb && holds_run(q, nq, &bare[k], 1)) { /* and after it */
+                Py_ssize_t n = 0;
+                while (n < nb - k && n < nr && bare[k + n] == right[n]) n++;
+                end[0] = (double)(n < 6 ? n : 6);
+                n = 0;
+                while (n < nb - k && n < 8 && holds_run(q, nq, &bare[k], n + 1)) n++;
+                end[1] = (double)n / 8.0;
+            }
+        }
+    }
+    release(&views);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* --- The reader's word covers (retrieval/reader.py `Sentences`, `sentence_rows`) ---------- */
 
 PyDoc_STRVAR(held_sums_doc,
@@ -1563,6 +1631,7 @@ static PyMethodDef methods[] = {
     {"span_columns", span_columns, METH_VARARGS, span_columns_doc},
     {"held_sums", held_sums, METH_VARARGS, held_sums_doc},
     {"span_runs", span_runs, METH_VARARGS, span_runs_doc},
+    {"edge_sides", edge_sides, METH_VARARGS, edge_sides_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -121,3 +121,6 @@ def span_runs(
     out: Array,
     /,
 ) -> int: ...
+def edge_sides(
+    bare: Array, kept: Array, left: Array, right: Array, question: Array, out: Array, /
+) -> None: ...

@@ -331,6 +331,26 @@ def span_runs(
     )  # fmt: skip
 
 
+def edge_sides(bare: str, kept: np.ndarray, left: str, right: str, question: str) -> np.ndarray:
+    """The question at the edges a span can have in a sentence (`reader._span_text_parts`):
+    offsets × (as a start, as an end) × (how many characters on that side are the question's
+    `left` of its question word, at most 6; how many occur together in `question`, at most 8,
+    / 8). `bare` is the sentence without punctuation, `kept` for each offset of the sentence
+    how many characters before it `bare` holds; 0 where the character beside the edge is not
+    one of the question's."""
+    out = np.empty((2, len(kept), 2))
+    _kernels.edge_sides(
+        _codes(bare), np.asarray(kept, dtype=np.int64), _codes(left), _codes(right),
+        _codes(question), out.reshape(-1),
+    )  # fmt: skip
+    return out
+
+
+def _codes(text: str) -> np.ndarray:
+    """A string's code points (uint32)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 def held_sums(
     needles: Sequence[str], weights: Sequence[float] | None, texts: Sequence[str]
 ) -> list[float]:

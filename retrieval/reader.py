@@ -1116,19 +1116,15 @@ def _span_text_parts(
         skips[picked] = [skip for _, skip in parts]
     # Spans share edges: each edge is worked out once, then looked up. The question goes on
     # past an edge only when the character beside it is one of the question's.
-    bare, asked = _PUNCT.sub("", normal), question.bare
-    kept = _running(~chars.punct[1:-1]).tolist()  # characters before i that are not punctuation
-    sides = np.zeros((2, len(normal) + 1, 2))  # by offset: left edges, right edges
-    left_at = [s for s in set(starts_at) if kept[s] and bare[kept[s] - 1] in asked]
-    if left_at:
-        sides[0, left_at] = [_left_edge(question, bare[: kept[s]]) for s in left_at]
-    right_at = [e for e in set(ends_at) if kept[e] < len(bare) and bare[kept[e]] in asked]
-    if right_at:
-        sides[1, right_at] = [_right_edge(question, bare[kept[e] :], 0) for e in right_at]
+    bare = _PUNCT.sub("", normal)
+    kept = _running(~chars.punct[1:-1])  # characters before i that are not punctuation
+    # by offset: left edges, right edges (`_left_edge`, `_right_edge` in C)
+    sides = kernels.edge_sides(bare, kept, question.left, question.right, question.bare)
     table[:, _LEFT : _LEFT + 2] = sides[0, starts]
     table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
     for k in np.flatnonzero(skips).tolist():
-        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, bare[kept[ends_at[k]] :], skips[k])
+        after = bare[int(kept[ends_at[k]]) :]
+        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, after, skips[k])
     return table
 
 

@@ -1,8 +1,9 @@
 """The span table's columns as numpy states them, one column group at a time: the reader's
 span table before its columns moved into one C loop (`retrieval.kernels.span_columns`), kept
 as the oracle that loop is checked against bit for bit (tests/test_span_columns.py), as
-rank-bm25 is for the BM25 kernels; and the candidate spans as Python found them before their
-runs moved into C (`retrieval.kernels.span_runs`)."""
+rank-bm25 is for the BM25 kernels; and the candidate spans and the question at their edges
+as Python found them before they moved into C (`retrieval.kernels.span_runs`,
+`retrieval.kernels.edge_sides`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from retrieval.reader import (
     _NR,
     _NS,
     _NT,
+    _NUMERAL,
+    _OPENING_TITLE,
     _PUNCT,
     _SEGMENT_FLAG_COLUMNS,
     _SPAN_COLUMNS,
@@ -43,8 +46,11 @@ from retrieval.reader import (
     _Chars,
     _flags,
     _grams,
+    _holds_word,
+    _left_edge,
+    _right_edge,
     _running,
-    _span_text_parts,
+    _span_text_part,
     _starts,
     _tag_flags,
     _tails,
@@ -331,3 +337,43 @@ def span_candidates(
             if span[1] > span[0] and span not in found:
                 found[span] = _MATCHED
     return found
+
+
+def _span_text_parts(
+    question: QuestionView, chars: _Chars, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """`reader._span_text_parts` as it was before the question at the spans' edges moved into
+    C (`kernels.edge_sides`): the edges worked out in Python, offset by offset."""
+    normal = chars.normal
+    table = np.zeros((len(starts), _LEFT + 5))
+    numeral = _running(_flags(normal, _NUMERAL))
+    has_number = numeral[ends] > numeral[starts]
+    table[:, _LEFT + 4] = _holds_word(question.words, normal, starts, ends)
+    skips = np.zeros(len(starts), dtype=np.int64)
+    picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
+    starts_at, ends_at = starts.tolist(), ends.tolist()
+    if picked:
+        numbered = has_number.tolist()
+        parts = [
+            _span_text_part(question, normal[starts_at[k] : ends_at[k]], numbered[k])
+            for k in picked
+        ]
+        table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
+        table[picked, _LEFT + 4] = [row[_LEFT] for row, _ in parts]
+        skips[picked] = [skip for _, skip in parts]
+    # Spans share edges: each edge is worked out once, then looked up. The question goes on
+    # past an edge only when the character beside it is one of the question's.
+    bare, asked = _PUNCT.sub("", normal), question.bare
+    kept = _running(~chars.punct[1:-1]).tolist()  # characters before i that are not punctuation
+    sides = np.zeros((2, len(normal) + 1, 2))  # by offset: left edges, right edges
+    left_at = [s for s in set(starts_at) if kept[s] and bare[kept[s] - 1] in asked]
+    if left_at:
+        sides[0, left_at] = [_left_edge(question, bare[: kept[s]]) for s in left_at]
+    right_at = [e for e in set(ends_at) if kept[e] < len(bare) and bare[kept[e]] in asked]
+    if right_at:
+        sides[1, right_at] = [_right_edge(question, bare[kept[e] :], 0) for e in right_at]
+    table[:, _LEFT : _LEFT + 2] = sides[0, starts]
+    table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
+    for k in np.flatnonzero(skips).tolist():
+        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, bare[kept[ends_at[k]] :], skips[k])
+    return table

@@ -5,13 +5,14 @@ refused before any loop runs."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retrieval import kernels
+from retrieval import _kernels, kernels
 from retrieval import reader as rd
 from retrieval.passages import sentence_spans
 from retrieval.tokenize import Tokenizer, fold
@@ -199,3 +200,38 @@ def test_runs_stop_at_the_clause_and_matched_spans_come_once() -> None:
 def test_bad_run_arguments_are_refused(name: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         kernels.span_runs(**(run_arguments() | {name: value}))  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="广三铁路全长多少公里是的，。《》", min_size=0, max_size=30),
+    st.text(alphabet="广三铁路全长多少公里是的", min_size=0, max_size=12),
+    st.integers(min_value=0, max_value=12),
+)
+def test_every_edge_is_the_python_edges(sentence: str, asked: str, at: int) -> None:
+    """At every offset of a sentence, C's question at a span's edges is `_left_edge`'s and
+    `_right_edge`'s, where the character beside it is the question's (0 elsewhere)."""
+    question = rd.QuestionView.make(asked or "谁", [], [])
+    question = replace(question, left=asked[:at][-6:], right=asked[at:][:6], bare=asked)
+    bare = rd._PUNCT.sub("", sentence)
+    kept = rd._running(~rd._flags(sentence, rd._PUNCT))
+    sides = kernels.edge_sides(bare, kept, question.left, question.right, question.bare)
+    for offset, k in enumerate(kept.tolist()):
+        left = rd._left_edge(question, bare[:k]) if k and bare[k - 1] in asked else (0, 0.0)
+        right = (
+            rd._right_edge(question, bare[k:], 0) if k < len(bare) and bare[k] in asked
+            else (0, 0.0)
+        )  # fmt: skip
+        assert sides[0, offset].tolist() == [float(left[0]), left[1]]
+        assert sides[1, offset].tolist() == [float(right[0]), right[1]]
+
+
+def test_edges_outside_the_sentence_are_refused() -> None:
+    with pytest.raises(ValueError, match="within bare"):
+        kernels.edge_sides("广三", np.array([0, 3]), "", "", "广")
+    with pytest.raises(ValueError, match="within bare"):
+        kernels.edge_sides("广三", np.array([-1, 1]), "", "", "广")
+    out = np.empty(3)
+    with pytest.raises(ValueError, match="4 values an offset"):
+        codes = np.zeros(1, dtype=np.uint32)
+        _kernels.edge_sides(codes, np.array([0, 1]), codes, codes, codes, out)
