@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from itertools import accumulate, chain, compress
 from pathlib import Path
@@ -422,6 +422,12 @@ class Sentences:
         )
 
 
+# Titles repeat: a question's candidates are often passages of one article, and questions
+# come back to the same articles. Folded once each (a few hundred characters at most).
+_title_numbers = lru_cache(maxsize=4096)(normalize_numbers)
+_folded_title = lru_cache(maxsize=4096)(fold)
+
+
 def passage_rows(
     question: QuestionView, candidates: Sequence[Candidate], sentences: Sequence[Sentences]
 ) -> np.ndarray:
@@ -429,7 +435,7 @@ def passage_rows(
     rows = []
     for cand, split in zip(candidates, sentences, strict=True):
         whole = "".join(split.normal)
-        title = normalize_numbers(cand.passage.source.title or "")
+        title = _title_numbers(cand.passage.source.title or "")
         fit = question.asks is not None and holds(whole, question.asks, (), question.folded)
         rows.append(
             (
@@ -479,7 +485,7 @@ def sentence_rows(
     for place, i in enumerate(pool):
         cand, split = candidates[i], sentences[i]
         normal, covs = split.normal, split.covs
-        title_text = fold(cand.passage.source.title or "")
+        title_text = _folded_title(cand.passage.source.title or "")
         title = coverage(title_text, question)
         # Wikipedia and news alike name their subject in the title and first sentence, then
         # say 本鱼 or 该公司: the words beyond the title are what find the answering sentence.
