@@ -1,5 +1,6 @@
-/* Inner loops of "BM25 index → ranked passages" (and of the reader's span trees), compiled at
- * install time (retrieval._kernels).
+/* Inner loops of "BM25 index → ranked passages" (and of the reader's: the sentences' covers,
+ * the candidate spans, their edges and feature table, the span trees), compiled at install
+ * time (retrieval._kernels).
  *
  * What they compute and why is in retrieval/kernels.py, the module callers use. Scores must be
  * bit-identical to rank-bm25's formula with a passage's weights added in term order (as the
@@ -11,8 +12,10 @@
  * mismatch is a ValueError. Passage ids in the postings are trusted to be below the passage
  * count (the index is written by retrieval.fieldbuild and checked when opened), and passage
  * lengths to be below the ratio table's row length (retrieval.index.Field.scoring makes both
- * from the same lengths). The loops run
- * without the GIL: searches run in a pool of threads, each with its own scratch arrays.
+ * from the same lengths). The BM25 loops run
+ * without the GIL: searches run in a pool of threads, each with its own scratch arrays; the
+ * reader's loops over one sentence (`held_sums`, which reads Python strings, `span_runs`,
+ * `edge_sides`) keep it: they take microseconds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -18,11 +18,13 @@ package is installed); this module gives them numpy arrays and makes room for th
 C in place of numba keeps LLVM out of the process (about 120 MB resident, and 0.6 s on a fresh
 process's first query) and keeps every score's bits: the sums run in the same order.
 
-Three loops are the next step's, "ranked passages → answer": `span_columns` fills in the span
-candidates' feature table of the answer sentence (`retrieval.reader.span_table`; the numpy
-statement of the same columns, tests/span_numpy.py, is the oracle it is checked against bit for
-bit), `forest_sums` takes them through the reader's boosted trees (`retrieval.reader.Trees`),
-laid out by `Forest`, and `span_f1` compares the likeliest spans.
+Six loops are the next step's, "ranked passages → answer": `held_sums` sums the question's
+words and bigrams that each sentence of a passage and each run of three holds, `span_runs` lays
+out the answer sentence's candidate spans and `edge_sides` the question at their edges,
+`span_columns` fills in their feature table (`retrieval.reader.span_table`; the Python and numpy
+statements of the spans, edges and columns, tests/span_numpy.py, are the oracle they are
+checked against, bit for bit), `forest_sums` takes them through the reader's boosted trees
+(`retrieval.reader.Trees`), laid out by `Forest`, and `span_f1` compares the likeliest spans.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ Each model scores one question's rows, and a softmax over them gives each row's 
 passage and sentence models are conditional logits; the span model's trees are ranked per
 question, `Trees`). `Reader.read` takes the pieces a search query holds (text, words, their idf,
 the candidates), so it can take them from any query object. Scoring is numpy over the JSON
-weights, the span table's columns filled in and the trees walked in the package's C extension;
-scipy and LightGBM only train.
+weights, the sentences' covers summed, the candidate spans laid out, the question at their
+edges found, the span table's columns filled in and the trees walked in the package's C
+extension; scipy and LightGBM only train.
 """
 
 from __future__ import annotations
