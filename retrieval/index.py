@@ -39,6 +39,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,8 +92,14 @@ class StringTable:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        start, end = self._offsets[i : i + 2].tolist()
-        return self._blob[start:end].tobytes().decode()
+        offsets, blob = self._offsets, self._blob
+        if isinstance(offsets, NpyColumn):  # saved: two small reads, as bytes
+            start, end = offsets.values(i, 2)
+        else:
+            start, end = offsets[i : i + 2].tolist()
+        if isinstance(blob, NpyColumn):
+            return blob.raw(start, end - start).decode()
+        return blob[start:end].tobytes().decode()
 
 
 SMALL_READ = 1 << 14  # bytes: a range up to this size is read as bytes and copied in
@@ -201,6 +208,30 @@ class NpyColumn:
         other threads read the mapping; holds no GIL meanwhile (`kernels.drop_pages`)."""
         if self._map is not None:
             kernels.drop_pages(self._map)
+
+    def raw(self, start: int, count: int) -> bytes:
+        """Rows `start:start + count` as the file holds them, in one `pread`: for the few rows
+        a passage needs, about a third of the cost of reading into an array (`read_into`)."""
+        if start < 0 or count < 0 or start + count > self.length:
+            raise IndexError(f"rows {start}:{start + count} of {self.path.name} are out of range")
+        size, at = count * self.row_bytes, self.offset + start * self.row_bytes
+        data = os.pread(self._fd, size, at)
+        while 0 < len(data) < size:  # a short read: read the rest
+            more = os.pread(self._fd, size - len(data), at + len(data))
+            if not more:
+                break
+            data += more
+        if len(data) != size:
+            raise OSError(f"index file ended early: read {len(data)} of {size} bytes")
+        return data
+
+    def values(self, start: int, count: int) -> list[Any]:
+        """Rows `start:start + count` as Python values (`raw`, then numpy's `tolist`)."""
+        return (
+            np.frombuffer(self.raw(start, count), dtype=self.dtype)
+            .reshape(count, *self.row_shape)
+            .tolist()
+        )
 
     def read_into(self, start: int, out: np.ndarray) -> None:
         """Read `len(out)` rows from `start` straight into `out` (no intermediate copy)."""

@@ -109,10 +109,16 @@ class PassageTable:
         return len(self._rows)
 
     def __getitem__(self, i: int) -> Passage:
-        file, title, article, number, paragraph, start, end = self._rows[i : i + 1][0].tolist()
+        rows, dates = self._rows, self._dates
+        if isinstance(rows, NpyColumn) and isinstance(dates, NpyColumn):  # as bytes (`raw`)
+            ((file, title, article, number, paragraph, start, end),) = rows.values(i, 1)
+            (days,) = dates.values(i, 1)
+        else:
+            file, title, article, number, paragraph, start, end = rows[i : i + 1][0].tolist()
+            days = int(dates[i : i + 1][0])
         path = self._files[file]
         title_text = self._titles[title - 1] if title else None
-        day = day_of(int(self._dates[i : i + 1][0]))
+        day = day_of(days)
         return Passage(
             passage_id=passage_id(path, article, number),
             text=self._texts[i],

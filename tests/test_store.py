@@ -165,6 +165,27 @@ def test_npy_column_reads_rows_as_numpy_indexes_them(tmp_path: Path) -> None:
         NpyColumn(tmp_path / "fortran.npy")
 
 
+def test_npy_column_reads_a_few_rows_as_bytes_and_values(tmp_path: Path) -> None:
+    """`raw` and `values` (what passages and their texts are read with) give the rows numpy
+    gives; a row out of range is refused, and a file cut short after opening is an error."""
+    values = np.arange(60, dtype=np.uint32).reshape(12, 5)
+    np.save(tmp_path / "rows.npy", values)
+    column = NpyColumn(tmp_path / "rows.npy")
+    for start, count in ((0, 1), (11, 1), (3, 4), (12, 0)):
+        assert column.raw(start, count) == values[start : start + count].tobytes()
+        assert column.values(start, count) == values[start : start + count].tolist()
+    dates = np.array([-1, 19_000, 7], dtype=np.int32)
+    np.save(tmp_path / "dates.npy", dates)
+    assert NpyColumn(tmp_path / "dates.npy").values(1, 2) == [19_000, 7]
+    for start, count in ((12, 1), (11, 2), (-1, 1)):
+        with pytest.raises(IndexError, match="out of range"):
+            column.raw(start, count)
+    with open(tmp_path / "rows.npy", "r+b") as handle:  # cut short under the open column
+        handle.truncate(column.offset + 5 * column.row_bytes)
+    with pytest.raises(OSError, match="ended early"):
+        column.raw(4, 2)
+
+
 def _rss_file_kb() -> int:
     """This process's resident pages of mapped files (kB), from /proc/self/status."""
     lines = Path("/proc/self/status").read_text().splitlines()
