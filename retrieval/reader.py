@@ -482,7 +482,8 @@ def sentence_rows(
     With `gaps=False` the gap features are left unset, for `gap_table` to fill in.
     """
     rows = []
-    asks, kinds, numbers = question.asks, ASK_KINDS, question.numbers
+    asks, numbers = question.asks, question.numbers
+    fits = _FITS.get(asks, _FITS[None])  # the one-hot of what is asked, when a sentence holds it
     for place, i in enumerate(pool):
         cand, split = candidates[i], sentences[i]
         normal, covs = split.normal, split.covs
@@ -545,7 +546,7 @@ def sentence_rows(
                 by_length + 0.5 * split.grams[j] + fit_bonus,
                 title,
                 _proximity(sentence, held_words),
-                *(float(fit and asks == kind) for kind in kinds),
+                *(fits if fit else _FITS[None]),
                 float(asks is not None and not fit),
                 float(fit_bonus > 0.5),
                 float(0 < fit_bonus < 0.5),
@@ -564,6 +565,8 @@ def sentence_rows(
             rows.append(SentenceRow(i, start, end, features))
     return _with_gaps(rows) if gaps else rows
 
+
+_FITS = {kind: tuple(float(kind == other) for other in ASK_KINDS) for kind in (None, *ASK_KINDS)}
 
 # A sentence that opens on 他, 该 or 本 goes on about the subject without naming it again.
 _ANAPHOR = re.compile(r"[他她它牠其该本此这]")
