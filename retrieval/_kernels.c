@@ -1063,7 +1063,12 @@ static PyObject *span_runs(PyObject *module, PyObject *args) {
         length_error("matched must hold pairs, n_chars be >= 0 and long_segments >= segments");
         goto done;
     }
-    if (n_out < 4 * (count * (max_segments + 1) + n_matched / 2)) {
+    /* Runs never pass the last segment: limits beyond the count change nothing (and their
+     * sums below cannot overflow). At most that many runs from each segment, and one longer. */
+    if (max_segments > count) max_segments = count > 0 ? count : 1;
+    if (long_segments > count + max_segments) long_segments = count + max_segments;
+    Py_ssize_t per_segment = max_segments + 1;
+    if (n_out / 4 < count * per_segment + n_matched / 2) {
         length_error("out must hold 4 * (segments * (segments + 1) + matched pairs) values");
         goto done;
     }
@@ -1071,7 +1076,7 @@ static PyObject *span_runs(PyObject *module, PyObject *args) {
     next_stop = malloc(((size_t)count + 1) * sizeof(int64_t));
     /* one flag per (start, end) with start < end <= n_chars: which spans are found already */
     size_t side = (size_t)n_chars + 1;
-    seen = calloc(side * side, 1);
+    seen = calloc(side, side); /* calloc checks side * side for overflow */
     if (bounds == NULL || next_stop == NULL || seen == NULL) {
         PyErr_NoMemory();
         goto done;

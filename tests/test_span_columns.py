@@ -180,6 +180,10 @@ def test_runs_stop_at_the_clause_and_matched_spans_come_once() -> None:
     found = given["out"][:rows].tolist()  # type: ignore[index]
     # only the first segment before the stop; (0, 1) matched again is left out
     assert found == [[0, 1, 0, 0], [0, 3, -1, -1]]
+    # limits past the segments' count change nothing (and overflow nothing)
+    huge = run_arguments() | {"segments": 2**63 - 1, "long_segments": 2**63 - 1}
+    rows = kernels.span_runs(**huge)  # type: ignore[arg-type]
+    assert huge["out"][:rows].tolist() == found  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
