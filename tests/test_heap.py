@@ -14,7 +14,7 @@ GLIBC = platform.libc_ver()[0] == "glibc"
 
 # In a fresh interpreter, so that the heap's layout is known: 64 MB of small blocks (below
 # glibc's mmap threshold, so on the heap) freed under one kept block, which stops free() from
-# shrinking the heap's top; prints the resident set (bytes) before and after the release.
+# shrinking the heap's top.
 FREED_UNDER_A_KEPT_BLOCK = """
 import os
 from pathlib import Path
@@ -25,17 +25,23 @@ def resident():
 blocks = [bytearray(60_000) for _ in range(1100)]
 kept = bytearray(60_000)
 del blocks
+"""
+# Then the resident set (bytes) before and after the release.
+FREED_THEN_RELEASED = (
+    FREED_UNDER_A_KEPT_BLOCK
+    + """
 before = resident()
 heap.release_free_memory()
 print(before, resident(), len(kept))
 """
+)
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
 def test_freed_heap_memory_leaves_the_resident_set() -> None:
     """Memory freed below a block still in use stays resident until it is released; the
     release gives it back to the system."""
-    run = [sys.executable, "-c", FREED_UNDER_A_KEPT_BLOCK]
+    run = [sys.executable, "-c", FREED_THEN_RELEASED]
     before, after, _ = map(int, subprocess.check_output(run, text=True).split())
     assert before - after > 32_000_000
 
@@ -49,23 +55,17 @@ def test_glibc_trim_is_found_and_harmless_with_nothing_free() -> None:
     heap.release_free_memory()
 
 
-# The same, released by questions: the resident set after each of `TRIM_EVERY` questions.
-FREED_THEN_QUESTIONS = """
-import os
-from pathlib import Path
-from retrieval import heap
-def resident():
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
-blocks = [bytearray(60_000) for _ in range(1100)]
-kept = bytearray(60_000)
-del blocks
+# Or released by questions: the resident set after each of `TRIM_EVERY` questions.
+FREED_THEN_QUESTIONS = (
+    FREED_UNDER_A_KEPT_BLOCK
+    + """
 sizes = [resident()]
 for _ in range(heap.TRIM_EVERY):
     heap.after_question()
     sizes.append(resident())
 print(*sizes, len(kept))
 """
+)
 
 
 @pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
