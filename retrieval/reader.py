@@ -337,32 +337,15 @@ def coverage(text: str, question: QuestionView) -> float:
     return sum(compress(question.weights, map(text.__contains__, question.words)))
 
 
-def gram_share(text: str, question: QuestionView) -> float:
-    """Share of the question's character bigrams that occur in a (folded) text."""
-    if not question.grams:
-        return 0.0
-    return sum(map(text.__contains__, question.grams)) / len(question.grams)
-
-
-def proximity(text: str, question: QuestionView) -> float:
-    """How tightly the question's words sit together: their length over the span they cover."""
-    return _proximity(text, question.words)
-
-
-def _proximity(text: str, words: Iterable[str]) -> float:
-    """`proximity` of the given words (those of the question that the text holds)."""
+def proximity(text: str, words: Iterable[str]) -> float:
+    """How tightly the question's words (or those of them a passage holds) sit together in a
+    text: their length over the span they cover."""
     found = [(at, len(word)) for word in words if (at := text.find(word)) >= 0]
     if len(found) < 2:
         return 0.0
     start = min(pos for pos, _ in found)
     end = max(pos + size for pos, size in found)
     return min(1.0, sum(size for _, size in found) / max(end - start, 1))
-
-
-def question_cover(text: str, question: QuestionView) -> float:
-    """Share of the question's words in a text, each counted by its length (the hand-set way)."""
-    total = sum(len(w) for w in question.words) or 1
-    return sum(len(w) for w in question.words if w in text) / total
 
 
 def wanted_fit(text: str, want: Wanted | None) -> float:
@@ -523,7 +506,7 @@ def sentence_rows(
             if numbers:
                 found = set(_DIGITS.findall(_normalized(sentence)))
                 q_found = sum(n in found for n in numbers)
-            by_length = lengths[j] / length_total  # question_cover
+            by_length = lengths[j] / length_total  # its words, each by its length
             rest_cov = rest_covs[j] / rest_total
             rest_window = rest_windows[j] / rest_total
             fit_bonus = wanted_fit(sentence, question.wanted)
@@ -545,7 +528,7 @@ def sentence_rows(
                 0.0,
                 by_length + 0.5 * split.grams[j] + fit_bonus,
                 title,
-                _proximity(sentence, held_words),
+                proximity(sentence, held_words),
                 *(fits if fit else _FITS[None]),
                 float(asks is not None and not fit),
                 float(fit_bonus > 0.5),
@@ -734,9 +717,6 @@ def span_candidates(
         MAX_SPAN_CHARS, LONG_SPAN_SEGMENTS, LONG_SPAN_CHARS, out,
     )  # fmt: skip
     return out[:rows]
-
-
-_MATCHED = (-1, -1)  # the segments of a span a pattern matched: none
 
 
 def _flags(text: str, pattern: re.Pattern[str]) -> np.ndarray:

@@ -22,7 +22,6 @@ from retrieval.reader import (
     _JOINS,
     _LEFT,
     _LENGTH_BINS,
-    _MATCHED,
     _NO_SPANS,
     _NR,
     _NS,
@@ -279,6 +278,9 @@ def _write_segments(
     classes = around >> _CLASS_SHIFT  # 4 × spans, tag class + 1
     rows, place = np.nonzero(classes.T)
     table[rows, _TAGS_AT + place * len(_TAG_CLASSES) + classes.T[rows, place] - 1] = 1.0
+
+
+_MATCHED = (-1, -1)  # the segments of a span a pattern matched: none
 
 
 def span_candidates(

@@ -98,14 +98,46 @@ def test_sentence_with_the_year_fits_a_year_question() -> None:
     assert len(rows[0].features) == len(names)
 
 
+def gram_share(text: str, question: rd.QuestionView) -> float:
+    """Share of the question's character bigrams that occur in a (folded) text."""
+    if not question.grams:
+        return 0.0
+    return sum(map(text.__contains__, question.grams)) / len(question.grams)
+
+
 def test_sentence_covers_are_the_covers_of_each_sentence() -> None:
     # Sentences.of looks only for what the whole passage holds; the values are the same.
     for question in ("广三铁路在哪年建成？", "广茂铁路全长多少公里？", "额亦都有几位妻子？"):
         asked = view(question)
         split = rd.Sentences.of(PASSAGE, asked)
         assert split.covs == tuple(rd.coverage(t, asked) for t in split.normal)
-        assert split.grams == tuple(rd.gram_share(t, asked) for t in split.normal)
+        assert split.grams == tuple(gram_share(t, asked) for t in split.normal)
         assert max(split.covs) > 0
+
+
+def test_sentence_rows_covers_are_their_python_statements() -> None:
+    """A sentence's and its window's covers, summed from what the passage holds (in C), are
+    the plain Python statements over all of the question's words and bigrams."""
+    title = "广茂铁路"  # the words beyond the title: 全长 and 公里, not 广茂铁路
+    for question in ("广茂铁路全长多少公里？", "广三铁路在哪年建成？", "额亦都有几位妻子？"):
+        asked = view(question)
+        cand = candidate(PASSAGE, title=title)
+        split = rd.Sentences.of(PASSAGE, asked)
+        rows = rd.sentence_rows(asked, [cand], [split], [0], np.zeros(1), TOKENIZER)
+        names = rd.names(rd.SENTENCE_GROUPS)
+        rest = [(w, q) for w, q in zip(asked.words, asked.weights, strict=True) if w not in title]
+        rest_total = sum(q for _, q in rest) or 1.0
+        lengths = sum(len(w) for w in asked.words) or 1
+        for j, row in enumerate(rows):
+            got = dict(zip(names, row.features, strict=True))
+            sentence = split.normal[j]
+            window = "".join(split.normal[max(j - 1, 0) : j + 2])
+            assert got["cov_window"] == rd.coverage(window, asked)
+            assert got["grams_window"] == gram_share(window, asked)
+            assert got["by_length"] == sum(len(w) for w in asked.words if w in sentence) / lengths
+            assert got["rest"] == sum(q for w, q in rest if w in sentence) / rest_total
+            assert got["rest_window"] == sum(q for w, q in rest if w in window) / rest_total
+            assert got["proximity"] == rd.proximity(sentence, asked.words)
 
 
 def test_characters_beyond_the_title_find_the_sentence_the_words_miss() -> None:
