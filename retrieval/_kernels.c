@@ -556,7 +556,7 @@ static double final_floor(const Query *q, Scratch *s, int64_t t, double theta) {
  * theta, so only the passages that can still reach it are looked up in their postings. After
  * each term theta is worked out again over those passages (their scores only grow) and raised
  * to the final scores of the k best of them, and the ones that can no longer reach it leave,
- * so each weaker term is looked up for fewer. */
+ * so each later term is looked up for fewer. */
 static int64_t finish(const Query *q, Scratch *s, int64_t count, int64_t t, double theta) {
     if (count > FLOOR_FROM * s->k) theta = final_floor(q, s, t, theta);
     theta = shared_theta(s, theta);

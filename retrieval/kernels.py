@@ -1,8 +1,9 @@
 """Compiled inner loops of "BM25 index → ranked passages": numpy arrays in, the top k out.
 
 `top_k` scores a query's postings term by term (document-at-a-time would need iterators this
-layout does not have) with MaxScore pruning: terms are taken from the highest possible weight
-down, and as soon as the terms left could not lift a passage that has not been seen yet above
+layout does not have) with MaxScore pruning: terms are taken in the order the postings come in
+(`index.scan_order`: fewest postings for their highest weight first), and as soon as the terms
+left could not lift a passage that has not been seen yet above
 the current k-th best score, the remaining terms' postings are only looked up (binary search)
 for the passages already seen that can still reach it (the bar first raised to the final
 scores of the k best so far, their remaining weights looked up); after each such term the k-th
@@ -113,8 +114,8 @@ def top_k_blocks(
 
     `blocks` = (first block of each query term, highest frequency and shortest passage of
     every block of `block` postings, b, average length, whether the bounds hold): each block's
-    bound is worked out at query time from raw counts. While the strong terms are added up, a
-    block whose bound plus every weaker term's highest weight is below the current k-th best
+    bound is worked out at query time from raw counts. While the first terms are added up, a
+    block whose bound plus every later term's highest weight is below the current k-th best
     can bring in no new passage: only passages seen already take its weights (in term order,
     so scores stay bit-identical to `top_k`'s). The rest, `passages` and `board` are
     `top_k`'s.

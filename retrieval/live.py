@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from retrieval.fieldbuild import okapi_idf
-from retrieval.index import BM25Params, Field, FieldArrays, NpyColumn, Postings
+from retrieval.index import BM25Params, Field, FieldArrays, NpyColumn, Postings, scan_order
 
 READ_CHUNK = 1 << 24  # postings read at a time when counting a segment's deleted ones
 # A segment with at most this many postings (20 MB) is read into memory when opened: a query
@@ -104,7 +104,8 @@ class LiveField(Field):
             tfs_of.append(tfs)
             idf_of.append(idf)
             upper_of.append(idf * best if idf > 0 else 0.0)
-        order = sorted(range(len(docs_of)), key=lambda t: -upper_of[t])
+        lengths = np.asarray([len(d) for d in docs_of], dtype=np.int64)
+        order = scan_order(lengths, np.asarray(upper_of, dtype=np.float64)).tolist()
         bounds = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum([len(docs_of[t]) for t in order], out=bounds[1:])
         docs, tfs = self._postings_room(int(bounds[-1]))

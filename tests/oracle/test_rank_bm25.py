@@ -12,7 +12,7 @@ from rank_bm25 import BM25Okapi
 import retrieval.index
 import retrieval.live
 from retrieval.fieldbuild import build_field
-from retrieval.index import BM25Params, Field, Postings
+from retrieval.index import BM25Params, Field, Postings, scan_order
 from retrieval.live import LiveField
 from retrieval.search import Searcher
 
@@ -117,6 +117,42 @@ def test_seed_index_words_field_equals_rank_bm25(seed_searcher: Searcher) -> Non
         expected_top = np.lexsort((np.arange(len(expected)), -expected))[: len(ids)]
         assert list(ids) == list(expected_top)
         np.testing.assert_allclose(scores, expected[expected_top], atol=1e-6)
+
+
+def test_maxscore_scans_the_terms_with_most_postings_for_their_weight_last() -> None:
+    # "common" is in 80 of 100 passages: rank-bm25 floors its idf at epsilon times the mean
+    # idf, above the idf of "rare" (30 passages), yet it has more postings for its weight.
+    corpus = [
+        [f"own{i}"]
+        + (["common"] if i % 5 else [])
+        + (["rare"] if i % 10 < 3 else [])
+        + (["rarest"] if i in (7, 50) else [])
+        for i in range(100)
+    ]
+    oracle, field = BM25Okapi(corpus), _field(corpus)
+    assert oracle.idf["common"] > oracle.idf["rare"]
+    for query in (["common", "rare", "rarest"], ["rare", "common"], ["common", "rarest", "rare"]):
+        postings = field.gather(query)
+        assert field.words is not None
+        order = [field.words[int(t)] for t in postings.terms]
+        assert order == [w for w in ("rarest", "rare", "common") if w in query]
+        assert postings.upper[order.index("common")] > postings.upper[order.index("rare")]
+        ids, scores = field.top(postings, 5)
+        expected = oracle.get_scores(query)
+        assert list(ids) == _oracle_top(expected, 5).tolist()
+        np.testing.assert_allclose(scores, expected[ids], atol=1e-6)
+    live, _ = _live_halves(corpus)  # a field of segments orders a query's terms alike
+    postings = live.gather(["common", "rare", "rarest"])
+    assert (postings.ends - postings.starts).tolist() == [2, 30, 80]
+
+
+def test_scan_order_puts_fewest_postings_for_the_weight_first() -> None:
+    lengths = np.array([80, 30, 2, 30, 5, 9])
+    upper = np.array([1.0, 0.8, 3.0, 1.6, 0.0, 3.0])
+    # costs 80, 37.5, 0.67, 18.75, (no weight: last), 3; equal costs: the stronger first
+    assert scan_order(lengths, upper).tolist() == [2, 5, 3, 1, 0, 4]
+    assert scan_order(np.array([4, 2]), np.array([2.0, 1.0])).tolist() == [0, 1]
+    assert scan_order(np.zeros(0, dtype=np.int64), np.zeros(0)).tolist() == []
 
 
 def _corpus_with_repeats(rng: random.Random, n_docs: int, vocab: int) -> list[list[str]]:
