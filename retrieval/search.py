@@ -282,43 +282,38 @@ def _field_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
 
 
 def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_FieldTop]:
-    """`_field_tops` on both cores: this thread gathers the first field's postings and ranks
-    the lower half of the passages in every field, its helper gathers the other fields' and
-    ranks the upper half; each field's top is the best of its halves' tops. The two calls
-    ranking a field's halves share a board (`kernels.top_k`): each cuts with the k-th best of
-    both halves' best so far, nearer the k-th best of all than its own half's.
+    """`_field_tops` on both cores: this thread gathers every field's postings, then ranks the
+    lower half of the passages in every field while its helper ranks the upper half; each
+    field's top is the best of its halves' tops. The two calls ranking a field's halves share a
+    board (`kernels.top_k`): each cuts with the k-th best of both halves' best so far, nearer
+    the k-th best of all than its own half's.
 
     Exact, and the same bits: a passage's score is summed in term order whichever half holds
     it, and a passage among the best of all is among the best of its half. Splitting the
     passages rather than the fields keeps both cores busy when one field holds most of a
     question's postings (the slowest questions), and each core's scratch touches half as much
-    memory. The kernels hold no GIL. Each searching thread has a helper of its own: a field of
-    segments copies postings into buffers kept per thread (`live.LiveField.gather`), and the
-    helper gathers the next question's only once this thread has merged this question's tops.
+    memory. The kernels hold no GIL, but gathering is Python: had the helper gathered a field
+    meanwhile, it would have waited for this thread to let go of the GIL and started ranking
+    about 0.2 ms after it (both fields' tops at 1M, p50 0.96x gathered here, RESULTS.md "Issue
+    15, eleventh pass"). Each searching thread has a helper of its own.
     """
     pool: ThreadPoolExecutor | None = getattr(_HELPER, "pool", None)
     if pool is None:
         pool = _HELPER.pool = ThreadPoolExecutor(1, thread_name_prefix="field")
     fields = [field for field, _ in scored]
-    read = [pool.submit(field.gather, tokens) for field, tokens in scored[1:]]
-    first = fields[0].gather(scored[0][1])
-
-    def postings(i: int) -> Postings:
-        return first if i == 0 else read[i - 1].result()
-
+    postings = [field.gather(tokens) for field, tokens in scored]
     boards = [new_board(depth) for _ in fields]
 
     def upper(i: int) -> tuple[np.ndarray, np.ndarray]:
         size = fields[i].size
-        return fields[i].top(postings(i), depth, (size // 2, size), (boards[i], 1))
+        return fields[i].top(postings[i], depth, (size // 2, size), (boards[i], 1))
 
-    # The helper runs its jobs in order: its gathers are done before it ranks.
     uppers = [pool.submit(upper, i) for i in range(len(fields))]
     lowers = [
-        f.top(postings(i), depth, (0, f.size // 2), (boards[i], 0)) for i, f in enumerate(fields)
+        f.top(postings[i], depth, (0, f.size // 2), (boards[i], 0)) for i, f in enumerate(fields)
     ]
     return [
-        (field, postings(i), *_best_of(lowers[i], uppers[i].result(), depth))
+        (field, postings[i], *_best_of(lowers[i], uppers[i].result(), depth))
         for i, field in enumerate(fields)
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import retrieval.index
 import retrieval.live
 from retrieval.fieldbuild import build_field
 from retrieval.index import BM25Params, Field, Postings, scan_order
+from retrieval.kernels import Board
 from retrieval.live import LiveField
 from retrieval.search import Searcher
 
@@ -470,26 +472,41 @@ def test_a_large_index_is_ranked_on_both_cores_as_on_one(
     assert all(results[n] == whole[0] for n in range(4))
 
 
-@pytest.mark.parametrize("failing", ["words", "bigrams"])
+@pytest.mark.parametrize(
+    ("failing", "where"), [("words", "gather"), ("bigrams", "gather"), ("bigrams", "top")]
+)
 def test_a_read_failing_in_either_thread_fails_that_question_only(
-    seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch, failing: str
+    seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch, failing: str, where: str
 ) -> None:
-    """A field's postings that cannot be read (a damaged file: OSError) in the searching thread
-    or in its helper fail that question with the error, and the next question is ranked as
-    before: no thread is left waiting or working on the failed question's buffers."""
+    """A field's postings that cannot be read (a damaged file: OSError) while the searching
+    thread gathers them, or while its helper ranks the upper half of the passages, fail that
+    question with the error, and the next question is ranked as before: no thread is left
+    waiting or working on the failed question's buffers."""
     import retrieval.search
 
     monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
     question = "溧阳暑托班有多少家"
     before = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
     field = seed_searcher.index.fields[failing]
+    ranked_in: list[str] = []
+    top = field.top
 
-    def damaged(tokens: object) -> Postings:
+    def damaged(*args: object, **kwargs: object) -> NoReturn:
         raise OSError("index file ended early: read 0 of 4 bytes")
 
-    monkeypatch.setattr(field, "gather", damaged)
+    def damaged_upper_half(
+        postings: Postings, k: int, passages: tuple[int, int], board: Board
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ranked_in.append(threading.current_thread().name)
+        if passages[0] > 0:
+            damaged()
+        return top(postings, k, passages, board)
+
+    monkeypatch.setattr(field, where, damaged if where == "gather" else damaged_upper_half)
     with pytest.raises(OSError, match="ended early"):
         seed_searcher.search(question)
+    if where == "top":  # the upper half on the helper, the lower one here
+        assert sorted(name.startswith("field") for name in ranked_in) == [False, True]
     monkeypatch.undo()
     monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
     after = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
