@@ -309,9 +309,15 @@ def _split_tops(scored: Sequence[tuple[Field, Tokens]], depth: int) -> list[_Fie
         return fields[i].top(postings[i], depth, (size // 2, size), (boards[i], 1))
 
     uppers = [pool.submit(upper, i) for i in range(len(fields))]
-    lowers = [
-        f.top(postings[i], depth, (0, f.size // 2), (boards[i], 0)) for i, f in enumerate(fields)
-    ]
+    try:
+        lowers = [
+            f.top(postings[i], depth, (0, f.size // 2), (boards[i], 0))
+            for i, f in enumerate(fields)
+        ]
+    except BaseException:
+        for job in uppers:  # the helper reads this thread's postings: let it finish first
+            job.exception()
+        raise
     return [
         (field, postings[i], *_best_of(lowers[i], uppers[i].result(), depth))
         for i, field in enumerate(fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import NoReturn
 
 import numpy as np
@@ -473,15 +474,17 @@ def test_a_large_index_is_ranked_on_both_cores_as_on_one(
 
 
 @pytest.mark.parametrize(
-    ("failing", "where"), [("words", "gather"), ("bigrams", "gather"), ("bigrams", "top")]
+    ("failing", "where"),
+    [("words", "gather"), ("bigrams", "gather"), ("bigrams", "upper"), ("words", "lower")],
 )
 def test_a_read_failing_in_either_thread_fails_that_question_only(
     seed_searcher: Searcher, monkeypatch: pytest.MonkeyPatch, failing: str, where: str
 ) -> None:
     """A field's postings that cannot be read (a damaged file: OSError) while the searching
-    thread gathers them, or while its helper ranks the upper half of the passages, fail that
-    question with the error, and the next question is ranked as before: no thread is left
-    waiting or working on the failed question's buffers."""
+    thread gathers them or ranks the lower half of the passages, or while its helper ranks the
+    upper half, fail that question with the error, and the next question is ranked as before:
+    no thread is left waiting or working on the failed question's buffers (the helper reads
+    the searching thread's postings, so the error waits for its ranking to end)."""
     import retrieval.search
 
     monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
@@ -489,24 +492,33 @@ def test_a_read_failing_in_either_thread_fails_that_question_only(
     before = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
     field = seed_searcher.index.fields[failing]
     ranked_in: list[str] = []
+    helper_done = threading.Event()
     top = field.top
 
     def damaged(*args: object, **kwargs: object) -> NoReturn:
         raise OSError("index file ended early: read 0 of 4 bytes")
 
-    def damaged_upper_half(
+    def damaged_half(
         postings: Postings, k: int, passages: tuple[int, int], board: Board
     ) -> tuple[np.ndarray, np.ndarray]:
+        upper = passages[0] > 0
         ranked_in.append(threading.current_thread().name)
-        if passages[0] > 0:
+        if upper == (where == "upper"):
             damaged()
+        if upper:  # still ranking when the searching thread's half fails
+            time.sleep(0.2)
+            helper_done.set()
         return top(postings, k, passages, board)
 
-    monkeypatch.setattr(field, where, damaged if where == "gather" else damaged_upper_half)
+    monkeypatch.setattr(field, "gather" if where == "gather" else "top", damaged)
+    if where != "gather":
+        monkeypatch.setattr(field, "top", damaged_half)
     with pytest.raises(OSError, match="ended early"):
         seed_searcher.search(question)
-    if where == "top":  # the upper half on the helper, the lower one here
+    if where != "gather":  # the upper half on the helper, the lower one here
         assert sorted(name.startswith("field") for name in ranked_in) == [False, True]
+    if where == "lower":
+        assert helper_done.is_set()
     monkeypatch.undo()
     monkeypatch.setattr(retrieval.search, "SPLIT_FROM", 0)
     after = [(hit.passage.passage_id, hit.score) for hit in seed_searcher.search(question)]
