@@ -1085,8 +1085,30 @@ def _span_text_parts(
     """Spans × (number kinds, title, unit, the question at their edges, a question word in).
 
     Most spans hold no number and no 《: for them all of it comes from offsets; only the others
-    are read one by one.
+    are read one by one (`_span_text_columns`).
     """
+    table, skips = _span_text_columns(question, chars, starts, ends)
+    # Spans share edges: each edge is worked out once, then looked up. The question goes on
+    # past an edge only when the character beside it is one of the question's.
+    bare = _PUNCT.sub("", chars.normal)
+    kept = _running(~chars.punct[1:-1])  # characters before i that are not punctuation
+    # by offset: left edges, right edges (`_left_edge`, `_right_edge` in C)
+    sides = kernels.edge_sides(bare, kept, question.left, question.right, question.bare)
+    table[:, _LEFT : _LEFT + 2] = sides[0, starts]
+    table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
+    for k in np.flatnonzero(skips).tolist():
+        after = bare[int(kept[int(ends[k])]) :]
+        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, after, skips[k])
+    return table
+
+
+def _span_text_columns(
+    question: QuestionView, chars: _Chars, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_span_text_parts`' table with what a span's own text says filled in (number kinds,
+    title, unit, a question word in; the edges' columns left 0), and for each span how many
+    characters of the question's measure word its own unit takes (0: none), which the
+    question at its right edge is read past (`_right_edge`)."""
     normal = chars.normal
     table = np.zeros((len(starts), _LEFT + 5))
     numeral = _running(_flags(normal, _NUMERAL))
@@ -1094,9 +1116,8 @@ def _span_text_parts(
     table[:, _LEFT + 4] = _holds_word(question.words, normal, starts, ends)
     skips = np.zeros(len(starts), dtype=np.int64)
     picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
-    starts_at, ends_at = starts.tolist(), ends.tolist()
     if picked:
-        numbered = has_number.tolist()
+        starts_at, ends_at, numbered = starts.tolist(), ends.tolist(), has_number.tolist()
         parts = [
             _span_text_part(question, normal[starts_at[k] : ends_at[k]], numbered[k])
             for k in picked
@@ -1104,18 +1125,7 @@ def _span_text_parts(
         table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
         table[picked, _LEFT + 4] = [row[_LEFT] for row, _ in parts]
         skips[picked] = [skip for _, skip in parts]
-    # Spans share edges: each edge is worked out once, then looked up. The question goes on
-    # past an edge only when the character beside it is one of the question's.
-    bare = _PUNCT.sub("", normal)
-    kept = _running(~chars.punct[1:-1])  # characters before i that are not punctuation
-    # by offset: left edges, right edges (`_left_edge`, `_right_edge` in C)
-    sides = kernels.edge_sides(bare, kept, question.left, question.right, question.bare)
-    table[:, _LEFT : _LEFT + 2] = sides[0, starts]
-    table[:, _LEFT + 2 : _LEFT + 4] = sides[1, ends]
-    for k in np.flatnonzero(skips).tolist():
-        after = bare[int(kept[ends_at[k]]) :]
-        table[k, _LEFT + 2 : _LEFT + 4] = _right_edge(question, after, skips[k])
-    return table
+    return table, skips
 
 
 def _holds_word(

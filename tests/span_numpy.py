@@ -26,8 +26,6 @@ from retrieval.reader import (
     _NR,
     _NS,
     _NT,
-    _NUMERAL,
-    _OPENING_TITLE,
     _PUNCT,
     _SEGMENT_FLAG_COLUMNS,
     _SPAN_COLUMNS,
@@ -45,11 +43,10 @@ from retrieval.reader import (
     _Chars,
     _flags,
     _grams,
-    _holds_word,
     _left_edge,
     _right_edge,
     _running,
-    _span_text_part,
+    _span_text_columns,
     _starts,
     _tag_flags,
     _tails,
@@ -347,22 +344,8 @@ def _span_text_parts(
     """`reader._span_text_parts` as it was before the question at the spans' edges moved into
     C (`kernels.edge_sides`): the edges worked out in Python, offset by offset."""
     normal = chars.normal
-    table = np.zeros((len(starts), _LEFT + 5))
-    numeral = _running(_flags(normal, _NUMERAL))
-    has_number = numeral[ends] > numeral[starts]
-    table[:, _LEFT + 4] = _holds_word(question.words, normal, starts, ends)
-    skips = np.zeros(len(starts), dtype=np.int64)
-    picked = np.flatnonzero(has_number | (chars.codes[starts] == _OPENING_TITLE)).tolist()
+    table, skips = _span_text_columns(question, chars, starts, ends)
     starts_at, ends_at = starts.tolist(), ends.tolist()
-    if picked:
-        numbered = has_number.tolist()
-        parts = [
-            _span_text_part(question, normal[starts_at[k] : ends_at[k]], numbered[k])
-            for k in picked
-        ]
-        table[picked, :_LEFT] = [row[:_LEFT] for row, _ in parts]
-        table[picked, _LEFT + 4] = [row[_LEFT] for row, _ in parts]
-        skips[picked] = [skip for _, skip in parts]
     # Spans share edges: each edge is worked out once, then looked up. The question goes on
     # past an edge only when the character beside it is one of the question's.
     bare, asked = _PUNCT.sub("", normal), question.bare
